@@ -1,0 +1,77 @@
+"""Token endpoint (SPEC §2), `GET P/me` (SPEC §1) and the user/role setup API (SPEC §3)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import select
+
+from roster import codes
+from roster.auth import schemas, service
+from roster.auth.models import User
+from roster.auth.tokens import TokenService
+from roster.deps import AdminUser, CurrentUser, SessionDep, get_tokens
+from roster.errors import DomainError
+
+router = APIRouter(tags=["auth"])
+admin = APIRouter(prefix="/pages/auth/api/admin/users", tags=["setup"])
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "").lower()
+
+
+@router.post("/user-service/api/oauth/token", responses={200: {"content": {"text/plain": {}}}})
+def issue_token(
+    body: schemas.TokenRequest,
+    request: Request,
+    session: SessionDep,
+    tokens: Annotated[TokenService, Depends(get_tokens)],
+) -> Response:
+    if not tokens.can_issue:
+        raise DomainError(codes.NOT_FOUND, 404, detail="Tokens are issued by the configured identity provider, not by Roster.")
+    user = service.authenticate(session, body.username, body.password)
+    if user is None:
+        raise DomainError(codes.INVALID_CREDENTIALS, 401, headers={"WWW-Authenticate": "Bearer"})
+    token, ttl = tokens.issue(user.username)
+    if wants_json(request):
+        return JSONResponse(schemas.TokenOut(access_token=token, expires_in=ttl).model_dump())
+    return PlainTextResponse(token)
+
+
+@router.get("/pages/auth/api/me", response_model=schemas.MeOut)
+def me(user: CurrentUser, session: SessionDep) -> schemas.MeOut:
+    return service.me(session, user)
+
+
+@admin.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.UserOut)
+def create_user(body: schemas.UserCreate, session: SessionDep, _admin: AdminUser) -> User:
+    return service.create_user(session, body)
+
+
+@admin.get("", response_model=list[schemas.UserOut])
+def list_users(session: SessionDep, _admin: AdminUser) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.id)))
+
+
+@admin.patch("/{username}", response_model=schemas.UserOut)
+def update_user(username: str, body: schemas.UserUpdate, session: SessionDep, _admin: AdminUser) -> User:
+    return service.update_user(session, service.get_user(session, username), body)
+
+
+@admin.post("/{username}/roles", status_code=status.HTTP_201_CREATED, response_model=schemas.RoleOut)
+def assign_role(username: str, body: schemas.RoleCreate, session: SessionDep, _admin: AdminUser) -> schemas.RoleOut:
+    return service.role_out(service.assign_role(session, service.get_user(session, username), body))
+
+
+@admin.get("/{username}/roles", response_model=list[schemas.RoleOut])
+def list_roles(username: str, session: SessionDep, _admin: AdminUser) -> list[schemas.RoleOut]:
+    return [service.role_out(ra) for ra in service.get_user(session, username).roles]
+
+
+@admin.delete("/{username}/roles/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_role(username: str, role_id: int, session: SessionDep, _admin: AdminUser) -> Response:
+    service.remove_role(session, service.get_user(session, username), role_id)
+    return Response(status_code=204)

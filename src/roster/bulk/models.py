@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from roster.db import Base, UTCDateTime, utcnow
+
+JOB_TYPE_BULK_ADD = "BULK_ADD_PARTICIPANTS"
+IN_QUEUE = "IN_QUEUE"
+IN_PROGRESS = "IN_PROGRESS"
+COMPLETED = "COMPLETED"
+FAILED = "FAILED"
+CANCELLED = "CANCELLED"
+FINISHED = (COMPLETED, FAILED, CANCELLED)
+
+
+class Job(Base):
+    """A bulk job; the row is also the queue entry that workers claim (SPEC §9)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "id"),
+        Index("ix_jobs_study_created", "study_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(40), default=JOB_TYPE_BULK_ADD)
+    status: Mapped[str] = mapped_column(String(20), default=IN_QUEUE)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"), index=True)
+    register: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_file_name: Mapped[str] = mapped_column(String(255))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    date_created: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    date_started: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    date_completed: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Counts; `processed` is also the checkpoint: data rows whose batch has committed.
+    rows_total: Mapped[int | None] = mapped_column(Integer)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    created: Mapped[int] = mapped_column(Integer, default=0)
+    updated: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(String(80))
+    # Queue state
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(80))
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Stored upload
+    upload_size: Mapped[int] = mapped_column(Integer, default=0)
+    upload_sha256: Mapped[str | None] = mapped_column(String(64))
+
+
+class UploadChunk(Base):
+    """The upload, stored in the database in order so any worker on any machine can stream it."""
+
+    __tablename__ = "upload_chunks"
+    __table_args__ = (UniqueConstraint("job_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogEntry(Base):
+    """One per data row of the upload: the bulk-actions log."""
+
+    __tablename__ = "job_log_entries"
+    __table_args__ = (
+        UniqueConstraint("job_id", "row"),
+        Index("ix_job_log_entries_job_outcome", "job_id", "outcome"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    row: Mapped[int] = mapped_column(Integer)
+    line: Mapped[int] = mapped_column(Integer)
+    participant_id: Mapped[str | None] = mapped_column(String(255))
+    participant_oid: Mapped[str | None] = mapped_column(String(80))
+    outcome: Mapped[str] = mapped_column(String(12))
+    participate_status: Mapped[str | None] = mapped_column(String(20))
+    # [{"code", "column", "message"}, ...]
+    errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The row's own cells, for failedRows (kept for failed rows only).
+    cells: Mapped[list[str] | None] = mapped_column(JSON)

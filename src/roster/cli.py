@@ -1,0 +1,138 @@
+"""The `roster` command (SPEC §3)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from roster.config import ConfigError, Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        print(f"roster: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _database(settings: Settings, migrate: bool = True):
+    from roster.db import Database
+    from roster.migrate import upgrade
+
+    db = Database(settings.database_url)
+    if migrate:
+        try:
+            upgrade(db)
+        except Exception as exc:
+            print(f"roster: cannot reach or migrate the database: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            raise SystemExit(2) from None
+    return db
+
+
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from roster.app import create_app
+
+    settings = _settings()
+    _logging(settings)
+    db = _database(settings)
+    app = create_app(settings, db=db)
+    # Uvicorn's access log prints query strings, which may hold search terms: ours prints paths only.
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=settings.log_level.lower())
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from roster.bulk.worker import run_forever
+
+    settings = _settings()
+    _logging(settings)
+    run_forever(settings, _database(settings), concurrency=args.concurrency)
+
+
+def cmd_db_upgrade(_args: argparse.Namespace) -> None:
+    settings = _settings()
+    _database(settings)
+    print("roster: database is up to date")
+
+
+def cmd_create_user(args: argparse.Namespace) -> None:
+    from pydantic import ValidationError
+
+    from roster.auth import schemas, service
+    from roster.errors import DomainError
+
+    settings = _settings()
+    password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else os.environ.get("ROSTER_PASSWORD", "")
+    if not password:
+        print("roster: give the password with --password-stdin or ROSTER_PASSWORD", file=sys.stderr)
+        raise SystemExit(2)
+    db = _database(settings)
+    try:
+        with db.transaction() as session:
+            service.create_user(session, schemas.UserCreate(username=args.username, password=password, admin=args.admin))
+    except ValidationError as exc:
+        print(f"roster: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except DomainError as exc:
+        print(f"roster: {exc.code}: {exc.detail}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"roster: created user {args.username}{' (admin)' if args.admin else ''}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from roster import demo
+
+    settings = _settings()
+    result = demo.run(settings, _database(settings), args.base_url)
+    print(f"Demo study {demo.STUDY_OID} with sites {', '.join(o for o, _ in demo.SITES)}.")
+    print(f"Users (password '{demo.DEMO_PASSWORD}', for this demo only): {', '.join(u[0] for u in demo.DEMO_USERS)}")
+    print(f"\nA token for 'datamanager' (valid {settings.token_ttl_minutes} minutes):\n{result.token}\n")
+    print(f"Upload the sample file {result.csv_path} once `roster serve` runs:\n{result.curl}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roster", description="Roster participant registry")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="migrate the database if needed and start the API (and embedded workers)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run job workers only")
+    worker.add_argument("--concurrency", type=int, default=1)
+    worker.set_defaults(func=cmd_worker)
+
+    db = sub.add_parser("db", help="database commands")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+
+    admin = sub.add_parser("admin", help="administration")
+    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    cu = admin_sub.add_parser("create-user", help="create a user (password from --password-stdin or ROSTER_PASSWORD)")
+    cu.add_argument("username")
+    cu.add_argument("--admin", action="store_true")
+    cu.add_argument("--password-stdin", action="store_true")
+    cu.set_defaults(func=cmd_create_user)
+
+    demo = sub.add_parser("demo", help="create demo data and print a token and a curl command")
+    demo.add_argument("--base-url", default="http://127.0.0.1:8000")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""`roster demo`: an idempotent demo study, two sites, a user per role, a sample CSV, a token and a curl line."""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from sqlalchemy.orm import Session
+
+from roster.auth import schemas as auth_schemas
+from roster.auth import service as users
+from roster.auth.models import Role
+from roster.auth.tokens import TokenService
+from roster.config import Settings
+from roster.db import Database
+from roster.studies import schemas as study_schemas
+from roster.studies import service as studies
+
+STUDY_OID = "S_DEMO(TEST)"
+SITES = (("S_BOSTON(TEST)", "Boston Medical Center"), ("S_LONDON(TEST)", "London Royal Infirmary"))
+DEMO_PASSWORD = "roster-demo-password"
+# (username, role, site index or None for study level, admin)
+DEMO_USERS = (
+    ("admin", None, None, True),
+    ("datamanager", Role.DATA_MANAGER, None, False),
+    ("investigator", Role.INVESTIGATOR, None, False),
+    ("crc.boston", Role.CLINICAL_RESEARCH_COORDINATOR, 0, False),
+    ("crc.london", Role.CLINICAL_RESEARCH_COORDINATOR, 1, False),
+    ("monitor", Role.MONITOR, None, False),
+    ("viewer", Role.VIEWER, 0, False),
+)
+SAMPLE_CSV = (
+    "ParticipantID,firstName,lastName,emailAddress,mobileNumber,identifier\r\n"
+    "JUNO-005,Ada,Lovelace,ada@example.org,+44 2071234567,ID-5\r\n"
+    "JUNO-006,Alan,Turing,alan@example.org,+44 2079876543,ID-6\r\n"
+    "JUNO-007,Grace,Hopper,not-an-email,+1 617555,ID-7\r\n"
+)
+
+
+@dataclass
+class DemoResult:
+    token: str
+    csv_path: Path
+    curl: str
+
+
+def seed(session: Session) -> None:
+    study = studies.find_study(session, STUDY_OID) or studies.create_study(
+        session,
+        study_schemas.StudyCreate(oid=STUDY_OID, name="Demo Study (JUNO)", participate_active=True, enrollment_cap=1000),
+    )
+    sites = []
+    for oid, name in SITES:
+        site = next((s for s in study.sites if s.oid == oid), None)
+        sites.append(site or studies.create_site(session, study, study_schemas.SiteCreate(oid=oid, name=name)))
+    session.refresh(study)
+    for username, role, site_index, is_admin in DEMO_USERS:
+        user = users.find_user(session, username) or users.create_user(
+            session, auth_schemas.UserCreate(username=username, password=DEMO_PASSWORD, admin=is_admin)
+        )
+        if role is None or user.roles:
+            continue
+        site_oid = sites[site_index].oid if site_index is not None else None
+        users.assign_role(session, user, auth_schemas.RoleCreate(study_oid=STUDY_OID, site_oid=site_oid, role=role))
+
+
+def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
+    with db.transaction() as session:
+        seed(session)
+    token, _ = TokenService(settings).issue("datamanager")
+    csv_path = settings.data_dir / "demo-participants.csv"
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
+    url = f"{base_url}/pages/auth/api/clinicaldata/studies/{quote(STUDY_OID)}/sites/{quote(SITES[0][0])}/participants/bulk?register=y"
+    curl = " ".join(
+        ["curl", "-X", "POST", shlex.quote(url), "-H", shlex.quote(f"Authorization: Bearer {token}"),
+         "-F", shlex.quote(f"file=@{csv_path.resolve()}")]
+    )
+    return DemoResult(token=token, csv_path=csv_path, curl=curl)

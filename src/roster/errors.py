@@ -1,0 +1,104 @@
+"""Domain exceptions and the one place that turns them into HTTP answers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from roster import codes
+
+log = logging.getLogger("roster.errors")
+
+
+class DomainError(Exception):
+    """A failure with a code the client can act on: `{"message": code, "params", "detail"}`."""
+
+    def __init__(
+        self,
+        code: str,
+        status: int = 400,
+        params: dict[str, Any] | None = None,
+        detail: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(code)
+        self.code = code
+        self.status = status
+        self.params = params or {}
+        self.detail = detail or codes.message_for(code)
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return {"message": self.code, "params": self.params, "detail": self.detail}
+
+
+class Unauthorized(DomainError):
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(codes.UNAUTHORIZED, 401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+class NotFound(DomainError):
+    def __init__(self, code: str = codes.NOT_FOUND, params: dict[str, Any] | None = None) -> None:
+        super().__init__(code, 404, params)
+
+
+class Forbidden(DomainError):
+    def __init__(self, code: str = codes.NO_SUFFICIENT_PRIVILEGES, params: dict[str, Any] | None = None) -> None:
+        super().__init__(code, 403, params)
+
+
+class Conflict(DomainError):
+    def __init__(self, code: str, params: dict[str, Any] | None = None) -> None:
+        super().__init__(code, 409, params)
+
+
+def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"), "type": err.get("type")})
+    return out
+
+
+async def _domain_handler(_request: Request, exc: DomainError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = field_errors(exc)
+    body = {
+        "message": codes.VALIDATION_FAILED,
+        "params": {"errors": errors},
+        "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors) or codes.message_for(codes.VALIDATION_FAILED),
+    }
+    return JSONResponse(body, status_code=422)
+
+
+_HTTP_CODES = {404: codes.NOT_FOUND, 405: codes.METHOD_NOT_ALLOWED, 401: codes.UNAUTHORIZED}
+
+
+async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, codes.VALIDATION_FAILED if exc.status_code < 500 else codes.INTERNAL_ERROR)
+    detail = exc.detail if isinstance(exc.detail, str) else codes.message_for(code)
+    return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # The type and path only: exception text may carry personal data from a row or a body.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=False)
+    return JSONResponse(
+        {"message": codes.INTERNAL_ERROR, "params": {}, "detail": codes.message_for(codes.INTERNAL_ERROR)},
+        status_code=500,
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(DomainError, _domain_handler)
+    app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(Exception, _unhandled)

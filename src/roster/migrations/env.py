@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import Connection
+
+from roster.models import Base
+
+
+def run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        # SQLite cannot ALTER most things: batch mode rebuilds the table instead.
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    run(connection)
+else:
+    from roster.config import get_settings
+    from roster.db import make_engine
+
+    engine = make_engine(get_settings().database_url)
+    with engine.connect() as conn:
+        run(conn)
+    engine.dispose()

@@ -1,0 +1,41 @@
+"""Audit trail (SPEC §8): append-only events, written in the caller's transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from roster.db import utcnow
+from roster.participants.models import AuditEvent
+
+SOURCE_API = "api"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    return value
+
+
+def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The fields of `new` whose value differs from `old`, as [{field, old, new}]."""
+    return [
+        {"field": field, "old": _plain(old.get(field)), "new": _plain(value)}
+        for field, value in new.items()
+        if old.get(field) != value
+    ]
+
+
+def event(participant_id: int, username: str, action: str, source: str, changes: list[dict[str, Any]], at: dt.datetime | None = None) -> dict[str, Any]:
+    return {"participant_id": participant_id, "at": at or utcnow(), "username": username, "action": action, "source": source, "changes": changes}
+
+
+def write(session: Session, events: Iterable[dict[str, Any]]) -> None:
+    """One executemany INSERT for any number of events (the bulk importer writes a batch's at once)."""
+    rows = list(events)
+    if rows:
+        session.execute(insert(AuditEvent), rows)

@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from roster.db import Base, UTCDateTime, utcnow
+
+AVAILABLE = "available"
+REMOVED = "removed"
+
+
+def participant_key(participant_id: str) -> str:
+    """Participant IDs are unique within a study regardless of case."""
+    return participant_id.casefold()
+
+
+class Participant(Base):
+    __tablename__ = "participants"
+    __table_args__ = (
+        UniqueConstraint("study_id", "participant_key"),
+        UniqueConstraint("study_id", "oid"),
+        Index("ix_participants_site_status", "site_id", "status"),
+        Index("ix_participants_study_uid", "study_id", "uid_key"),
+        Index("ix_participants_study_empi", "study_id", "empi_key"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    participant_id: Mapped[str] = mapped_column(String(30))
+    participant_key: Mapped[str] = mapped_column(String(60))
+    oid: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(20), default=AVAILABLE)
+    participate_status: Mapped[str | None] = mapped_column(String(20))
+    access_code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    # Contact fields (OpenClinica)
+    first_name: Mapped[str | None] = mapped_column(String(35))
+    last_name: Mapped[str | None] = mapped_column(String(35))
+    email_address: Mapped[str | None] = mapped_column(String(255))
+    mobile_number: Mapped[str | None] = mapped_column(String(17))
+    identifier: Mapped[str | None] = mapped_column(String(35))
+    # Profile fields (OpenSpecimen)
+    middle_name: Mapped[str | None] = mapped_column(String(255))
+    uid: Mapped[str | None] = mapped_column(String(255))
+    uid_key: Mapped[str | None] = mapped_column(String(255))
+    empi: Mapped[str | None] = mapped_column(String(255))
+    empi_key: Mapped[str | None] = mapped_column(String(255))
+    birth_date: Mapped[dt.date | None] = mapped_column(Date)
+    death_date: Mapped[dt.date | None] = mapped_column(Date)
+    vital_status: Mapped[str | None] = mapped_column(String(20))
+    gender: Mapped[str | None] = mapped_column(String(40))
+    race: Mapped[list[str] | None] = mapped_column(JSON)
+    ethnicities: Mapped[list[str] | None] = mapped_column(JSON)
+    sex_genotype: Mapped[str | None] = mapped_column(String(40))
+    activity_status: Mapped[str] = mapped_column(String(20), default="Active")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(100))
+
+
+class ParticipantMrn(Base):
+    """A medical record number (OpenSpecimen `pmis`), unique per site."""
+
+    __tablename__ = "participant_mrns"
+    __table_args__ = (UniqueConstraint("site_id", "mrn_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
+    mrn: Mapped[str] = mapped_column(String(100))
+    mrn_key: Mapped[str] = mapped_column(String(100))
+
+
+class AuditEvent(Base):
+    """Append-only: the API never updates or deletes these."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_participant_at", "participant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    username: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(40))
+    # "api" or the bulk job's UUID
+    source: Mapped[str] = mapped_column(String(40))
+    # [{"field", "old", "new"}, ...]
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
