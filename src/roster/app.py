@@ -46,6 +46,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.state.db = db or Database(settings.database_url)
     app.state.tokens = TokenService(settings)
     app.state.start_workers = None
+    if embedded_workers and settings.worker_count > 0:
+        from roster.bulk.worker import start_embedded
+
+        app.state.start_workers = start_embedded
     install_error_handlers(app)
 
     @app.middleware("http")

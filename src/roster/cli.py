@@ -6,16 +6,27 @@ import argparse
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from roster.config import ConfigError, Settings, get_settings
+
+
+def _config_error(message: str) -> NoReturn:
+    print(f"roster: configuration error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _settings() -> Settings:
     try:
         return get_settings()
     except ConfigError as exc:
-        print(f"roster: configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _config_error(str(exc))
+
+
+def _require_shared_secret(settings: Settings) -> None:
+    if not settings.is_sqlite and not settings.uses_public_keys and not settings.jwt_secret:
+        # Scaled out, every API process must verify every other's tokens: a per-machine secret can't do that.
+        _config_error("ROSTER_JWT_SECRET: required with PostgreSQL, where several API processes share one secret")
 
 
 def _database(settings: Settings, migrate: bool = True):
@@ -34,6 +45,8 @@ def _database(settings: Settings, migrate: bool = True):
 
 def _logging(settings: Settings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Alembic narrates every plugin and context at INFO; its warnings and errors still show.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -42,9 +55,13 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from roster.app import create_app
 
     settings = _settings()
+    _require_shared_secret(settings)
     _logging(settings)
     db = _database(settings)
-    app = create_app(settings, db=db)
+    try:
+        app = create_app(settings, db=db)
+    except ConfigError as exc:
+        _config_error(str(exc))
     # Uvicorn's access log prints query strings, which may hold search terms: ours prints paths only.
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=settings.log_level.lower())
 
@@ -91,9 +108,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from roster import demo
 
     settings = _settings()
-    result = demo.run(settings, _database(settings), args.base_url)
+    _require_shared_secret(settings)  # else the printed token would not work against `roster serve`
+    try:
+        result = demo.run(settings, _database(settings), args.base_url)
+    except ConfigError as exc:
+        _config_error(str(exc))
     print(f"Demo study {demo.STUDY_OID} with sites {', '.join(o for o, _ in demo.SITES)}.")
     print(f"Users (password '{demo.DEMO_PASSWORD}', for this demo only): {', '.join(u[0] for u in demo.DEMO_USERS)}")
+    if result.token is None:
+        print("\nTokens come from the configured identity provider (ROSTER_JWT_ALGORITHMS names public-key algorithms).")
+        return
     print(f"\nA token for 'datamanager' (valid {settings.token_ttl_minutes} minutes):\n{result.token}\n")
     print(f"Upload the sample file {result.csv_path} once `roster serve` runs:\n{result.curl}\n")
 

@@ -75,6 +75,12 @@ DUP_EMPI = "DUP_EMPI"
 DUP_MRN = "DUP_MRN"
 DUP_MRN_SITE = "DUP_MRN_SITE"
 SITE_NOT_FOUND = "SITE_NOT_FOUND"
+MIDDLE_NAME_TOO_LONG = "MIDDLE_NAME_TOO_LONG"
+UID_TOO_LONG = "UID_TOO_LONG"
+EMPI_TOO_LONG = "EMPI_TOO_LONG"
+MRN_TOO_LONG = "MRN_TOO_LONG"
+MRN_REQUIRED = "MRN_REQUIRED"
+INVALID_INCLUDE_ACCESS_CODE = "errorCode.invalidIncludeAccessCodeParameter"
 
 # Plain-words explanations, for `detail` and the web page.
 MESSAGES: dict[str, str] = {
@@ -134,13 +140,19 @@ MESSAGES: dict[str, str] = {
     INVALID_SEX_GENOTYPE: "Sex genotype is not one of the permissible values.",
     INVALID_VITAL_STATUS: "Vital status is not one of the permissible values.",
     INVALID_ACTIVITY_STATUS: "Activity status must be Active or Disabled.",
-    INVALID_BIRTH_DATE: "Birth date is in the future or after the death date.",
-    INVALID_DEATH_DATE: "Death date is in the future, before the birth date, or given without vital status Dead.",
+    INVALID_BIRTH_DATE: "Birth date is not a valid date, or is in the future.",
+    INVALID_DEATH_DATE: "Death date is not a valid date, is in the future, is before the birth date, or is given without vital status Dead.",
     DUP_UID: "Another participant of this study has the same uid.",
     DUP_EMPI: "Another participant of this study has the same eMPI.",
     DUP_MRN: "Another participant has the same MRN at this site.",
     DUP_MRN_SITE: "Two MRNs are given for the same site.",
     SITE_NOT_FOUND: "The site name is not a site of this study.",
+    MIDDLE_NAME_TOO_LONG: "Middle name value exceeds 255 character limit.",
+    UID_TOO_LONG: "uid value exceeds 255 character limit.",
+    EMPI_TOO_LONG: "eMPI value exceeds 255 character limit.",
+    MRN_TOO_LONG: "MRN value exceeds 100 character limit.",
+    MRN_REQUIRED: "A medical record number entry needs an mrn.",
+    INVALID_INCLUDE_ACCESS_CODE: "The includeAccessCode parameter must be y or n.",
 }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +15,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
-ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256"}
+# Plain PostgreSQL URLs (as hosting platforms hand them out) mean the one driver we ship.
+POSTGRES_ALIASES = ("postgres", "postgresql")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
+MIN_SECRET_LENGTH = 32
+ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 
 
@@ -58,26 +65,40 @@ class Settings(BaseSettings):
             raise ValueError(f"unsupported JWT algorithm(s): {', '.join(unknown) or '(none)'}")
         if set(value) & HMAC_ALGORITHMS and set(value) & ASYMMETRIC_ALGORITHMS:
             # Mixing families invites key-confusion attacks (an HS token signed with a public key).
-            raise ValueError("do not mix HMAC (HS*) and public-key algorithms in JWT_ALGORITHMS")
+            raise ValueError("do not mix HMAC (HS*) and public-key algorithms")
         return value
+
+    @field_validator("jwt_secret")
+    @classmethod
+    def _long_secret(cls, value: str) -> str:
+        if value and len(value) < MIN_SECRET_LENGTH:
+            raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("public_base_url", "jwks_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s]*)?", value):
+            raise ValueError(f"must be an http(s) URL, not {value!r}")
+        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _resolve(self) -> Settings:
-        if not self.database_url:
-            self.database_url = f"sqlite:///{(self.data_dir / 'roster.db').as_posix()}"
-        try:
-            url = make_url(self.database_url)
-        except ArgumentError:
-            raise ValueError(f"ROSTER_DATABASE_URL is not a database URL: {self.database_url!r}") from None
-        if url.drivername not in SUPPORTED_DRIVERS:
-            raise ValueError(
-                f"ROSTER_DATABASE_URL: driver {url.drivername!r} is not supported; "
-                "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
-            )
+        self.database_url = _database_url(self.database_url, self.data_dir)
         if self.uses_public_keys and not (self.jwt_public_key_file or self.jwks_url):
             raise ValueError("ROSTER_JWT_ALGORITHMS names public-key algorithms: set ROSTER_JWT_PUBLIC_KEY_FILE or ROSTER_JWKS_URL")
-        if self.jwt_public_key_file and not self.jwt_public_key_file.is_file():
-            raise ValueError(f"ROSTER_JWT_PUBLIC_KEY_FILE does not exist: {self.jwt_public_key_file}")
+        if not self.uses_public_keys and (self.jwt_public_key_file or self.jwks_url):
+            # Otherwise the key would be silently ignored and every IdP token refused.
+            raise ValueError("ROSTER_JWT_PUBLIC_KEY_FILE/ROSTER_JWKS_URL need public-key algorithms in ROSTER_JWT_ALGORITHMS (e.g. RS256)")
+        if self.jwt_public_key_file:
+            _check_public_key(self.jwt_public_key_file, self.jwt_algorithms)
         return self
 
     @property
@@ -100,26 +121,79 @@ class Settings(BaseSettings):
         if self.jwt_secret:
             return self.jwt_secret
         path = self.data_dir / "jwt-secret"
-        if path.exists():
-            return path.read_text().strip()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        secret = secrets.token_urlsafe(48)
-        # O_EXCL: two processes starting at once keep the first one's secret.
         try:
-            with open(path, "x") as fh:
-                fh.write(secret)
-            path.chmod(0o600)
-        except FileExistsError:
-            return path.read_text().strip()
-        self.jwt_secret = secret
+            if not path.exists():
+                _create_secret_file(path)
+            secret = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"ROSTER_DATA_DIR: cannot keep the generated JWT secret in {path}: {exc.strerror or exc}") from None
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"ROSTER_DATA_DIR: {path} holds no usable secret; delete it to generate a new one")
         return secret
+
+
+def _database_url(value: str, data_dir: Path) -> str:
+    if not value:
+        return f"sqlite:///{(data_dir / 'roster.db').as_posix()}"
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("ROSTER_DATABASE_URL is not a database URL") from None
+    if url.drivername in POSTGRES_ALIASES:
+        url = url.set(drivername="postgresql+psycopg")
+        value = url.render_as_string(hide_password=False)
+    if url.drivername not in SUPPORTED_DRIVERS:
+        raise ValueError(
+            f"ROSTER_DATABASE_URL: driver {url.drivername!r} is not supported; "
+            "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/db"
+        )
+    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+        # Each pooled connection would get its own empty in-memory database.
+        raise ValueError("ROSTER_DATABASE_URL: SQLite needs a file path, e.g. sqlite:///roster-data/roster.db")
+    return value
+
+
+def _check_public_key(path: Path, algorithms: list[str]) -> None:
+    import jwt
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"ROSTER_JWT_PUBLIC_KEY_FILE cannot be read: {path}: {exc.strerror or exc}") from None
+    for alg in algorithms:
+        try:
+            jwt.get_algorithm_by_name(alg).prepare_key(data)
+        except Exception:  # pyjwt and cryptography raise several types for an unusable key
+            raise ValueError(f"ROSTER_JWT_PUBLIC_KEY_FILE is not a PEM public key usable with {alg}: {path}") from None
+
+
+def _create_secret_file(path: Path) -> None:
+    """Writes a fresh secret under a temporary name, then links it into place.
+
+    The link is atomic and fails when the file exists, so two processes starting at once agree on
+    one secret and neither ever reads a half-written file. The file is created 0600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _one_line(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
         parts.append(f"ROSTER_{loc.upper()}: {msg}" if loc else msg)
     return "; ".join(parts)
 

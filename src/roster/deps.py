@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -38,8 +40,16 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def get_read_session(request: Request) -> Iterator[Session]:
+    """For endpoints that only read, whatever their method (the token endpoint is a POST)."""
+    with request.app.state.db.read_sessions() as session, session.begin():
+        yield session
+
+
 # scope="function": the commit runs as the endpoint returns, so a 2xx means the data is stored.
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+# On SQLite a write session takes the database lock at BEGIN: read-only work should not queue behind a writer.
+ReadSessionDep = Annotated[Session, Depends(get_read_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_db)]
 
@@ -54,7 +64,8 @@ def bearer_token(request: Request) -> str:
 
 def load_user(session: Session, tokens: TokenService, token: str) -> User:
     username = tokens.username_from(token)
-    user = session.scalar(select(User).where(User.username_key == username.lower()))
+    # A NUL names no user, and PostgreSQL refuses it as a query parameter.
+    user = None if "\x00" in username else session.scalar(select(User).where(User.username_key == username.lower()))
     if user is None or not user.enabled:
         # Checked on every request, so disabling a user stops its tokens at once.
         raise Unauthorized("unknown or disabled user")
@@ -68,6 +79,44 @@ def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+class TokenFirstRoute(APIRoute):
+    """A route that rejects a missing or bad token before the request body is read.
+
+    FastAPI reads and parses a JSON or form body before it runs any dependency, so without this a
+    request with no token and a malformed body would answer 422 instead of 401. The dependencies
+    (`CurrentUser`, `AdminUser`) still run as usual. Use as `APIRouter(route_class=TokenFirstRoute)`.
+    """
+
+    admin_only = False
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        check = self.check_caller
+
+        async def token_first(request: Request) -> Response:
+            # In a thread: it may query the database, or fetch keys from a JWKS URL.
+            await run_in_threadpool(check, request)
+            return await handler(request)
+
+        return token_first
+
+    def check_caller(self, request: Request) -> None:
+        tokens: TokenService = request.app.state.tokens
+        token = bearer_token(request)
+        if not self.admin_only:
+            tokens.username_from(token)
+            return
+        with request.app.state.db.read_sessions() as session:
+            if not load_user(session, tokens, token).admin:
+                raise Forbidden()
+
+
+class AdminFirstRoute(TokenFirstRoute):
+    """Setup endpoints: 401, then 403 for non-admins, and only then is the body read (422)."""
+
+    admin_only = True
 
 
 def admin_user(user: CurrentUser) -> User:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from roster import codes
@@ -57,11 +58,21 @@ class Conflict(DomainError):
         super().__init__(code, 409, params)
 
 
+def _wire_name(part: object, last: bool, err_type: object) -> str:
+    """Pydantic names a defaulted field by its Python name; clients know the camelCase one."""
+    if not isinstance(part, str) or (last and err_type == "extra_forbidden"):
+        return str(part)  # an unknown field is named exactly as the client sent it
+    return to_camel(part) if "_" in part.strip("_") else part
+
+
 def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
-        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
-        out.append({"field": ".".join(loc) or "body", "message": err.get("msg", "invalid"), "type": err.get("type")})
+        # A JSON syntax error's location is a character offset, not a field.
+        parts = [] if err.get("type") == "json_invalid" else [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        loc = [_wire_name(p, last=i == len(parts) - 1, err_type=err.get("type")) for i, p in enumerate(parts)]
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append({"field": ".".join(loc) or "body", "message": message, "type": err.get("type")})
     return out
 
 

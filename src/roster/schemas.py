@@ -2,19 +2,66 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Generic, TypeVar
+import unicodedata
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
+
+
+def _no_control_characters(value: str) -> str:
+    # NUL and friends: PostgreSQL refuses NUL in text, and none belongs in a name shown on a page.
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+# A single-line human-readable string (names, labels): no control characters.
+PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+# Integers stored in 32-bit columns: larger values would make the database, not the client, fail.
+MAX_INT32 = 2_147_483_647
+
+
+def _not_null(cls: type, value: object) -> object:
+    if value is None:
+        raise ValueError("may not be null")
+    return value
+
+
+def not_null(*fields: str) -> Any:
+    """PATCH bodies: these fields may be left out but not sent as null. Use as `_x = not_null("a", "b")`."""
+    return field_validator(*fields)(_not_null)
 
 
 class ApiModel(BaseModel):
     """camelCase on the wire; unknown fields in a request body are an error, not silently dropped."""
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        # JSON may carry "\ud800", which decodes to a str that no database (nor argon2) can encode: 422, not 500.
+        if _has_lone_surrogate(data):
+            raise ValueError("text must be valid Unicode (a lone surrogate such as \\ud800 was sent)")
+        return data
 
 
 class OutModel(BaseModel):
@@ -38,7 +85,8 @@ class PageParams(BaseModel):
 
 
 def page_params(
-    page: Annotated[int, Query(ge=1)] = 1,
+    # Bounded so that the offset always fits the databases' 64-bit integers.
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 50,
 ) -> PageParams:
     return PageParams(page=page, page_size=page_size)

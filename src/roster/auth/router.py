@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi import APIRouter, Depends, Path, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
@@ -12,11 +12,13 @@ from roster import codes
 from roster.auth import schemas, service
 from roster.auth.models import User
 from roster.auth.tokens import TokenService
-from roster.deps import AdminUser, CurrentUser, SessionDep, get_tokens
+from roster.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep, AdminFirstRoute, get_tokens
 from roster.errors import DomainError
+from roster.schemas import MAX_INT32
 
 router = APIRouter(tags=["auth"])
-admin = APIRouter(prefix="/pages/auth/api/admin/users", tags=["setup"])
+admin = APIRouter(prefix="/pages/auth/api/admin/users", tags=["setup"], route_class=AdminFirstRoute)
+RoleId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
 def wants_json(request: Request) -> bool:
@@ -27,7 +29,7 @@ def wants_json(request: Request) -> bool:
 def issue_token(
     body: schemas.TokenRequest,
     request: Request,
-    session: SessionDep,
+    session: ReadSessionDep,
     tokens: Annotated[TokenService, Depends(get_tokens)],
 ) -> Response:
     if not tokens.can_issue:
@@ -36,9 +38,11 @@ def issue_token(
     if user is None:
         raise DomainError(codes.INVALID_CREDENTIALS, 401, headers={"WWW-Authenticate": "Bearer"})
     token, ttl = tokens.issue(user.username)
+    # RFC 6749 §5.1: responses carrying a token must not be cached.
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if wants_json(request):
-        return JSONResponse(schemas.TokenOut(access_token=token, expires_in=ttl).model_dump())
-    return PlainTextResponse(token)
+        return JSONResponse(schemas.TokenOut(access_token=token, expires_in=ttl).model_dump(), headers=headers)
+    return PlainTextResponse(token, headers=headers)
 
 
 @router.get("/pages/auth/api/me", response_model=schemas.MeOut)
@@ -68,10 +72,10 @@ def assign_role(username: str, body: schemas.RoleCreate, session: SessionDep, _a
 
 @admin.get("/{username}/roles", response_model=list[schemas.RoleOut])
 def list_roles(username: str, session: SessionDep, _admin: AdminUser) -> list[schemas.RoleOut]:
-    return [service.role_out(ra) for ra in service.get_user(session, username).roles]
+    return [service.role_out(ra) for ra in service.user_roles(session, service.get_user(session, username))]
 
 
 @admin.delete("/{username}/roles/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
-def remove_role(username: str, role_id: int, session: SessionDep, _admin: AdminUser) -> Response:
+def remove_role(username: str, role_id: RoleId, session: SessionDep, _admin: AdminUser) -> Response:
     service.remove_role(session, service.get_user(session, username), role_id)
     return Response(status_code=204)

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from pydantic import EmailStr, Field
+from pydantic import EmailStr, Field, StrictBool
 
 from roster.auth.models import Role
-from roster.schemas import ApiModel, OutModel
+from roster.schemas import ApiModel, OutModel, PlainText, not_null
 
 Username = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@+-]+$")
 
 
 class TokenRequest(ApiModel):
-    # Lenient on purpose: wrong credentials of any shape answer 401, not 422.
+    # Extra keys that OAuth-minded clients add (grant_type, client_id) are ignored, not refused.
     model_config = ApiModel.model_config | {"extra": "ignore"}
     username: str = Field(max_length=200)
     password: str = Field(max_length=1000)
@@ -24,20 +25,28 @@ class TokenOut(ApiModel):
     expires_in: int
 
 
+Password = Annotated[str, Field(min_length=8, max_length=1000)]
+DisplayName = Annotated[PlainText, Field(max_length=200)]
+Email = Annotated[EmailStr, Field(max_length=255)]
+
+
 class UserCreate(ApiModel):
     username: str = Username
-    password: str = Field(min_length=8, max_length=1000)
-    admin: bool = False
-    display_name: str | None = Field(None, max_length=200)
-    email: EmailStr | None = None
+    password: Password
+    admin: StrictBool = False
+    display_name: DisplayName | None = None
+    email: Email | None = None
 
 
 class UserUpdate(ApiModel):
-    enabled: bool | None = None
-    password: str | None = Field(None, min_length=8, max_length=1000)
-    admin: bool | None = None
-    display_name: str | None = Field(None, max_length=200)
-    email: EmailStr | None = None
+    enabled: StrictBool | None = None
+    password: Password | None = None
+    admin: StrictBool | None = None
+    # null clears these two
+    display_name: DisplayName | None = None
+    email: Email | None = None
+
+    _not_null = not_null("enabled", "password", "admin")
 
 
 class UserOut(OutModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -16,6 +17,9 @@ from roster.studies.models import Study
 
 
 def find_user(session: Session, username: str) -> User | None:
+    # A NUL (from a URL's %00 or a token claim) can match no user, and PostgreSQL refuses it as a parameter.
+    if "\x00" in username:
+        return None
     return session.scalar(select(User).where(User.username_key == username.lower()))
 
 
@@ -40,23 +44,27 @@ def create_user(session: Session, body: schemas.UserCreate) -> User:
         admin=body.admin, display_name=body.display_name, email=body.email, enabled=True,
     )
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Lost a race with a concurrent request creating the same username.
+        raise Conflict(codes.USER_ALREADY_EXISTS, {"username": body.username}) from None
     return user
 
 
 def update_user(session: Session, user: User, body: schemas.UserUpdate) -> User:
+    # The schema refuses null for enabled/admin/password; null for displayName/email clears them.
     changes = body.model_dump(exclude_unset=True)
     if "password" in changes:
-        password = changes.pop("password")
-        if password is not None:
-            user.password_hash = hash_password(password)
-    for field in ("enabled", "admin"):
-        if changes.get(field, 0) is None:
-            changes.pop(field)
+        user.password_hash = hash_password(changes.pop("password"))
     for field, value in changes.items():
         setattr(user, field, value)
     session.flush()
     return user
+
+
+def user_roles(session: Session, user: User) -> list[RoleAssignment]:
+    return list(session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id).order_by(RoleAssignment.id)))
 
 
 def role_out(ra: RoleAssignment) -> schemas.RoleOut:
@@ -109,7 +117,7 @@ def _study_ref(session: Session, study: Study, access: StudyAccess) -> schemas.S
 
 
 def me(session: Session, user: User) -> schemas.MeOut:
-    assignments = session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id).order_by(RoleAssignment.id)).all()
+    assignments = user_roles(session, user)
     study_ids = list(dict.fromkeys(ra.study_id for ra in assignments))
     studies_out = [_study_ref(session, session.get(Study, sid), study_access(session, user, sid)) for sid in study_ids]
     return schemas.MeOut(

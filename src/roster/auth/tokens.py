@@ -15,6 +15,9 @@ from roster.errors import Unauthorized
 class TokenService:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        if not settings.uses_public_keys:
+            # Resolved now, so that an unusable secret file stops start-up instead of failing requests.
+            _ = self._hmac_secret
 
     @cached_property
     def _hmac_secret(self) -> str:
@@ -28,7 +31,7 @@ class TokenService:
 
     @cached_property
     def _jwks(self) -> jwt.PyJWKClient | None:
-        return jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True) if self.settings.jwks_url else None
+        return jwt.PyJWKClient(self.settings.jwks_url, cache_keys=True, timeout=10) if self.settings.jwks_url else None
 
     @property
     def can_issue(self) -> bool:

@@ -76,7 +76,10 @@ class LogEntry(Base):
     __tablename__ = "job_log_entries"
     __table_args__ = (
         UniqueConstraint("job_id", "row"),
-        Index("ix_job_log_entries_job_outcome", "job_id", "outcome"),
+        # (job_id, outcome, row): the outcome-filtered log and failedRows read in row order without a sort.
+        Index("ix_job_log_entries_job_outcome", "job_id", "outcome", "row"),
+        # The in-file duplicate check asks "did an earlier row of this job have this ID?" per batch.
+        Index("ix_job_log_entries_job_key", "job_id", "participant_key"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -85,6 +88,8 @@ class LogEntry(Base):
     line: Mapped[int] = mapped_column(Integer)
     participant_id: Mapped[str | None] = mapped_column(String(255))
     participant_oid: Mapped[str | None] = mapped_column(String(80))
+    # The row's ParticipantID cell as written, casefolded (a digest when very long): in-file duplicates.
+    participant_key: Mapped[str | None] = mapped_column(String(255))
     outcome: Mapped[str] = mapped_column(String(12))
     participate_status: Mapped[str | None] = mapped_column(String(20))
     # [{"code", "column", "message"}, ...]

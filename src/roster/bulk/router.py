@@ -1,3 +1,107 @@
-from fastapi import APIRouter
+"""`POST P/clinicaldata/studies/{studyOID}/sites/{siteOID}/participants/bulk` (SPEC §4).
 
-router = APIRouter()
+Checks 1–8 run on a read session before a byte of the body is read (the endpoint declares no body
+parameter, so FastAPI leaves the stream alone); then the body streams through checks 9–15 into a spool;
+then the job and its upload are written in the request's transaction (`SessionDep`, which commits before
+the answer is sent). Any failing check answers with its code, and nothing has been stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+
+from roster import codes
+from roster.auth.permissions import Action, require_site_action
+from roster.bulk import queue
+from roster.bulk.upload import ReceivedUpload, receive_upload
+from roster.db import Database
+from roster.deps import SessionDep, bearer_token, load_user
+from roster.errors import DomainError
+from roster.studies.service import get_site, get_study, require_available
+
+P = "/pages/auth/api"
+router = APIRouter(tags=["bulk"])
+
+_YES = frozenset({"y", "yes"})
+_NO = frozenset({"n", "no"})
+
+
+def parse_register(value: str | None) -> bool:
+    """`y`/`yes`/`n`/`no` in any case; absent means no."""
+    if value is None:
+        return False
+    folded = value.strip().lower()
+    if folded in _YES:
+        return True
+    if folded in _NO:
+        return False
+    raise DomainError(codes.INVALID_REGISTER_PARAMETER, 400, {"register": value[:20]})
+
+
+def _authorize(request: Request, study_oid: str, site_oid: str, register: str | None) -> dict:
+    """Checks 1–8, in order, on a read session (on SQLite a write session would lock the database
+    for as long as the client takes to send the body)."""
+    token = bearer_token(request)
+    db: Database = request.app.state.db
+    with db.read_sessions() as session, session.begin():
+        user = load_user(session, request.app.state.tokens, token)
+        study = get_study(session, study_oid)
+        site = get_site(session, study, site_oid)
+        require_available(study, site)
+        require_site_action(session, user, study, site, Action.WRITE)
+        wants_register = parse_register(register)
+        if wants_register and not study.participate_active:
+            raise DomainError(codes.PARTICIPATE_INACTIVE, 400, {"studyOID": study.oid})
+        return {"study_id": study.id, "site_id": site.id, "register": wants_register, "username": user.username, "user_id": user.id}
+
+
+def _store(session: Session, checked: dict, upload: ReceivedUpload) -> str:
+    inspected = upload.inspected
+    job = queue.enqueue(
+        session, study_id=checked["study_id"], site_id=checked["site_id"], register=checked["register"],
+        file_name=upload.file_name, username=checked["username"], user_id=checked["user_id"],
+        size=inspected.size, sha256=inspected.sha256, warnings=list(inspected.warnings), chunks=upload.chunks(),
+    )
+    # Flushed here so a database error answers before the 200 does.
+    session.flush()
+    return job.uuid
+
+
+def _wants_json(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    return "application/json" in accept and "text/plain" not in accept.split("application/json")[0]
+
+
+@router.post(
+    P + "/clinicaldata/studies/{studyOID}/sites/{siteOID}/participants/bulk",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"example": "job uuid: 3f1c…"}, "application/json": {}}}},
+    summary="Upload a CSV of participants; answers with the job's UUID at once",
+)
+async def upload_participants(
+    request: Request,
+    studyOID: str,
+    siteOID: str,
+    session: SessionDep,
+    background: BackgroundTasks,
+    register: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n")] = None,
+) -> Response:
+    checked = await run_in_threadpool(_authorize, request, studyOID, siteOID, register)
+    upload = await receive_upload(request, request.app.state.settings.max_upload_bytes)
+    try:
+        job_uuid = await run_in_threadpool(_store, session, checked, upload)
+    finally:
+        upload.close()
+    wake = getattr(request.app.state, "wake_workers", None)
+    if wake is not None:
+        # Runs after the answer, so after the request's transaction has committed.
+        background.add_task(wake)
+    headers = {"Location": f"{P}/jobs/{job_uuid}"}
+    if _wants_json(request):
+        return JSONResponse({"jobUuid": job_uuid, "status": "IN_QUEUE"}, headers=headers, background=background)
+    return PlainTextResponse(f"job uuid: {job_uuid}", headers=headers, background=background)

@@ -31,7 +31,8 @@ class Participant(Base):
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id", ondelete="CASCADE"))
     participant_id: Mapped[str] = mapped_column(String(30))
-    participant_key: Mapped[str] = mapped_column(String(60))
+    # casefold() can triple a character's length (e.g. 'ΐ'): 30 characters may need 90.
+    participant_key: Mapped[str] = mapped_column(String(100))
     oid: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default=AVAILABLE)
     participate_status: Mapped[str | None] = mapped_column(String(20))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
-from roster.deps import AdminUser, SessionDep
+from roster.deps import AdminUser, SessionDep, AdminFirstRoute
 from roster.studies import schemas, service
 from roster.studies.models import Study
 
-router = APIRouter(prefix="/pages/auth/api/admin/studies", tags=["setup"])
+router = APIRouter(prefix="/pages/auth/api/admin/studies", tags=["setup"], route_class=AdminFirstRoute)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.StudyOut)

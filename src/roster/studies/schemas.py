@@ -2,80 +2,92 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
-from roster.schemas import ApiModel, OutModel
+from roster.schemas import MAX_INT32, ApiModel, OutModel, PlainText, not_null
 
-Oid = Field(min_length=1, max_length=100, pattern=r"^[^\s/\\?#%]+$")
+# Printable ASCII without whitespace, without / \ ? # %, which cannot travel safely in a URL path even
+# when encoded (proxies decode %2F, '%' invites double-decoding), and without " ' < > ` (OIDs end up in
+# HTML, CSV and header values). Parentheses are fine: `S_JU0(TEST)`. ASCII also keeps the upper-cased
+# lookup key exactly as long as the OID.
+Oid = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21\x24\x26\x28-\x2E\x30-\x3B\x3D\x40-\x5B\x5D-\x5F\x61-\x7E]+$")]
+Name = Annotated[PlainText, Field(min_length=1, max_length=255)]
+Cap = Annotated[StrictInt, Field(ge=0, le=MAX_INT32)]
 Status = Literal["available", "locked"]
 IdMethod = Literal["manual", "system"]
+# A generated ID is at least as long as its template, and participant IDs hold 30 characters.
+Template = Annotated[PlainText, Field(min_length=1, max_length=30)]
 _TEMPLATE_RUN = re.compile(r"#+")
 
 
 def check_template(method: str | None, template: str | None) -> None:
-    if template is not None and len(_TEMPLATE_RUN.findall(template)) != 1:
-        raise ValueError("participantIdTemplate needs exactly one run of '#', e.g. JUNO-####")
+    if template is not None:
+        if len(_TEMPLATE_RUN.findall(template)) != 1:
+            raise ValueError("participantIdTemplate needs exactly one run of '#', e.g. JUNO-####")
+        if "<" in template or ">" in template:
+            raise ValueError("participantIdTemplate may not contain < or >, which participant IDs may not hold")
     if method == "system" and not template:
         raise ValueError("participantIdMethod 'system' needs a participantIdTemplate")
 
 
-class StudyCreate(ApiModel):
-    oid: str = Oid
-    name: str = Field(min_length=1, max_length=255)
-    status: Status = "available"
-    participant_id_method: IdMethod = "manual"
-    participant_id_template: str | None = Field(None, min_length=1, max_length=60)
-    participate_active: bool = False
-    enrollment_cap: int | None = Field(None, ge=0)
-
-    @model_validator(mode="after")
-    def _template(self) -> Self:
-        check_template(self.participant_id_method, self.participant_id_template)
-        return self
-
-
 def no_nulls(model: ApiModel, *fields: str) -> None:
-    """PATCH: a field may be left out, but these may not be cleared."""
+    """PATCH: a field may be left out, but these may not be cleared (kept for callers; see `not_null`)."""
     for name in fields:
         if name in model.model_fields_set and getattr(model, name) is None:
-            raise ValueError(f"{to_camel(name)} may not be null")
+            raise ValueError(f"{name} may not be null")
+
+
+class StudyCreate(ApiModel):
+    oid: Oid
+    name: Name
+    status: Status = "available"
+    participant_id_method: IdMethod = "manual"
+    # validate_default: "system" without any template must fail on this field, not pass silently.
+    participant_id_template: Template | None = Field(None, validate_default=True)
+    participate_active: StrictBool = False
+    enrollment_cap: Cap | None = None
+
+    @field_validator("participant_id_template")
+    @classmethod
+    def _template(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # A method that failed its own validation is absent here and reported on its own field.
+        check_template(info.data.get("participant_id_method"), value)
+        return value
 
 
 class StudyUpdate(ApiModel):
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: Name | None = None
     status: Status | None = None
     participant_id_method: IdMethod | None = None
-    participant_id_template: str | None = Field(None, min_length=1, max_length=60)
-    participate_active: bool | None = None
-    enrollment_cap: int | None = Field(None, ge=0)
+    participant_id_template: Template | None = None
+    participate_active: StrictBool | None = None
+    enrollment_cap: Cap | None = None
 
-    @model_validator(mode="after")
-    def _template(self) -> Self:
-        no_nulls(self, "name", "status", "participant_id_method", "participate_active")
-        check_template(None, self.participant_id_template)
-        return self
+    _not_null = not_null("name", "status", "participant_id_method", "participate_active")
+
+    @field_validator("participant_id_template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        # The method may be changed by the same PATCH or not at all: the service checks the pair.
+        check_template(None, value)
+        return value
 
 
 class SiteCreate(ApiModel):
-    oid: str = Oid
-    name: str = Field(min_length=1, max_length=255)
+    oid: Oid
+    name: Name
     status: Status = "available"
-    enrollment_cap: int | None = Field(None, ge=0)
+    enrollment_cap: Cap | None = None
 
 
 class SiteUpdate(ApiModel):
-    name: str | None = Field(None, min_length=1, max_length=255)
+    name: Name | None = None
     status: Status | None = None
-    enrollment_cap: int | None = Field(None, ge=0)
+    enrollment_cap: Cap | None = None
 
-
-    @model_validator(mode="after")
-    def _not_null(self) -> Self:
-        no_nulls(self, "name", "status")
-        return self
+    _not_null = not_null("name", "status")
 
 
 class SiteOut(OutModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -11,8 +12,18 @@ from roster.studies import schemas
 from roster.studies.models import AVAILABLE, Site, Study, oid_key
 
 
+def _lookup_key(oid: str) -> str | None:
+    """The key to look an OID up by, or None when no stored OID can match it.
+
+    PostgreSQL refuses a NUL in a query parameter, and a URL can carry one (%00).
+    """
+    key = oid_key(oid)
+    return None if "\x00" in key or len(key) > 100 else key
+
+
 def find_study(session: Session, oid: str) -> Study | None:
-    return session.scalar(select(Study).where(Study.oid_key == oid_key(oid)))
+    key = _lookup_key(oid)
+    return None if key is None else session.scalar(select(Study).where(Study.oid_key == key))
 
 
 def get_study(session: Session, oid: str) -> Study:
@@ -24,7 +35,8 @@ def get_study(session: Session, oid: str) -> Study:
 
 def get_site(session: Session, study: Study, oid: str) -> Site:
     """The site must exist and belong to this study; both failures answer invalidSiteIdentifier."""
-    site = session.scalar(select(Site).where(Site.oid_key == oid_key(oid)))
+    key = _lookup_key(oid)
+    site = None if key is None else session.scalar(select(Site).where(Site.oid_key == key))
     if site is None or site.study_id != study.id:
         raise NotFound(codes.INVALID_SITE_IDENTIFIER, {"siteOID": oid})
     return site
@@ -37,12 +49,21 @@ def require_available(study: Study, site: Site | None = None) -> None:
         raise DomainError(codes.SITE_NOT_AVAILABLE, 400, {"siteOID": site.oid})
 
 
+def _flush_unique(session: Session, conflict: Conflict) -> None:
+    """Flushes; a unique-key race lost to a concurrent request answers the same 409 as the pre-check."""
+    try:
+        session.flush()
+    except IntegrityError:
+        raise conflict from None
+
+
 def create_study(session: Session, body: schemas.StudyCreate) -> Study:
+    conflict = Conflict(codes.STUDY_ALREADY_EXISTS, {"oid": body.oid})
     if find_study(session, body.oid) is not None:
-        raise Conflict(codes.STUDY_ALREADY_EXISTS, {"oid": body.oid})
+        raise conflict
     study = Study(oid=body.oid, oid_key=oid_key(body.oid), **body.model_dump(exclude={"oid"}))
     session.add(study)
-    session.flush()
+    _flush_unique(session, conflict)
     return study
 
 
@@ -61,11 +82,12 @@ def update_study(session: Session, study: Study, body: schemas.StudyUpdate) -> S
 
 
 def create_site(session: Session, study: Study, body: schemas.SiteCreate) -> Site:
+    conflict = Conflict(codes.SITE_ALREADY_EXISTS, {"oid": body.oid})
     if session.scalar(select(Site.id).where(Site.oid_key == oid_key(body.oid))) is not None:
-        raise Conflict(codes.SITE_ALREADY_EXISTS, {"oid": body.oid})
+        raise conflict
     site = Site(study_id=study.id, oid=body.oid, oid_key=oid_key(body.oid), **body.model_dump(exclude={"oid"}))
     session.add(site)
-    session.flush()
+    _flush_unique(session, conflict)
     return site
 
 

@@ -109,7 +109,7 @@ def upgrade() -> None:
     sa.Column('study_id', sa.Integer(), nullable=False),
     sa.Column('site_id', sa.Integer(), nullable=False),
     sa.Column('participant_id', sa.String(length=30), nullable=False),
-    sa.Column('participant_key', sa.String(length=60), nullable=False),
+    sa.Column('participant_key', sa.String(length=100), nullable=False),
     sa.Column('oid', sa.String(length=80), nullable=False),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('participate_status', sa.String(length=20), nullable=True),
@@ -184,6 +184,7 @@ def upgrade() -> None:
     sa.Column('line', sa.Integer(), nullable=False),
     sa.Column('participant_id', sa.String(length=255), nullable=True),
     sa.Column('participant_oid', sa.String(length=80), nullable=True),
+    sa.Column('participant_key', sa.String(length=255), nullable=True),
     sa.Column('outcome', sa.String(length=12), nullable=False),
     sa.Column('participate_status', sa.String(length=20), nullable=True),
     sa.Column('errors', sa.JSON(), nullable=False),
@@ -193,7 +194,8 @@ def upgrade() -> None:
     sa.UniqueConstraint('job_id', 'row', name=op.f('uq_job_log_entries_job_id_row'))
     )
     with op.batch_alter_table('job_log_entries', schema=None) as batch_op:
-        batch_op.create_index('ix_job_log_entries_job_outcome', ['job_id', 'outcome'], unique=False)
+        batch_op.create_index('ix_job_log_entries_job_outcome', ['job_id', 'outcome', 'row'], unique=False)
+        batch_op.create_index('ix_job_log_entries_job_key', ['job_id', 'participant_key'], unique=False)
 
     op.create_table('participant_mrns',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -227,6 +229,7 @@ def downgrade() -> None:
 
     op.drop_table('participant_mrns')
     with op.batch_alter_table('job_log_entries', schema=None) as batch_op:
+        batch_op.drop_index('ix_job_log_entries_job_key')
         batch_op.drop_index('ix_job_log_entries_job_outcome')
 
     op.drop_table('job_log_entries')

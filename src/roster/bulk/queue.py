@@ -1,0 +1,187 @@
+"""The job queue (SPEC §9): the `jobs` row is the queue entry.
+
+- enqueue: the job row and its stored upload are written in one transaction (the upload request's).
+- claim: one `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING` takes the oldest
+  queued job, or a running one whose lease has run out; it counts the attempt and sets a fresh lease
+  token (unique per claim, so a worker that lost a job can never write under a later claim's name).
+- every batch commit is fenced: the job row is updated only `WHERE lease_owner = :me AND status =
+  'IN_PROGRESS'`; when that touches no row the job was taken over, cancelled or deleted, and the batch
+  is rolled back.
+- after `job_max_attempts` claims the job is FAILED instead of being run again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import uuid as uuidlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy.orm import Session
+
+from roster import codes
+from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, Job, UploadChunk
+from roster.db import Database, utcnow
+
+log = logging.getLogger("roster.queue")
+
+_J = Job.__table__
+_HOST = socket.gethostname()[:40]
+
+
+class LeaseLost(Exception):
+    """The job is no longer ours: another worker reclaimed it, or it was cancelled or deleted."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A job this worker holds, and the lease token that fences its writes."""
+
+    job_id: int
+    uuid: str
+    owner: str
+    attempts: int
+    processed: int
+    rows_total: int | None
+    cancel_requested: bool
+
+
+def new_owner() -> str:
+    # host:pid:thread:random: readable in the jobs table, unique per claim.
+    return f"{_HOST}:{os.getpid()}:{threading.get_ident() % 100000}:{uuidlib.uuid4().hex[:12]}"
+
+
+def enqueue(
+    session: Session,
+    *,
+    study_id: int,
+    site_id: int,
+    register: bool,
+    file_name: str,
+    username: str,
+    user_id: int | None,
+    size: int,
+    sha256: str,
+    warnings: list[str],
+    chunks: Iterable[bytes],
+) -> Job:
+    """Stores the upload chunk by chunk with its job (IN_QUEUE) in the caller's transaction."""
+    job = Job(
+        uuid=str(uuidlib.uuid4()), status=IN_QUEUE, study_id=study_id, site_id=site_id, register=register,
+        source_file_name=file_name[:255], created_by=username, created_by_id=user_id, date_created=utcnow(),
+        processed=0, created=0, updated=0, unchanged=0, failed=0, warnings=warnings, attempts=0,
+        cancel_requested=False, upload_size=size, upload_sha256=sha256,
+    )
+    session.add(job)
+    session.flush()
+    table = UploadChunk.__table__
+    for seq, data in enumerate(chunks):
+        # One statement per ~1 MiB chunk: the upload is never in memory as a whole.
+        session.execute(table.insert().values(job_id=job.id, seq=seq, data=data))
+    return job
+
+
+def claim(db: Database, lease_seconds: int) -> Claim | None:
+    """Takes the oldest claimable job, or None. One statement, safe with any number of workers."""
+    now = utcnow()
+    owner = new_owner()
+    claimable = (
+        select(_J.c.id)
+        .where(or_(_J.c.status == IN_QUEUE, (_J.c.status == IN_PROGRESS) & (_J.c.lease_expires_at < now)))
+        .order_by(_J.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE serialises claims
+        .scalar_subquery()
+    )
+    stmt = (
+        update(_J)
+        .where(_J.c.id == claimable)
+        .values(
+            status=IN_PROGRESS,
+            attempts=_J.c.attempts + 1,
+            lease_owner=owner,
+            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            date_started=func.coalesce(_J.c.date_started, literal(now, type_=_J.c.date_started.type)),
+        )
+        .returning(_J.c.id, _J.c.uuid, _J.c.attempts, _J.c.processed, _J.c.rows_total, _J.c.cancel_requested)
+    )
+    with db.transaction() as session:
+        row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    return Claim(row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested))
+
+
+def _fenced(job: Claim):
+    return (_J.c.id == job.job_id) & (_J.c.lease_owner == job.owner) & (_J.c.status == IN_PROGRESS)
+
+
+def renew(db: Database, job: Claim, lease_seconds: int) -> bool:
+    """Extends the lease; False when the job is no longer ours."""
+    with db.transaction() as session:
+        result = session.execute(
+            update(_J).where(_fenced(job)).values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+        )
+    return result.rowcount == 1
+
+
+def checkpoint(session: Session, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None) -> bool:
+    """The fence of a batch, in the batch's transaction: moves the checkpoint, adds the batch's counts
+    and renews the lease. Raises LeaseLost when the job is no longer ours (the caller rolls back).
+    Returns whether a cancel was requested."""
+    values = {name: getattr(_J.c, name) + n for name, n in counts.items() if n}
+    values["processed"] = processed
+    values["lease_expires_at"] = utcnow() + dt.timedelta(seconds=lease_seconds)
+    if rows_total is not None:
+        values["rows_total"] = rows_total
+    row = session.execute(update(_J).where(_fenced(job)).values(**values).returning(_J.c.cancel_requested)).one_or_none()
+    if row is None:
+        raise LeaseLost(job.uuid)
+    return bool(row.cancel_requested)
+
+
+def finish(db: Database, job: Claim, status: str, error: str | None = None) -> bool:
+    """COMPLETED, CANCELLED or FAILED, fenced; clears the lease. False when the job was not ours any more."""
+    with db.transaction() as session:
+        return _finish(session, job, status, error)
+
+
+def _finish(session: Session, job: Claim, status: str, error: str | None = None) -> bool:
+    values = {"status": status, "lease_owner": None, "lease_expires_at": None, "date_completed": utcnow(), "error": error}
+    if status == COMPLETED:
+        values["rows_total"] = _J.c.processed
+    result = session.execute(update(_J).where(_fenced(job)).values(**values))
+    return result.rowcount == 1
+
+
+def release(db: Database, job: Claim, *, count_attempt: bool) -> bool:
+    """Gives the job back to the queue (a failed attempt, or a worker shutting down). Fenced."""
+    values = {"status": IN_QUEUE, "lease_owner": None, "lease_expires_at": None}
+    if not count_attempt:
+        values["attempts"] = _J.c.attempts - 1
+    with db.transaction() as session:
+        result = session.execute(update(_J).where(_fenced(job)).values(**values))
+    return result.rowcount == 1
+
+
+def fail_attempt(db: Database, job: Claim, max_attempts: int, error: str) -> str:
+    """An attempt failed: FAILED with `error` once the attempts are used up, else back to the queue.
+    Returns the job's new status (or "" when it was not ours any more)."""
+    if job.attempts >= max_attempts:
+        return FAILED if finish(db, job, FAILED, error) else ""
+    return IN_QUEUE if release(db, job, count_attempt=True) else ""
+
+
+def exhausted(db: Database, job: Claim) -> bool:
+    """A job claimed once more than allowed (its last worker died): FAILED without running it."""
+    log.warning("job %s failed: %d attempts used", job.uuid, job.attempts - 1)
+    return finish(db, job, FAILED, codes.JOB_ATTEMPTS_EXHAUSTED)
+
+
+def cancel(db: Database, job: Claim) -> bool:
+    return finish(db, job, CANCELLED)
