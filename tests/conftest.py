@@ -102,9 +102,21 @@ def wipe(db: Database) -> None:
                 conn.execute(sa.text(f"DELETE FROM {table}"))
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Still argon2id through the same functions, at the cheapest cost: the production parameters take
+    50-300 ms a hash on this machine. `test_passwords_are_stored_as_argon2id_hashes` checks those."""
+    from argon2 import PasswordHasher
+
+    from roster.auth import passwords
+
+    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, jwt_secret="test-secret-" + "x" * 32, data_dir=tmp_path / "data", embedded_workers=0)
+    # _env_file=None: a developer's own .env must not change what the tests run against.
+    return Settings(_env_file=None, database_url=database_url, jwt_secret="test-secret-" + "x" * 32, data_dir=tmp_path / "data", embedded_workers=0)
 
 
 @pytest.fixture

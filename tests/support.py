@@ -26,13 +26,15 @@ class Api:
 
     @property
     def admin(self) -> dict[str, str]:
-        """Headers of a bootstrap admin (created directly: there is no admin to create the first one)."""
+        """Headers of a bootstrap admin, written directly (there is no admin to create the first one; it
+        only ever uses tokens, so it has no password to hash)."""
         if not self._admin:
-            from roster.auth import schemas, service
+            from roster.auth import service
+            from roster.auth.models import User
 
             with self.db.transaction() as session:
                 if service.find_user(session, "root-admin") is None:
-                    service.create_user(session, schemas.UserCreate(username="root-admin", password=PASSWORD, admin=True))
+                    session.add(User(username="root-admin", username_key="root-admin", enabled=True, admin=True))
             self._admin = self.headers("root-admin")
         return self._admin
 

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from urllib.parse import quote
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r", "\n")
+_FORMULA_START = frozenset("".join(FORMULA_PREFIXES))
 CHUNK_BYTES = 64 * 1024
 MEDIA_TYPE = "text/csv; charset=utf-8"
 
@@ -33,6 +34,14 @@ def safe_cell(value: object) -> str:
     if isinstance(value, int | float):
         return str(value)
     return safe_cell(str(value))
+
+
+def unescape_cell(value: str) -> str:
+    """The inverse of safe_cell for a trimmed cell read back from a file (e.g. a fixed failedRows download):
+    `'+1 6175551234` is the mobile number `+1 6175551234`, not a number with a quote in front."""
+    if len(value) > 1 and value[0] == "'" and value[1] in _FORMULA_START:
+        return value[1:].strip()
+    return value
 
 
 class CsvWriter:

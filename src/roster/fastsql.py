@@ -32,12 +32,12 @@ class Bulk:
 
     @contextmanager
     def keyed(self) -> Iterator[None]:
-        """PostgreSQL: plan the statements inside as key lookups through indexes.
+        """PostgreSQL: plan the statements inside as lookups through indexes (no scans, no hash joins).
 
-        A bulk job grows its tables faster than autovacuum analyzes them; with the statistics of a
-        small table, the planner answers "these 1000 keys" with a scan of the whole study, which makes
-        a large import quadratic. Every statement of the bulk path looks rows up by key or id, so index
-        scans are always the right plan. The previous settings come back when the block ends."""
+        A bulk job grows its tables faster than autovacuum analyzes them, and with the statistics of a
+        small table the planner would join a batch's 1000 ids against a scan of the whole table. Every
+        statement of the bulk path finds its rows by key or id, so index lookups are always right. The
+        previous settings come back when the block ends (the single endpoint shares the transaction)."""
         if not self.pg:
             yield
             return
@@ -48,6 +48,12 @@ class Bulk:
         finally:
             self.raw.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER), [x for pair in zip(_PLANNER, saved) for x in pair])
 
+    def relaxed_commit(self) -> None:
+        """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk. Only for
+        transactions that are safe to lose in a server crash (and redo); never for the last one."""
+        if self.pg:
+            self.raw.execute("SET LOCAL synchronous_commit = off")
+
     def bind(self, column: Column, value: Any) -> Any:
         """`value` as the driver should get it for `column` (e.g. a UTC datetime as SQLite's text)."""
         processor = column.type._cached_bind_processor(self.dialect)
@@ -57,28 +63,24 @@ class Bulk:
     json = staticmethod(json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode)
 
     def by_keys(self, columns: str, table: str, key: str, keys: Iterable[str], scope: tuple[str, int] | None = None) -> list[tuple]:
-        """Rows of `table` (aliased `t`) whose `key` column is one of `keys` (and `scope` column = value).
+        """Rows of `table` (aliased `t`) whose `key` column is one of `keys` (and whose `scope` column has
+        the given value), looked up through an index that `key` leads.
 
-        PostgreSQL: the keys are joined as a set-returning subquery behind an `OFFSET 0` fence, so the
-        scope value is a join parameter, not a constant the planner can misjudge. With the statistics
-        of a new study or job (nothing there yet) it would otherwise read "study_id = 7" as a handful
-        of rows and scan them all for each batch — an import that gets slower with every batch."""
+        The scope is compared as `column + 0`, which no index can serve: with the statistics of a new
+        study or job (nothing there yet) the planner would otherwise read "study_id = 7" as a handful of
+        rows and scan all of them for every batch — an import that slows down with every batch. On
+        PostgreSQL the statement is never prepared server-side, for the same reason: a plan made when
+        the table was empty would stay when it has grown a thousandfold."""
         keys = list(keys)
         if not keys:
             return []
+        scoped = f" AND t.{scope[0]} + 0 = {{p}}" if scope else ""
+        params = (keys, scope[1]) if scope else (keys,)
         if self.pg:
-            # Never a server-side prepared statement: its plan would be the one made for the table as it
-            # was (empty, at a job's first batch) and stay when the table has grown a thousandfold.
-            if scope is None:
-                sql = f"SELECT {columns} FROM (SELECT unnest(%s::text[]) AS k OFFSET 0) q JOIN {table} t ON t.{key} = q.k"
-                return self.raw.execute(sql, (keys,), prepare=False).fetchall()
-            sql = (f"SELECT {columns} FROM (SELECT %s::int AS s, unnest(%s::text[]) AS k OFFSET 0) q "
-                   f"JOIN {table} t ON t.{scope[0]} = q.s AND t.{key} = q.k")
-            return self.raw.execute(sql, (scope[1], keys), prepare=False).fetchall()
-        where = f"t.{key} IN (SELECT value FROM json_each(?))"
-        if scope is None:
-            return self.raw.execute(f"SELECT {columns} FROM {table} t WHERE {where}", (self.json(keys),)).fetchall()
-        return self.raw.execute(f"SELECT {columns} FROM {table} t WHERE t.{scope[0]} = ? AND {where}", (scope[1], self.json(keys))).fetchall()
+            sql = f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(%s::text[]){scoped.format(p='%s')}"
+            return self.raw.execute(sql, params, prepare=False).fetchall()
+        sql = f"SELECT {columns} FROM {table} t WHERE t.{key} IN (SELECT value FROM json_each(?)){scoped.format(p='?')}"
+        return self.raw.execute(sql, (self.json(keys), *params[1:])).fetchall()
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
         if not rows:

@@ -90,3 +90,22 @@ def page_params(
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=1000)] = 50,
 ) -> PageParams:
     return PageParams(page=page, page_size=page_size)
+
+
+_YES = frozenset({"y", "yes"})
+_NO = frozenset({"n", "no"})
+
+
+def parse_yes_no(value: str | None, code: str) -> bool:
+    """OpenClinica's y/n query parameters (`register`, `includeAccessCode`): `y`/`yes`/`n`/`no` in any case;
+    absent means no; anything else is a 400 with `code`."""
+    from roster.errors import DomainError
+
+    if value is None:
+        return False
+    word = value.strip().lower()
+    if word in _YES:
+        return True
+    if word in _NO:
+        return False
+    raise DomainError(code, 400, {"value": value[:20]})

@@ -107,9 +107,6 @@ class Bulk:
 
 @pytest.fixture
 def bulk(api: Api, db: Database, settings: Settings) -> Bulk:
-    with db.transaction() as s:
-        s.add(User(username="root-admin", username_key="root-admin", enabled=True, admin=True))
-    api._admin = api.headers("root-admin")
     api.setup_study(STUDY, (SITE_A, SITE_B), participateActive=True)
     b = Bulk(api, db, settings)
     b.user("dm", "data_manager")

@@ -11,7 +11,7 @@ from roster import codes
 from roster.bulk.worker import drain
 from roster.participants.models import AuditEvent
 from roster.participants.writer import ACCESS_CODE_ALPHABET
-from tests.bulk.conftest import SITE_A, SITE_B, STUDY, csv_of, error_codes, outcomes
+from tests.bulk.conftest import SITE_A, SITE_B, csv_of, error_codes, outcomes
 
 ROWS = (
     "P-1,Ann,Lee,ann@example.org,+1 6175551234,X1",

@@ -17,10 +17,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
-from argon2 import PasswordHasher
 
 from roster.app import create_app
-from roster.auth import passwords
 from roster.config import Settings
 from roster.db import Database
 
@@ -58,15 +56,6 @@ class KeyPair:
 
     def sign(self, claims: dict[str, Any], algorithm: str, **headers: Any) -> str:
         return jwt.encode(claims, self.private_key, algorithm=algorithm, headers=headers or None)
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(monkeypatch) -> None:
-    """Cheap argon2 parameters inside these tests: the default ones cost ~50-300 ms per user here.
-
-    Still argon2id through the same functions; `test_passwords_are_stored_as_argon2id_hashes` checks
-    the production parameters."""
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
 
 
 @pytest.fixture(scope="session")

@@ -80,10 +80,6 @@ def log_entries(n: int, failed_every: int = 0) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def world(api: Api, db: Database) -> World:
-    # A password-less admin written directly: hashing a password (argon2) costs more than the rest of a test.
-    with db.transaction() as s:
-        s.add(User(username="root-admin", username_key="root-admin", enabled=True, admin=True))
-    api._admin = api.headers("root-admin")
     api.setup_study(STUDY, (SITE_A, SITE_B))
     w = World(api, db)
     people = {

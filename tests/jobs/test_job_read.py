@@ -33,6 +33,7 @@ def test_a_job_answers_every_field_with_utc_timestamps(world):
         "dateCreated": "2025-03-01T12:00:00Z", "dateStarted": "2025-03-01T12:00:01Z", "dateCompleted": "2025-03-01T12:00:05Z",
         "counts": {"rows": 3, "processed": 3, "created": 1, "updated": 1, "unchanged": 0, "failed": 1},
         "progress": 1.0, "cancelRequested": False, "warnings": ["unknown column: Notes"], "error": None,
+        "errorMessage": None,
     }
 
 
@@ -47,7 +48,9 @@ def test_progress_is_processed_over_rows_once_counted_and_one_when_completed(wor
 
 def test_a_failed_job_carries_its_job_level_code(world):
     job = world.add_job("crc_a", status=FAILED, error=codes.JOB_ATTEMPTS_EXHAUSTED)
-    assert world.get(f"/jobs/{job}", "crc_a").json()["error"] == codes.JOB_ATTEMPTS_EXHAUSTED
+    body = world.get(f"/jobs/{job}", "crc_a").json()
+    assert body["error"] == codes.JOB_ATTEMPTS_EXHAUSTED
+    assert body["errorMessage"] == codes.message_for(codes.JOB_ATTEMPTS_EXHAUSTED)
 
 
 def test_uuid_is_matched_in_any_case(world):

@@ -109,6 +109,20 @@ def test_failed_rows_of_a_semicolon_upload_can_be_fixed_and_uploaded_again(world
     assert world.get(f"/jobs/{again}/failedRows", "crc_a").content == b"Notes;ParticipantID;emailAddress;Favourite colour\r\n"
 
 
+def test_failed_rows_whose_cells_roster_escaped_as_formulas_import_after_the_fix(world, settings):
+    # failedRows writes `+1 6175551234` as `'+1 6175551234` (formula-safe); reading it back must undo that,
+    # or the fixed file would fail again with invalidMobileNumber.
+    content = b"ParticipantID,mobileNumber,emailAddress\r\n-DASH-1,+1 6175551234,nope\r\n"
+    job = upload(world, content)
+    drain(world.db, settings)
+    failed_rows = world.get(f"/jobs/{job}/failedRows", "crc_a").content
+    assert failed_rows == b"ParticipantID,mobileNumber,emailAddress\r\n'-DASH-1,'+1 6175551234,nope\r\n"
+    again = upload(world, failed_rows.replace(b"nope", b"dash@example.org"), name="fixed.csv")
+    drain(world.db, settings)
+    log = world.get(f"/jobs/{again}/log", "crc_a").json()["items"]
+    assert [(e["participantId"], e["outcome"], e["errors"]) for e in log] == [("-DASH-1", "created", [])]
+
+
 def test_a_job_cancelled_while_queued_is_never_run(world, settings):
     job = upload(world, FILE)
     r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("crc_a"))

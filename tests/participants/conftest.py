@@ -123,10 +123,6 @@ def codes_of(response) -> list[str]:
 
 @pytest.fixture
 def world(api: Api, db: Database, settings: Settings) -> World:
-    # The setup admin is written directly too: hashing its password would dominate every test's setup.
-    with db.transaction() as s:
-        s.add(User(username="root-admin", username_key="root-admin", enabled=True, admin=True))
-    api._admin = api.headers("root-admin")
     api.setup_study(STUDY, (SITE_A, SITE_B), participateActive=True)
     # Users are written directly (they only use tokens): keeps argon2 out of every test's setup.
     with db.transaction() as s:

@@ -53,17 +53,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2 at its production cost takes about a second per hash on a busy machine; these tests sign
-    in often and prove the page, not the hash, so they use the cheapest parameters."""
-    from argon2 import PasswordHasher
-
-    from roster.auth import passwords
-
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
 def _unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} (CI is set, so browser tests must run)", pytrace=False)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from roster import codes
+from roster.csvout import unescape_cell
 from roster.errors import DomainError
 
 ID_COLUMN = "ParticipantID"
@@ -54,11 +55,17 @@ class Header:
         self._need = max(self.columns.values(), default=-1) + 1
 
     def values(self, cells: list[str]) -> dict[str, str]:
-        """Canonical name -> trimmed cell, for every known column (a missing cell reads as empty)."""
+        """Canonical name -> trimmed cell, for every known column (a missing cell reads as empty).
+        A leading `'` that Roster's own formula escaping added (see csvout) is taken off again."""
         if len(cells) >= self._need:
-            return {name: cells[i].strip() for name, i in self._pairs}
-        n = len(cells)
-        return {name: (cells[i].strip() if i < n else "") for name, i in self._pairs}
+            out = {name: cells[i].strip() for name, i in self._pairs}
+        else:
+            n = len(cells)
+            out = {name: (cells[i].strip() if i < n else "") for name, i in self._pairs}
+        for name, value in out.items():
+            if value[:1] == "'":
+                out[name] = unescape_cell(value)
+        return out
 
     @property
     def warnings(self) -> list[str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue as queue_
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -143,24 +144,27 @@ class Importer:
             header, entries = read_csv(stored_chunks(self.db, self.claim.job_id))
         except DomainError:
             raise UploadUnreadable from None
+        with _Prepared(self, header, entries) as batches:
+            for rows in batches:
+                if self._apply(header, rows):
+                    return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                self._check_stop()
+        return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
+
+    def batches(self, header: Header, entries: Iterator[Entry]) -> Iterator[list[_Row]]:
+        """The rows after the checkpoint, read, checked against the field rules and batched."""
         size = self.settings.batch_size
         done = self.processed
         batch: list[Entry] = []
-        try:
-            for entry in entries:
-                if entry.row <= done:
-                    continue  # applied and logged by an earlier attempt
-                batch.append(entry)
-                if len(batch) >= size:
-                    if self._apply(header, batch):
-                        return CANCELLED if queue.cancel(self.db, self.claim) else ""
-                    batch = []
-                    self._check_stop()
-        except DomainError:
-            raise UploadUnreadable from None
-        if batch and self._apply(header, batch):
-            return CANCELLED if queue.cancel(self.db, self.claim) else ""
-        return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
+        for entry in entries:
+            if entry.row <= done:
+                continue  # applied and logged by an earlier attempt
+            batch.append(entry)
+            if len(batch) >= size:
+                yield self._prepare(header, batch)
+                batch = []
+        if batch:
+            yield self._prepare(header, batch)
 
     def _prepare(self, header: Header, batch: list[Entry]) -> list[_Row]:
         id_index = header.columns[ID_COLUMN]
@@ -181,14 +185,16 @@ class Importer:
             rows.append(_Row(entry, pid or None, id_key(pid) if pid else None, errors, values))
         return rows
 
-    def _apply(self, header: Header, batch: list[Entry]) -> bool:
+    def _apply(self, header: Header, rows: list[_Row]) -> bool:
         """One batch in one transaction. Returns whether a cancel was requested."""
-        rows = self._prepare(header, batch)
         id_written = header.written[ID_COLUMN]
         duplicate = rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written)
         job = self.job
         with self.db.transaction() as session:
             bulk = Bulk(session)
+            # A batch lands with its checkpoint or not at all, so a batch lost in a database crash is
+            # simply done again: no need to wait for its WAL flush (the job's end is flushed as usual).
+            bulk.relaxed_commit()
             keys = {r.key for r in rows if r.key}
             with bulk.keyed():
                 seen = {r[0] for r in bulk.by_keys("t.participant_key", "job_log_entries", "participant_key", keys, scope=("job_id", job.id))}
@@ -220,6 +226,59 @@ class Importer:
                     logged_errors, cells = "[]", None
                 entries.append((job.id, r.entry.row, r.entry.line, pid[:_MAX_LOGGED_ID] if pid else None, r.key, oid, outcome, status, logged_errors, cells))
             bulk.insert("job_log_entries", _LOG_COLUMNS, entries)
-            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=batch[-1].row, counts=counts)
-        self.processed = batch[-1].row
+            last = rows[-1].entry.row
+            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=last, counts=counts)
+        self.processed = last
         return cancel
+
+
+_END = object()
+
+
+class _Prepared:
+    """Reads and checks the next batches in a thread while this one is written: the database's share
+    of a batch (and SQLite's and psycopg's waits) release the GIL, so on two cores the two overlap.
+    At most two batches wait, so memory stays flat; leaving the block stops the thread."""
+
+    def __init__(self, importer: Importer, header: Header, entries: Iterator[Entry]):
+        self._source = importer.batches(header, entries)
+        self._queue: queue_.Queue = queue_.Queue(maxsize=2)
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"prepare-{importer.claim.job_id}", daemon=True)
+
+    def _put(self, item) -> bool:
+        while not self._closed.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue_.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            for rows in self._source:
+                if not self._put(rows):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
+            self._put(exc)
+
+    def __enter__(self) -> Iterator[list[_Row]]:
+        self._thread.start()
+        return self._iterate()
+
+    def _iterate(self) -> Iterator[list[_Row]]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, DomainError):
+                raise UploadUnreadable from None
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *_exc) -> None:
+        self._closed.set()
+        self._thread.join()

@@ -42,6 +42,8 @@ class JobOut(OutModel):
     cancel_requested: bool
     warnings: list[Any]
     error: str | None
+    # The job-level code in plain words, for people (the web page shows it next to the code).
+    error_message: str | None = None
 
 
 class LogError(OutModel):

@@ -92,6 +92,7 @@ def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
         ),
         progress=progress(job), cancel_requested=job.cancel_requested,
         warnings=list(job.warnings or []), error=job.error,
+        error_message=codes.message_for(job.error) if job.error else None,
     )
 
 

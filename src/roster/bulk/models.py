@@ -78,8 +78,9 @@ class LogEntry(Base):
         UniqueConstraint("job_id", "row"),
         # (job_id, outcome, row): the outcome-filtered log and failedRows read in row order without a sort.
         Index("ix_job_log_entries_job_outcome", "job_id", "outcome", "row"),
-        # The in-file duplicate check asks "did an earlier row of this job have this ID?" per batch.
-        Index("ix_job_log_entries_job_key", "job_id", "participant_key"),
+        # The in-file duplicate check asks "did an earlier row of this job have this ID?" per batch. Key
+        # first: the lookup must go by key whatever the planner believes about a new job's row count.
+        Index("ix_job_log_entries_key_job", "participant_key", "job_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

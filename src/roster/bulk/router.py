@@ -22,25 +22,16 @@ from roster.bulk.upload import ReceivedUpload, receive_upload
 from roster.db import Database
 from roster.deps import SessionDep, bearer_token, load_user
 from roster.errors import DomainError
+from roster.schemas import parse_yes_no
 from roster.studies.service import get_site, get_study, require_available
 
 P = "/pages/auth/api"
 router = APIRouter(tags=["bulk"])
 
-_YES = frozenset({"y", "yes"})
-_NO = frozenset({"n", "no"})
 
 
 def parse_register(value: str | None) -> bool:
-    """`y`/`yes`/`n`/`no` in any case; absent means no."""
-    if value is None:
-        return False
-    folded = value.strip().lower()
-    if folded in _YES:
-        return True
-    if folded in _NO:
-        return False
-    raise DomainError(codes.INVALID_REGISTER_PARAMETER, 400, {"register": value[:20]})
+    return parse_yes_no(value, codes.INVALID_REGISTER_PARAMETER)
 
 
 def _authorize(request: Request, study_oid: str, site_oid: str, register: str | None) -> dict:

@@ -20,8 +20,10 @@ def participant_key(participant_id: str) -> str:
 class Participant(Base):
     __tablename__ = "participants"
     __table_args__ = (
-        UniqueConstraint("study_id", "participant_key"),
-        UniqueConstraint("study_id", "oid"),
+        # Key first: the bulk writer looks up a batch's keys (and OIDs) through these indexes, and an index
+        # led by study_id would tempt the planner into scanning a whole study per batch (roster.fastsql).
+        UniqueConstraint("participant_key", "study_id"),
+        UniqueConstraint("oid", "study_id"),
         Index("ix_participants_site_status", "site_id", "status"),
         Index("ix_participants_study_uid", "study_id", "uid_key"),
         Index("ix_participants_study_empi", "study_id", "empi_key"),

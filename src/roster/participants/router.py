@@ -22,7 +22,7 @@ from roster.deps import CurrentUser, SessionDep, SettingsDep, TokenFirstRoute
 from roster.errors import DomainError
 from roster.participants import schemas, service
 from roster.participants.models import Participant
-from roster.schemas import Page, PageParams, page_params
+from roster.schemas import Page, PageParams, page_params, parse_yes_no
 from roster.studies.models import Study
 from roster.studies.service import get_site, get_study, require_available
 
@@ -57,7 +57,7 @@ def add_participant(
     site = get_site(session, study, site_oid)
     require_available(study, site)
     require_site_action(session, user, study, site, Action.WRITE)
-    registering = service.yes_no(register, codes.INVALID_REGISTER_PARAMETER)
+    registering = parse_yes_no(register, codes.INVALID_REGISTER_PARAMETER)
     if registering and not study.participate_active:
         raise DomainError(codes.PARTICIPATE_INACTIVE, 400)
     body = schemas.parse_body(schemas.SingleParticipantIn, raw)
@@ -99,7 +99,7 @@ def access_link(
     study = get_study(session, study_oid)
     participant, access = service.visible(session, user, study, participant_id)
     access.require(Action.READ_PII, participant.site_id)
-    include = service.yes_no(include_access_code, codes.INVALID_INCLUDE_ACCESS_CODE)
+    include = parse_yes_no(include_access_code, codes.INVALID_INCLUDE_ACCESS_CODE)
     return service.access_link(settings.public_base_url, study, participant, include)
 
 

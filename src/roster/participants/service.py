@@ -29,9 +29,6 @@ from roster.schemas import Page, PageParams
 from roster.studies.models import Site, Study
 from roster.studies.service import require_available
 
-YES = frozenset({"y", "yes"})
-NO = frozenset({"n", "no"})
-
 # API name -> Participant attribute, for every field a profile update may change.
 ATTRIBUTES = {
     "firstName": "first_name", "lastName": "last_name", "emailAddress": "email_address",
@@ -56,18 +53,6 @@ class RecordErrors(DomainError):
 
     def body(self) -> dict[str, Any]:
         return {**super().body(), "errors": self.errors}
-
-
-def yes_no(value: str | None, code: str) -> bool:
-    """`y`/`yes`/`n`/`no` in any case; absent means no; anything else is a 400 with `code`."""
-    if value is None:
-        return False
-    word = value.strip().lower()
-    if word in YES:
-        return True
-    if word in NO:
-        return False
-    raise DomainError(code, 400)
 
 
 def lock_study(session: Session, study: Study) -> None:

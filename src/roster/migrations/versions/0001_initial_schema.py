@@ -140,8 +140,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['study_id'], ['studies.id'], name=op.f('fk_participants_study_id_studies'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_participants')),
     sa.UniqueConstraint('access_code', name=op.f('uq_participants_access_code')),
-    sa.UniqueConstraint('study_id', 'oid', name=op.f('uq_participants_study_id_oid')),
-    sa.UniqueConstraint('study_id', 'participant_key', name=op.f('uq_participants_study_id_participant_key'))
+    sa.UniqueConstraint('oid', 'study_id', name=op.f('uq_participants_oid_study_id')),
+    sa.UniqueConstraint('participant_key', 'study_id', name=op.f('uq_participants_participant_key_study_id'))
     )
     with op.batch_alter_table('participants', schema=None) as batch_op:
         batch_op.create_index('ix_participants_site_status', ['site_id', 'status'], unique=False)
@@ -195,7 +195,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('job_log_entries', schema=None) as batch_op:
         batch_op.create_index('ix_job_log_entries_job_outcome', ['job_id', 'outcome', 'row'], unique=False)
-        batch_op.create_index('ix_job_log_entries_job_key', ['job_id', 'participant_key'], unique=False)
+        batch_op.create_index('ix_job_log_entries_key_job', ['participant_key', 'job_id'], unique=False)
 
     op.create_table('participant_mrns',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -229,7 +229,7 @@ def downgrade() -> None:
 
     op.drop_table('participant_mrns')
     with op.batch_alter_table('job_log_entries', schema=None) as batch_op:
-        batch_op.drop_index('ix_job_log_entries_job_key')
+        batch_op.drop_index('ix_job_log_entries_key_job')
         batch_op.drop_index('ix_job_log_entries_job_outcome')
 
     op.drop_table('job_log_entries')

@@ -11,11 +11,6 @@ export const STATUS_LABELS = {
   FAILED: "Failed",
   CANCELLED: "Cancelled",
 };
-// Job-level failure codes (SPEC §6 `error`): the Job JSON carries the code only.
-const JOB_ERRORS = {
-  "errorCode.jobAttemptsExhausted": "The job was abandoned after too many worker failures.",
-  "errorCode.jobUploadUnreadable": "The stored upload could not be read.",
-};
 const PAGE_SIZE = 20;
 const POLL_MS = 1000;
 const RETRY_MS = 5000;
@@ -41,8 +36,8 @@ export function progressBar(job) {
   return bar;
 }
 
-export function jobError(code) {
-  return h("div", { class: "job-error" }, JOB_ERRORS[code] ? `${JOB_ERRORS[code]} ` : "", h("code", {}, code));
+export function jobError(job) {
+  return h("div", { class: "job-error" }, job.errorMessage ? `${job.errorMessage} ` : "", h("code", {}, job.error));
 }
 
 export function warningText(warning) {
@@ -213,7 +208,7 @@ export class JobsTable {
     if (canDelete) actions.push(button("delete", "Delete", `Delete ${name}`, () => this.remove(job), { class: "small danger" }));
 
     const status = [statusBadge(job)];
-    if (job.error) status.push(jobError(job.error));
+    if (job.error) status.push(jobError(job));
 
     // One wrapper per cell: on phones the cell becomes a two-column grid of its label and this wrapper.
     const cell = (label, ...content) => h("td", { dataset: { label } }, h("div", { class: "cell" }, ...content));

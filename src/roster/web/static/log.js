@@ -119,7 +119,7 @@ export class LogView {
 
   renderSummary(job) {
     const parts = [statusBadge(job), " ", job.siteOid, " · ", countsText(job)];
-    if (job.error) parts.push(jobError(job.error));
+    if (job.error) parts.push(jobError(job));
     this.summary.replaceChildren(...parts.map((p) => (p instanceof Node ? p : document.createTextNode(p))));
     const warnings = Array.isArray(job.warnings) ? job.warnings : [];
     this.warnings.replaceChildren(...warnings.map((w) => h("li", {}, warningText(w))));
