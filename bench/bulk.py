@@ -43,6 +43,7 @@ PG_URL = os.environ.get("ROSTER_BENCH_PG_URL", "postgresql+psycopg://postgres@12
 P = "/pages/auth/api"
 STUDY, SITE, USER, PASSWORD = "S_BENCH(PERF)", "S_BENCH_SITE_A", "bench-dm", "bench-password-" + secrets.token_hex(8)
 MiB = 1024 * 1024
+WITHOUT_AUDIT = False  # --without-audit: the worker writes no audit events (the "before" of issue 4's comparison)
 
 
 @dataclass
@@ -150,6 +151,8 @@ def child_env(url: str, batch_size: int | None) -> dict[str, str]:
     )
     if batch_size:
         env["ROSTER_BATCH_SIZE"] = str(batch_size)
+    if WITHOUT_AUDIT:
+        env["ROSTER_BENCH_WITHOUT_AUDIT"] = "1"
     return env
 
 
@@ -481,7 +484,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile-size", type=int, default=100_000)
     parser.add_argument("--job-timeout", type=float, default=600, help="seconds a job may take before the worker is killed and the run reported as TIMEOUT")
     parser.add_argument("--no-copy", action="store_true", help="skip the PostgreSQL COPY baseline")
+    parser.add_argument("--without-audit", action="store_true",
+                        help="the worker writes no audit events: bulk throughput as it was before the audit trail, for comparison")
     args = parser.parse_args(argv)
+    global WITHOUT_AUDIT
+    WITHOUT_AUDIT = args.without_audit
 
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -492,7 +499,8 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(exist_ok=True)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
     header = (f"roster bulk benchmark {started_at}  python {platform.python_version()}  {os.cpu_count()} CPUs  "
-              f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+              f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+              + ("  WITHOUT AUDIT EVENTS" if WITHOUT_AUDIT else ""))
     print(header, flush=True)
 
     results: list[RunResult] = []

@@ -9,6 +9,7 @@ ru_maxrss that wait4() reports for a child, it cannot include the parent's RSS a
 
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -27,7 +28,23 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def without_audit() -> None:
+    """bench/bulk.py --without-audit: the writer decides as usual but writes no audit events, so the
+    run shows what the audit trail costs (the events are still collected; building them is cheap)."""
+    from roster.participants import writer
+
+    real = writer._Batch._write
+
+    def write(batch) -> None:
+        batch.events = []
+        real(batch)
+
+    writer._Batch._write = write
+
+
 def main() -> None:
+    if os.environ.get("ROSTER_BENCH_WITHOUT_AUDIT"):
+        without_audit()
     from roster.bulk.worker import drain
     from roster.config import Settings
     from roster.db import Database

@@ -88,6 +88,14 @@ def database_url(request, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture
+def fresh_postgres_url(pg_server_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database of its own (no schema), dropped afterwards; skipped without a server."""
+    url, drop = _create_pg_database(pg_server_url)
+    yield url
+    drop()
+
+
+@pytest.fixture
 def backend(database_url: str) -> str:
     return "sqlite" if database_url.startswith("sqlite") else "postgresql"
 

@@ -7,25 +7,76 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roster import __version__
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
 from roster.auth.tokens import TokenService
-from roster.config import Settings, get_settings
-from roster.db import Database
-from roster.errors import install_error_handlers
 from roster.bulk.jobs_router import router as jobs_router
 from roster.bulk.router import router as bulk_router
+from roster.config import Settings, get_settings
+from roster.db import Database
+from roster.errors import (
+    install_error_handlers,
+    internal_error_response,
+    route_template,
+)
 from roster.participants.openspecimen import router as openspecimen_router
 from roster.participants.router import router as participants_router
 from roster.studies.router import router as studies_router
 from roster.web.router import router as web_router
 
 access_log = logging.getLogger("roster.access")
+
+
+class RequestLog:
+    """The access log, and the last word on any exception no handler took, around every HTTP request.
+
+    One line per request: method, route template (`…/participants/{participantID}`, never the path
+    itself, which holds participant IDs and usernames), status and time; no query string or body
+    either (search terms, personal data). An unhandled exception becomes our 500 JSON answer, and that
+    one line, at ERROR, names its type only: its text may quote personal data (a database error quotes
+    row values). It is not re-raised, so the server prints no traceback. If the answer had already
+    started (a streamed CSV), it is left unfinished, so that the client sees a broken download rather
+    than a short one.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status: int | None = None
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        except Exception as exc:  # everything: the type is logged, never the text
+            answered = status is not None
+            if not answered:
+                await internal_error_response()(scope, receive, send)
+            access_log.error(
+                "%s %s %s %.1fms unhandled %s%s", scope["method"], route_template(scope), status if answered else 500,
+                _ms(started), type(exc).__name__, " after the answer started" if answered else "",
+            )
+            return
+        access_log.info("%s %s %s %.1fms", scope["method"], route_template(scope), status, _ms(started))
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 @asynccontextmanager
@@ -40,11 +91,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(settings: Settings | None = None, *, db: Database | None = None, embedded_workers: bool = True) -> FastAPI:
+    """Raises ConfigError (one line) for settings that cannot work, e.g. PostgreSQL without ROSTER_JWT_SECRET."""
     settings = settings or get_settings()
+    # First: an unusable or missing secret stops start-up before anything else is set up.
+    tokens = TokenService(settings)
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
-    app.state.tokens = TokenService(settings)
+    app.state.tokens = tokens
     app.state.start_workers = None
     if embedded_workers and settings.worker_count > 0:
         from roster.bulk.worker import start_embedded
@@ -52,13 +106,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
         app.state.start_workers = start_embedded
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def log_requests(request: Request, call_next) -> Response:
-        # Method, path and status only: query strings (search terms) and bodies may carry personal data.
-        started = time.perf_counter()
-        response = await call_next(request)
-        access_log.info("%s %s %s %.1fms", request.method, request.url.path, response.status_code, (time.perf_counter() - started) * 1000)
-        return response
+    app.add_middleware(RequestLog)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -24,9 +24,11 @@ def _settings() -> Settings:
 
 
 def _require_shared_secret(settings: Settings) -> None:
-    if not settings.is_sqlite and not settings.uses_public_keys and not settings.jwt_secret:
-        # Scaled out, every API process must verify every other's tokens: a per-machine secret can't do that.
-        _config_error("ROSTER_JWT_SECRET: required with PostgreSQL, where several API processes share one secret")
+    """Settings' own rule (create_app enforces it too), checked here before the database is migrated."""
+    try:
+        settings.require_shared_secret()
+    except ConfigError as exc:
+        _config_error(str(exc))
 
 
 def _database(settings: Settings, migrate: bool = True):

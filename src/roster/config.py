@@ -18,8 +18,9 @@ SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 # Plain PostgreSQL URLs (as hosting platforms hand them out) mean the one driver we ship.
 POSTGRES_ALIASES = ("postgres", "postgresql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-# RFC 7518 §3.2: an HS256 key must be at least as long as the hash (256 bits).
+# RFC 7518 §3.2: an HMAC key must be at least as long as the hash output: 256/384/512 bits for HS256/384/512.
 MIN_SECRET_LENGTH = 32
+HMAC_SECRET_LENGTHS = {"HS256": 32, "HS384": 48, "HS512": 64}
 ASYMMETRIC_ALGORITHMS = {"RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"}
 HMAC_ALGORITHMS = {"HS256", "HS384", "HS512"}
 
@@ -99,6 +100,8 @@ class Settings(BaseSettings):
             raise ValueError("ROSTER_JWT_PUBLIC_KEY_FILE/ROSTER_JWKS_URL need public-key algorithms in ROSTER_JWT_ALGORITHMS (e.g. RS256)")
         if self.jwt_public_key_file:
             _check_public_key(self.jwt_public_key_file, self.jwt_algorithms)
+        if self.jwt_secret and not self.uses_public_keys and len(self.jwt_secret) < self.min_secret_length:
+            raise ValueError(f"ROSTER_JWT_SECRET: {self._secret_length_rule()}")
         return self
 
     @property
@@ -116,10 +119,27 @@ class Settings(BaseSettings):
             return self.embedded_workers
         return 1 if self.is_sqlite else 0
 
+    @property
+    def min_secret_length(self) -> int:
+        """Characters the HS secret needs: the longest hash among the configured HS algorithms (RFC 7518 §3.2)."""
+        return max((HMAC_SECRET_LENGTHS[a] for a in self.jwt_algorithms if a in HMAC_SECRET_LENGTHS), default=MIN_SECRET_LENGTH)
+
+    def _secret_length_rule(self) -> str:
+        strongest = max(self.jwt_algorithms, key=lambda a: HMAC_SECRET_LENGTHS.get(a, 0))
+        return f"must be at least {self.min_secret_length} characters for {strongest} (e.g. `openssl rand -hex 32`)"
+
+    def require_shared_secret(self) -> None:
+        """On PostgreSQL, Roster's own tokens need ROSTER_JWT_SECRET: scaled out, every API process must verify
+        every other's tokens, which a secret generated per machine cannot do. Checked by create_app (through
+        the token service) and by the CLI before it migrates; SQLite keeps the generated secret."""
+        if not self.is_sqlite and not self.uses_public_keys and not self.jwt_secret:
+            raise ConfigError("ROSTER_JWT_SECRET: required with PostgreSQL, where several API processes share one secret")
+
     def signing_secret(self) -> str:
-        """The HS secret; on the embedded default, generated once and kept in the data directory."""
+        """The HS secret; on the embedded default (SQLite), generated once and kept in the data directory."""
         if self.jwt_secret:
             return self.jwt_secret
+        self.require_shared_secret()
         path = self.data_dir / "jwt-secret"
         try:
             if not path.exists():
@@ -127,8 +147,9 @@ class Settings(BaseSettings):
             secret = path.read_text().strip()
         except OSError as exc:
             raise ConfigError(f"ROSTER_DATA_DIR: cannot keep the generated JWT secret in {path}: {exc.strerror or exc}") from None
-        if len(secret) < MIN_SECRET_LENGTH:
-            raise ConfigError(f"ROSTER_DATA_DIR: {path} holds no usable secret; delete it to generate a new one")
+        if len(secret) < self.min_secret_length:
+            rule = self._secret_length_rule()
+            raise ConfigError(f"ROSTER_DATA_DIR: {path} holds no usable secret ({rule}); delete it to generate a new one")
         return secret
 
 
@@ -178,7 +199,7 @@ def _create_secret_file(path: Path) -> None:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_urlsafe(48))
+            fh.write(secrets.token_urlsafe(48))  # 64 characters: long enough for HS512 too
             fh.flush()
             os.fsync(fh.fileno())
         try:

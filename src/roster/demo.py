@@ -78,8 +78,9 @@ def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
         return DemoResult(token=None, csv_path=csv_path, curl="")
     token, _ = tokens.issue("datamanager")
     url = f"{base_url}/pages/auth/api/clinicaldata/studies/{quote(STUDY_OID)}/sites/{quote(SITES[0][0])}/participants/bulk?register=y"
+    # The answer is exactly `job uuid: <uuid>` (SPEC §4), no line break: `-w '\n'` keeps the prompt off its line.
     curl = " ".join(
         ["curl", "-X", "POST", shlex.quote(url), "-H", shlex.quote(f"Authorization: Bearer {token}"),
-         "-F", shlex.quote(f"file=@{csv_path.resolve()}")]
+         "-F", shlex.quote(f"file=@{csv_path.resolve()}"), "-w", shlex.quote("\\n")]
     )
     return DemoResult(token=token, csv_path=csv_path, curl=curl)

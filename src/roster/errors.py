@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from roster import codes
 
@@ -99,13 +101,30 @@ async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONR
     return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
-    # The type and path only: exception text may carry personal data from a row or a body.
-    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=False)
+# A route template names what was asked for without the IDs in it; an unmatched path is never logged.
+UNMATCHED_ROUTE = "<unmatched>"
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's path template (`/…/participants/{participantID}`), for logs: request paths hold
+    participant IDs and usernames."""
+    path = getattr(scope.get("route"), "path", None)
+    return _CONVERTER.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED_ROUTE
+
+
+def internal_error_response() -> JSONResponse:
     return JSONResponse(
         {"message": codes.INTERNAL_ERROR, "params": {}, "detail": codes.message_for(codes.INTERNAL_ERROR)},
         status_code=500,
     )
+
+
+async def _unhandled(request: Request, exc: Exception) -> JSONResponse:
+    # Only reached when an exception escapes app.RequestLog, which answers and logs every other one.
+    # The type and route only: exception text may carry personal data from a row or a body.
+    log.error("unhandled %s on %s %s", type(exc).__name__, request.method, route_template(request.scope))
+    return internal_error_response()
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection, text
 
 from roster.db import Database
+
+# Key of the PostgreSQL advisory lock that serialises migrations ("roster" in ASCII, a fixed 64-bit number).
+MIGRATION_LOCK_KEY = 0x726F73746572
 
 
 def alembic_config() -> Config:
@@ -14,8 +18,20 @@ def alembic_config() -> Config:
     return cfg
 
 
+def lock_migrations(conn: Connection) -> None:
+    """On PostgreSQL, waits for any other process migrating this database, then holds the lock until
+    `conn`'s transaction ends. Every `roster serve`/`worker` migrates at start: without the lock, several
+    starting at once on a fresh database would all create the same tables and all but one fail. The one
+    after the first finds the schema at head and does nothing. SQLite needs nothing: `BEGIN IMMEDIATE`
+    already lets one writer in at a time."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
 def upgrade(db: Database, revision: str = "head") -> None:
     cfg = alembic_config()
+    # One transaction (DDL is transactional on PostgreSQL): the lock is held until the schema is committed.
     with db.engine.begin() as conn:
+        lock_migrations(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

@@ -9,8 +9,8 @@ from sqlalchemy import select
 
 from roster import codes
 from roster.bulk.worker import drain
+from roster.participants.identifiers import ACCESS_CODE_ALPHABET
 from roster.participants.models import AuditEvent
-from roster.participants.writer import ACCESS_CODE_ALPHABET
 from tests.bulk.conftest import SITE_A, SITE_B, csv_of, error_codes, outcomes
 
 ROWS = (
@@ -115,6 +115,15 @@ def test_every_data_row_gets_one_log_entry_including_malformed_ones(bulk):
     # A quoted line break is read as part of the cell, and a name may not hold one.
     assert error_codes(log[2]) == [codes.UNSUPPORTED_CHARACTER]
     assert job["counts"] == {"rows": 6, "processed": 6, "created": 2, "updated": 0, "unchanged": 0, "failed": 4}
+
+
+def test_a_malformed_row_s_id_is_read_like_any_other_for_the_duplicate_check(bulk):
+    # Roster escapes a leading "-" as "'-" in its downloads; the malformed row and the fixed one name the same ID.
+    _job, log = bulk.run(b"ParticipantID,firstName\r\n'-P1,Ann,extra\r\n-P1,Ann\r\n")
+    assert outcomes(log) == ["failed", "failed"]
+    assert log[0]["participantId"] == "-P1"
+    assert error_codes(log[0]) == [codes.MALFORMED_ROW]
+    assert error_codes(log[1]) == [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE]
 
 
 def test_unknown_columns_are_named_in_the_warnings(bulk):

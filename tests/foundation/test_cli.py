@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -54,6 +55,7 @@ SERVE_REFUSES = [
     ({"ROSTER_JWT_ALGORITHMS": "HS256,RS256"}, "ROSTER_JWT_ALGORITHMS"),
     ({"ROSTER_JWT_ALGORITHMS": "RS256"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
     ({"ROSTER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"}, "ROSTER_JWT_SECRET"),
+    ({"ROSTER_JWT_ALGORITHMS": "HS512", "ROSTER_JWT_SECRET": "s" * 40}, "ROSTER_JWT_SECRET"),
     ({"ROSTER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "ROSTER_JWT_SECRET": "s" * 40}, "database"),
 ]
 
@@ -185,6 +187,15 @@ def test_demo_is_idempotent_and_prints_a_working_token(api, client, db, settings
     assert users == {u[0] for u in DEMO_USERS} | {"root-admin"}
     roles = api.ok(client.get(f"{P}/admin/users/datamanager/roles", headers=api.admin))
     assert len(roles) == 1  # not granted twice
+
+
+def test_the_demo_curl_line_ends_the_plain_text_answer_with_a_line_break(db, settings):
+    """The answer is exactly `job uuid: <uuid>` (SPEC §4), no line break: curl must add one, or the next shell
+    prompt is printed on the same line."""
+    from roster import demo
+
+    args = shlex.split(demo.run(settings, db, "http://127.0.0.1:8000").curl)
+    assert args[0] == "curl" and args[args.index("-w") + 1] == "\\n"  # curl's write-out: a newline after the body
 
 
 def test_serve_migrates_a_fresh_database_and_answers(tmp_path):

@@ -9,6 +9,7 @@ import threading
 import pytest
 from pydantic import ValidationError
 
+from roster.app import create_app
 from roster.auth.tokens import TokenService
 from roster.config import ConfigError, Settings, get_settings
 from roster.errors import Unauthorized
@@ -47,6 +48,9 @@ BAD = [
     ({"ROSTER_JWT_ALGORITHMS": "RS256", "ROSTER_JWT_PUBLIC_KEY_FILE": "{junk}"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
     ({"ROSTER_JWT_ALGORITHMS": "RS256", "ROSTER_JWKS_URL": "ftp://idp/jwks"}, "ROSTER_JWKS_URL"),
     ({"ROSTER_JWT_SECRET": "short"}, "ROSTER_JWT_SECRET"),
+    ({"ROSTER_JWT_ALGORITHMS": "HS384", "ROSTER_JWT_SECRET": "s" * 47}, "ROSTER_JWT_SECRET"),
+    ({"ROSTER_JWT_ALGORITHMS": "HS512", "ROSTER_JWT_SECRET": "s" * 63}, "ROSTER_JWT_SECRET"),
+    ({"ROSTER_JWT_ALGORITHMS": "HS256,HS512", "ROSTER_JWT_SECRET": "s" * 48}, "ROSTER_JWT_SECRET"),
     ({"ROSTER_MAX_UPLOAD_BYTES": "0"}, "ROSTER_MAX_UPLOAD_BYTES"),
     ({"ROSTER_MAX_UPLOAD_BYTES": "100MB"}, "ROSTER_MAX_UPLOAD_BYTES"),
     ({"ROSTER_BATCH_SIZE": "0"}, "ROSTER_BATCH_SIZE"),
@@ -109,6 +113,69 @@ def test_lists_and_case_are_forgiven(env, keys):
 def test_a_dotenv_file_is_read(env, tmp_path):
     (tmp_path / ".env").write_text("ROSTER_TOKEN_TTL_MINUTES=15\n")
     assert get_settings().token_ttl_minutes == 15
+
+
+@pytest.mark.parametrize("algorithm,length", [("HS256", 32), ("HS384", 48), ("HS512", 64)])
+def test_an_hs_secret_must_be_as_long_as_the_hash(env, algorithm, length):
+    """RFC 7518 §3.2: the key is at least as long as the hash output; one character short is refused."""
+    env.setenv("ROSTER_JWT_ALGORITHMS", algorithm)
+    env.setenv("ROSTER_JWT_SECRET", "s" * (length - 1))
+    with pytest.raises(ConfigError) as exc:
+        get_settings()
+    assert str(exc.value).startswith("ROSTER_JWT_SECRET: ") and f"at least {length} characters" in str(exc.value)
+    env.setenv("ROSTER_JWT_SECRET", "s" * length)
+    get_settings.cache_clear()
+    tokens = TokenService(get_settings())
+    assert tokens.username_from(tokens.issue("alice")[0]) == "alice"
+
+
+def test_the_generated_secret_is_long_enough_for_hs512(tmp_path):
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=tmp_path / "data", jwt_algorithms=["HS512"])
+    tokens = TokenService(settings)
+    assert tokens.username_from(tokens.issue("alice")[0]) == "alice"
+    assert len((tmp_path / "data" / "jwt-secret").read_text().strip()) >= 64
+
+
+def test_a_kept_secret_too_short_for_hs512_stops_start_up(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "jwt-secret").write_text("k" * 40)  # enough for HS256, not for HS512
+    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=data, jwt_algorithms=["HS512"])
+    with pytest.raises(ConfigError) as exc:
+        create_app(settings)
+    assert "ROSTER_DATA_DIR" in str(exc.value) and "64" in str(exc.value) and "\n" not in str(exc.value)
+
+
+# ---------------------------------------------------------------- PostgreSQL needs a configured secret
+
+PG_URL = "postgresql+psycopg://roster@127.0.0.1:1/roster"  # never connected to: the refusal comes first
+
+
+def test_create_app_on_postgresql_without_a_secret_refuses_to_start(tmp_path):
+    settings = Settings(_env_file=None, database_url=PG_URL, data_dir=tmp_path / "data")
+    with pytest.raises(ConfigError) as exc:
+        create_app(settings)
+    assert str(exc.value).startswith("ROSTER_JWT_SECRET: required with PostgreSQL") and "\n" not in str(exc.value)
+    assert not (tmp_path / "data").exists()  # no per-machine secret was generated
+
+
+def test_create_app_on_postgresql_from_the_environment_refuses_to_start(env, tmp_path):
+    env.setenv("ROSTER_DATABASE_URL", PG_URL)
+    with pytest.raises(ConfigError) as exc:
+        create_app()
+    assert "ROSTER_JWT_SECRET" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_create_app_on_postgresql_starts_with_a_secret_or_an_identity_provider(tmp_path, keys):
+    create_app(Settings(_env_file=None, database_url=PG_URL, data_dir=tmp_path / "data", jwt_secret="z" * 40))
+    create_app(Settings(_env_file=None, database_url=PG_URL, data_dir=tmp_path / "data", jwt_algorithms=["RS256"],
+                        jwt_public_key_file=keys["rsa"].public_file))
+    assert not (tmp_path / "data").exists()
+
+
+def test_create_app_on_sqlite_without_a_secret_generates_one_in_the_data_dir(tmp_path):
+    create_app(Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=tmp_path / "data"))
+    assert len((tmp_path / "data" / "jwt-secret").read_text().strip()) >= 32
 
 
 def test_settings_built_in_code_fail_with_a_validation_error():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import quote
+
+import pytest
 
 from roster import codes
 from roster.participants.schemas import NON_PII_KEYS
@@ -63,6 +66,39 @@ def test_ids_with_a_slash_are_served(world: World):
     world.created("A/B")
     assert world.record("a/b")["participantId"] == "A/B"
     assert world.get("A/B", suffix="/audit").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["audit", "accessLink", "remove", "restore"])
+def test_an_encoded_slash_is_part_of_the_id_even_before_a_sub_resource_name(world: World, name: str):
+    """SPEC §5 allows `/` in an ID. `X%2Faudit` names participant "X/audit"; `X/audit` is X's audit trail."""
+    world.created("X", firstName="Xavier")
+    assert world.patch("X", {"middleName": "M"}).status_code == 200  # X: two audit events, "X/<name>": one
+    created = world.created(f"X/{name}", firstName="Slashy")
+    assert created["subjectKey"] == f"X/{name}"
+    record = world.record(f"X/{name}")  # GET …/participants/X%2F<name>
+    assert (record["participantId"], record["firstName"]) == (f"X/{name}", "Slashy")
+    if name in ("remove", "restore"):
+        # POST …/X%2Fremove is a POST on participant "X/remove", which has none; X is not touched.
+        r = world.client.post(world.path(f"X/{name}"), headers=world.h("dm"))
+        assert (r.status_code, r.json()["message"]) == (405, codes.METHOD_NOT_ALLOWED)
+        assert world.record("X")["status"] == "available" and world.record(f"X/{name}")["status"] == "available"
+    # The sub-resource itself, with a literal slash (also when its name is percent-encoded).
+    audit = world.client.get(f"{STUDY_PATH}/participants/X/aud%69t", headers=world.h("dm"))
+    assert audit.status_code == 200 and len(audit.json()["items"]) == 2, audit.text
+    removed = world.post(f"X/{name}", "remove")
+    assert removed.status_code == 200 and removed.json()["participantId"] == f"X/{name}"
+    assert world.record("X")["status"] == "available"
+
+
+def test_a_participant_read_logs_the_route_template_not_the_id(world: World, caplog):
+    world.created("ADA-LOVELACE-7")
+    caplog.set_level(logging.INFO, logger="roster.access")
+    assert world.get("ADA-LOVELACE-7").status_code == 200
+    assert world.get("ADA-LOVELACE-7", suffix="/audit").status_code == 200
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("roster")]
+    template = f"{P}/clinicaldata/studies/{{studyOID}}/participants/{{participantID}}"
+    assert [line.split()[:3] for line in lines] == [["GET", template, "200"], ["GET", f"{template}/audit", "200"]]
+    assert not any("LOVELACE" in line.upper() or "S_PART" in line for line in lines)
 
 
 def test_the_study_list_is_paginated_oldest_first(world: World):

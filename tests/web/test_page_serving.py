@@ -93,3 +93,12 @@ def test_the_page_code_never_builds_html_from_strings() -> None:
     forbidden = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment|\beval\(|new Function\(")
     for path in STATIC.glob("*.js"):
         assert forbidden.search(path.read_text()) is None, path.name
+
+
+def test_the_page_names_the_unauthorized_code_once_as_the_api_spells_it() -> None:
+    from roster import codes
+
+    source = (STATIC / "api.js").read_text()
+    assert re.findall(r'"errorCode\.[A-Za-z]+"', source) == [f'"{codes.UNAUTHORIZED}"']
+    assert f'const UNAUTHORIZED = "{codes.UNAUTHORIZED}";' in source
+    assert source.count("new ApiError(401, UNAUTHORIZED,") == 2  # no token: the same code as the API's 401

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue as queue_
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,9 +27,10 @@ from roster.bulk.csvreader import ID_COLUMN, Entry, Header, read_csv
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
+from roster.csvout import unescape_cell
 from roster.db import Database
-from roster.fastsql import Bulk
 from roster.errors import DomainError
+from roster.fastsql import Bulk
 from roster.participants import writer
 from roster.participants.rules import RuleError, check_record, rule_error
 from roster.studies.models import Site, Study
@@ -144,11 +144,10 @@ class Importer:
             header, entries = read_csv(stored_chunks(self.db, self.claim.job_id))
         except DomainError:
             raise UploadUnreadable from None
-        with _Prepared(self, header, entries) as batches:
-            for rows in batches:
-                if self._apply(header, rows):
-                    return CANCELLED if queue.cancel(self.db, self.claim) else ""
-                self._check_stop()
+        for rows in self.batches(header, entries):
+            if self._apply(header, rows):
+                return CANCELLED if queue.cancel(self.db, self.claim) else ""
+            self._check_stop()
         return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
 
     def batches(self, header: Header, entries: Iterator[Entry]) -> Iterator[list[_Row]]:
@@ -156,13 +155,16 @@ class Importer:
         size = self.settings.batch_size
         done = self.processed
         batch: list[Entry] = []
-        for entry in entries:
-            if entry.row <= done:
-                continue  # applied and logged by an earlier attempt
-            batch.append(entry)
-            if len(batch) >= size:
-                yield self._prepare(header, batch)
-                batch = []
+        try:
+            for entry in entries:
+                if entry.row <= done:
+                    continue  # applied and logged by an earlier attempt
+                batch.append(entry)
+                if len(batch) >= size:
+                    yield self._prepare(header, batch)
+                    batch = []
+        except DomainError:
+            raise UploadUnreadable from None
         if batch:
             yield self._prepare(header, batch)
 
@@ -175,7 +177,8 @@ class Importer:
         for entry in batch:
             if entry.malformed:
                 cells = entry.cells
-                pid = cells[id_index].strip() if id_index < len(cells) else None
+                # Read as Header.values reads it, so that the in-file duplicate check sees the same ID.
+                pid = unescape_cell(cells[id_index].strip()) if id_index < len(cells) else None
                 rows.append(_Row(entry, pid or None, id_key(pid) if pid else None, [malformed], None))
                 continue
             values = header.values(entry.cells)
@@ -231,54 +234,3 @@ class Importer:
         self.processed = last
         return cancel
 
-
-_END = object()
-
-
-class _Prepared:
-    """Reads and checks the next batches in a thread while this one is written: the database's share
-    of a batch (and SQLite's and psycopg's waits) release the GIL, so on two cores the two overlap.
-    At most two batches wait, so memory stays flat; leaving the block stops the thread."""
-
-    def __init__(self, importer: Importer, header: Header, entries: Iterator[Entry]):
-        self._source = importer.batches(header, entries)
-        self._queue: queue_.Queue = queue_.Queue(maxsize=2)
-        self._closed = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"prepare-{importer.claim.job_id}", daemon=True)
-
-    def _put(self, item) -> bool:
-        while not self._closed.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue_.Full:
-                continue
-        return False
-
-    def _run(self) -> None:
-        try:
-            for rows in self._source:
-                if not self._put(rows):
-                    return
-            self._put(_END)
-        except BaseException as exc:  # handed to the consumer, which raises it in its own thread
-            self._put(exc)
-
-    def __enter__(self) -> Iterator[list[_Row]]:
-        self._thread.start()
-        return self._iterate()
-
-    def _iterate(self) -> Iterator[list[_Row]]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, DomainError):
-                raise UploadUnreadable from None
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def __exit__(self, *_exc) -> None:
-        self._closed.set()
-        self._thread.join()

@@ -7,6 +7,7 @@ Log lines name the job and the exception type only: rows carry personal data.
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import threading
@@ -52,8 +53,24 @@ class _Heartbeat:
                 log.warning("job %s: lease renewal failed (%s)", self.claim.uuid, type(exc).__name__)
 
 
+_heap_frozen = threading.Event()
+
+
+def _freeze_heap() -> None:
+    """Moves what the process holds before its first job (modules, SQLAlchemy's caches, the app) out of
+    the garbage collector's sight. A job allocates millions of short-lived objects, each collection of
+    the oldest generation would otherwise walk that whole heap again, and the bulk benchmark measured
+    it at about a quarter of a job's time. Done once per process, after a collection, so that no
+    garbage is frozen with it."""
+    if not _heap_frozen.is_set():
+        _heap_frozen.set()
+        gc.collect()
+        gc.freeze()
+
+
 def run_one(db: Database, settings: Settings, stop: threading.Event | None = None) -> bool:
     """Claims and runs one job; False when there was nothing to claim."""
+    _freeze_heap()
     claim = queue.claim(db, settings.job_lease_seconds)
     if claim is None:
         return False

@@ -24,8 +24,11 @@ if connection is not None:
 else:
     from roster.config import get_settings
     from roster.db import make_engine
+    from roster.migrate import lock_migrations
 
+    # The `alembic` command itself (development): the same lock as roster.migrate.upgrade takes.
     engine = make_engine(get_settings().database_url)
-    with engine.connect() as conn:
+    with engine.begin() as conn:
+        lock_migrations(conn)
         run(conn)
     engine.dispose()

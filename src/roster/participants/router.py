@@ -4,16 +4,23 @@ Check order: token (before the body is read), study, then — for the single POS
 order — site, study/site available, role, write permission, `register`, participateActive, body; for a
 participant's own resource: a role in the study (noRoleSetUp), the participant visible to the caller
 (404 otherwise), study/site available, write permission (or PII permission for the access link), body.
-Participant IDs are matched case-insensitively and taken as a `path` parameter, so an ID holding an
-encoded `/` still names one participant.
+Participant IDs are matched case-insensitively. SPEC §5 allows `/` in an ID; a client sends it encoded
+(`%2F`), and the server decodes the path before routing, so the ID is a `path` parameter and
+`…/participants/X%2Faudit` would also match `…/participants/{X}/audit`. A sub-resource route therefore
+matches only when its last segment is literally there (SubresourceRoute): `X%2Faudit` is the participant
+"X/audit", `X/audit` the audit trail of "X" (docs/decisions.md, Participant API).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from sqlalchemy.orm import Session
+from starlette.routing import Match
+from starlette.types import Scope
 
 from roster import codes
 from roster.auth.models import User
@@ -27,6 +34,34 @@ from roster.studies.models import Study
 from roster.studies.service import get_site, get_study, require_available
 
 router = APIRouter(prefix="/pages/auth/api/clinicaldata/studies/{studyOID}", tags=["participants"], route_class=TokenFirstRoute)
+
+
+class SubresourceRoute(TokenFirstRoute):
+    """`…/participants/{participantID}/<name>` that matches only when `/<name>` is a real path segment of the
+    request as sent, not the tail of an ID holding an encoded `/` (which the server decoded before routing).
+    Not matching, the request falls through to the participant's own routes: GET `X%2Faudit` reads
+    participant "X/audit", POST `X%2Fremove` is 405 (no POST on a participant)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        raw_path = scope.get("raw_path")
+        if match is not Match.NONE and isinstance(raw_path, bytes):
+            # Last segment as sent (split on literal slashes only), then decoded: `aud%69t` still counts.
+            sent = unquote(raw_path.decode("latin-1").rpartition("/")[2], encoding="utf-8", errors="replace")
+            if sent != self.path.rpartition("/")[2]:
+                return Match.NONE, {}
+        return match, child_scope
+
+
+def subresource(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`@router.<method>(path)` with SubresourceRoute (FastAPI's decorators take no route class)."""
+
+    def decorator(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        router.add_api_route(path, endpoint, methods=[method], route_class_override=SubresourceRoute, **kwargs)
+        return endpoint
+
+    return decorator
+
 
 StudyOID = Annotated[str, Path(alias="studyOID")]
 SiteOID = Annotated[str, Path(alias="siteOID")]
@@ -90,7 +125,7 @@ def list_site_participants(
     return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(by_alias=True)
 
 
-@router.get("/participants/{participantID:path}/accessLink", response_model=schemas.AccessLinkOut)
+@subresource("GET", "/participants/{participantID:path}/accessLink", response_model=schemas.AccessLinkOut)
 def access_link(
     study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, settings: SettingsDep,
     include_access_code: Annotated[str | None, Query(alias="includeAccessCode")] = None,
@@ -103,7 +138,7 @@ def access_link(
     return service.access_link(settings.public_base_url, study, participant, include)
 
 
-@router.get("/participants/{participantID:path}/audit", responses=_AUDIT)
+@subresource("GET", "/participants/{participantID:path}/audit", responses=_AUDIT)
 def participant_audit(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, page: Pages) -> dict[str, Any]:
     """The audit trail, oldest first; values of personal fields withheld from monitors and viewers."""
     study = get_study(session, study_oid)
@@ -112,7 +147,7 @@ def participant_audit(study_oid: StudyOID, participant_id: ParticipantID, user: 
     return service.audit_page(session, participant, pii, page).model_dump(by_alias=True)
 
 
-@router.post("/participants/{participantID:path}/remove", responses=_RECORD)
+@subresource("POST", "/participants/{participantID:path}/remove", responses=_RECORD)
 def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """Idempotent: removing a removed participant changes nothing and writes no audit event."""
     study = get_study(session, study_oid)
@@ -121,7 +156,7 @@ def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user:
     return _record(session, user, study, participant)
 
 
-@router.post("/participants/{participantID:path}/restore", responses=_RECORD)
+@subresource("POST", "/participants/{participantID:path}/restore", responses=_RECORD)
 def restore_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, site = service.writable(session, user, study, participant_id)

@@ -10,7 +10,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    model_validator,
+)
 
 from roster import codes
 from roster.errors import DomainError

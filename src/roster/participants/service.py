@@ -23,8 +23,20 @@ from roster.auth.permissions import Action, StudyAccess, study_access
 from roster.db import utcnow
 from roster.errors import DomainError, Forbidden, NotFound
 from roster.participants import audit, profile, rules, writer
-from roster.participants.models import AVAILABLE, REMOVED, AuditEvent, Participant, ParticipantMrn, participant_key
-from roster.participants.schemas import NON_PII_KEYS, ParticipantOut, SingleParticipantIn, SingleParticipantOut
+from roster.participants.models import (
+    AVAILABLE,
+    REMOVED,
+    AuditEvent,
+    Participant,
+    ParticipantMrn,
+    participant_key,
+)
+from roster.participants.schemas import (
+    NON_PII_KEYS,
+    ParticipantOut,
+    SingleParticipantIn,
+    SingleParticipantOut,
+)
 from roster.schemas import Page, PageParams
 from roster.studies.models import Site, Study
 from roster.studies.service import require_available

@@ -10,20 +10,29 @@ it falls in. Flushes, never commits: the caller owns the transaction.
 
 from __future__ import annotations
 
-import re
-import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring as _json_str
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from json.encoder import encode_basestring as _json_str
-
 from roster import codes
 from roster.db import utcnow
 from roster.fastsql import Bulk
-from roster.participants.models import AVAILABLE, REMOVED, AuditEvent, Participant, participant_key
+from roster.participants.identifiers import (
+    MAX_ID_LENGTH,
+    IdGenerator,
+    new_access_code,
+    oid_base,
+)
+from roster.participants.models import (
+    AVAILABLE,
+    REMOVED,
+    AuditEvent,
+    Participant,
+    participant_key,
+)
 from roster.participants.rules import RuleError, rule_error
 from roster.studies.models import Site, Study
 
@@ -34,14 +43,6 @@ FAILED = "failed"
 
 # Participate status of a participant who has just been given an access code.
 PARTICIPATE_CREATED = "Created"
-# No 0/O, 1/I/L, and no lower case: codes are read aloud and typed from paper.
-ACCESS_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
-ACCESS_CODE_LENGTH = 9
-MAX_ID_LENGTH = 30
-OID_PREFIX = "SS_"
-# Leaves room for a "_NNN" suffix within the 80-character column.
-OID_BASE_LENGTH = 70
-
 # API field name -> Participant column, for the contact fields a bulk row may carry.
 CONTACT_FIELDS = {
     "firstName": "first_name",
@@ -51,7 +52,6 @@ CONTACT_FIELDS = {
     "identifier": "identifier",
 }
 _COLUMNS = tuple(CONTACT_FIELDS.values())
-_NOT_ALNUM = re.compile(r"[^A-Z0-9]+")
 
 _T = Participant.__table__
 _STUDIES = Study.__table__
@@ -157,7 +157,7 @@ class _Batch:
         self.study_cap = study.enrollment_cap
         self.site_cap = self.session.scalar(select(Site.__table__.c.enrollment_cap).where(Site.__table__.c.id == self.site_id))
         generating = sum(1 for r in records if not r.participant_id)
-        ids = _IdGenerator(self.db, self.study_id, study.participant_id_template, study.id_counter) if (
+        ids = IdGenerator(self.db, self.study_id, study.participant_id_template, study.id_counter) if (
             generating and study.participant_id_method == "system" and study.participant_id_template
         ) else None
 
@@ -208,7 +208,7 @@ class _Batch:
     def _fail(self, participant_id: str | None, code: str) -> Result:
         return Result(FAILED, participant_id, None, None, [rule_error(code, self.id_column)])
 
-    def _apply(self, record: Record, ids: _IdGenerator | None, generating: int, states: list) -> Result:
+    def _apply(self, record: Record, ids: IdGenerator | None, generating: int, states: list) -> Result:
         pid = record.participant_id
         if not pid:
             if ids is None:
@@ -365,49 +365,6 @@ class _Batch:
             ])
 
 
-class _IdGenerator:
-    """System IDs from the study's template: one run of '#' is the counter, zero-padded to the run's
-    width and growing past it. Numbers whose ID already exists in the study are skipped (and used up)."""
-
-    PREFETCH = 64
-
-    def __init__(self, db: Bulk, study_id: int, template: str, counter: int):
-        run = re.search("#+", template)
-        self.prefix, self.suffix, self.width = template[: run.start()], template[run.end():], run.end() - run.start()
-        self.db = db
-        self.study_id = study_id
-        self.counter = counter  # the last number used; the first ID is number 1
-        self.checked_to = counter  # numbers up to here have been looked up in the database
-        self.existing: set[str] = set()
-        self.pending: str | None = None
-
-    def format(self, number: int) -> str:
-        return f"{self.prefix}{number:0{self.width}d}{self.suffix}"
-
-    def peek(self, live: dict[str, _State], expected: int) -> str:
-        """The next free ID (not yet used up: `take()` does that once the record is accepted)."""
-        number = self.counter
-        while True:
-            number += 1
-            if number > self.checked_to:
-                self._prefetch(number, max(expected, 1) + self.PREFETCH)
-            candidate = self.format(number)
-            key = participant_key(candidate)
-            if key not in self.existing and key not in live:
-                self.pending = (number, candidate)
-                return candidate
-
-    def take(self) -> None:
-        self.counter = self.pending[0]
-        self.pending = None
-
-    def _prefetch(self, start: int, count: int) -> None:
-        keys = [participant_key(self.format(n)) for n in range(start, start + count)]
-        rows = self.db.by_keys("t.participant_key", "participants", "participant_key", keys, scope=("study_id", self.study_id))
-        self.existing.update(r[0] for r in rows)
-        self.checked_to = start + count - 1
-
-
 def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
     """`[{"field", "old", "new"}, …]` as JSON (audit.diff's shape), built directly: at bulk rates the
     general encoder costs more than the rest of the row. Field names are fixed identifiers."""
@@ -415,12 +372,3 @@ def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
         '{"field":"%s","old":%s,"new":%s}' % (f, "null" if o is None else _json_str(o), "null" if n is None else _json_str(n))
         for f, o, n in changes
     ]) + "]"
-
-
-def new_access_code() -> str:
-    return "".join(secrets.choice(ACCESS_CODE_ALPHABET) for _ in range(ACCESS_CODE_LENGTH))
-
-
-def oid_base(participant_id: str) -> str:
-    """`SS_` + the ID upper-cased with everything but ASCII letters and digits dropped."""
-    return OID_PREFIX + _NOT_ALNUM.sub("", participant_id.upper())[: OID_BASE_LENGTH - len(OID_PREFIX)]

@@ -4,6 +4,8 @@
 export const P = "/pages/auth/api";
 const TOKEN_KEY = "roster.token";
 const EXPIRES_KEY = "roster.tokenExpiresAt";
+/** The API's code for a missing or refused token (roster.codes.UNAUTHORIZED); the page uses it when it has none. */
+const UNAUTHORIZED = "errorCode.unauthorized";
 
 export class ApiError extends Error {
   constructor(status, code, detail, params = {}) {
@@ -95,7 +97,7 @@ export async function api(path, { method = "GET", body, headers = {}, raw = fals
   const token = auth.token;
   if (!token) {
     lostSession();
-    throw new ApiError(401, "errorCode.unauthorized", "Please sign in.");
+    throw new ApiError(401, UNAUTHORIZED, "Please sign in.");
   }
   let response;
   try {
@@ -128,7 +130,7 @@ export function upload(path, formData, onProgress) {
     const token = auth.token;
     if (!token) {
       lostSession();
-      reject(new ApiError(401, "errorCode.unauthorized", "Please sign in."));
+      reject(new ApiError(401, UNAUTHORIZED, "Please sign in."));
       return;
     }
     const xhr = new XMLHttpRequest();
