@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import Column
 from sqlalchemy.orm import Session
 
-
 _PLANNER = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_material")
 
 
@@ -43,10 +42,10 @@ class Bulk:
             return
         saved = self.raw.execute("SELECT " + ", ".join(f"current_setting('{n}')" for n in _PLANNER)).fetchone()
         self.raw.execute("SELECT " + ", ".join(f"set_config('{n}', 'off', true)" for n in _PLANNER))
-        try:
-            yield
-        finally:
-            self.raw.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER), [x for pair in zip(_PLANNER, saved) for x in pair])
+        # Restored on a normal exit only: after an error the transaction is aborted (a statement there
+        # would hide the real error) and its rollback drops these transaction-local settings anyway.
+        yield
+        self.raw.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER), [x for pair in zip(_PLANNER, saved) for x in pair])
 
     def relaxed_commit(self) -> None:
         """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk. Only for

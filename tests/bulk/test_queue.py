@@ -314,3 +314,20 @@ def test_stored_chunks_stream_the_upload_in_order(bulk):
     job_uuid = bulk.upload(data)
     job = job_row(bulk, job_uuid)
     assert b"".join(importer.stored_chunks(bulk.db, job.id)) == data
+
+
+def test_a_cancel_during_the_first_pass_applies_no_row(bulk, monkeypatch):
+    job_uuid = bulk.upload(TEN)
+    claim = queue.claim(bulk.db, 30)
+    real = Importer._verify_and_count
+
+    def cancel_then_verify(self):
+        # Pressed while the worker verifies and counts the upload: the job is IN_PROGRESS, so 202.
+        r = bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"])
+        assert r.status_code == 202, r.text
+        return real(self)
+
+    monkeypatch.setattr(Importer, "_verify_and_count", cancel_then_verify)
+    assert Importer(bulk.db, small_batches(bulk), claim).run() == "CANCELLED"
+    assert count(bulk, LogEntry) == 0 and count(bulk, Participant) == 0
+    assert job_row(bulk, job_uuid).status == "CANCELLED"

@@ -133,12 +133,19 @@ def test_a_job_cancelled_while_queued_is_never_run(world, settings):
         assert s.scalar(select(func.count()).select_from(Participant)) == 0
 
 
-def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(world, settings):
+def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(world, settings, monkeypatch):
     rows = "".join(f"RUN-{i},Name{i}\r\n" for i in range(1, 8))
     job = upload(world, f"ParticipantID,firstName\r\n{rows}".encode())
     claim = queue.claim(world.db, settings.job_lease_seconds)
-    r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("dm"))
-    assert r.status_code == 202 and r.json()["status"] == IN_PROGRESS and r.json()["cancelRequested"] is True
+    real_apply = Importer._apply
+
+    def cancel_while_the_first_batch_runs(self, header, batch):
+        if self.processed == 0:
+            r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("dm"))
+            assert r.status_code == 202 and r.json()["status"] == IN_PROGRESS and r.json()["cancelRequested"] is True
+        return real_apply(self, header, batch)
+
+    monkeypatch.setattr(Importer, "_apply", cancel_while_the_first_batch_runs)
 
     assert Importer(world.db, settings.model_copy(update={"batch_size": 3}), claim).run() == CANCELLED
     body = world.get(f"/jobs/{job}", "crc_a").json()

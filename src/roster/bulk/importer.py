@@ -100,15 +100,17 @@ class Importer:
         if self.claim.cancel_requested:
             return CANCELLED if queue.cancel(self.db, self.claim) else ""
         try:
-            if self.claim.rows_total is None:
-                self._verify_and_count()
+            if self.claim.rows_total is None and self._verify_and_count():
+                # Cancelled while the first pass ran: no batch has started, so none is applied.
+                return CANCELLED if queue.cancel(self.db, self.claim) else ""
             return self._apply_all()
         except UploadUnreadable:
             log.error("job %s failed: stored upload unreadable", self.claim.uuid)
             return FAILED if queue.finish(self.db, self.claim, FAILED, codes.JOB_UPLOAD_UNREADABLE) else ""
 
-    def _verify_and_count(self) -> None:
-        """A first pass: the stored bytes are what was accepted, and the row count gives `progress`."""
+    def _verify_and_count(self) -> bool:
+        """A first pass: the stored bytes are what was accepted, and the row count gives `progress`.
+        Returns whether a cancel was requested meanwhile."""
         digest = hashlib.sha256()
         size = 0
 
@@ -131,7 +133,7 @@ class Importer:
         if size != self.job.upload_size or (self.job.upload_sha256 and digest.hexdigest() != self.job.upload_sha256):
             raise UploadUnreadable
         with self.db.transaction() as session:
-            queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=self.processed, counts={}, rows_total=rows)
+            return queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=self.processed, counts={}, rows_total=rows)
 
     def _check_stop(self) -> None:
         if self.lost.is_set():
