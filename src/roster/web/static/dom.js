@@ -80,3 +80,16 @@ const numberFormat = new Intl.NumberFormat();
 export function num(value) {
   return typeof value === "number" ? numberFormat.format(value) : "—";
 }
+
+/** Enables and shows a Previous/Next pager for `page` of `pages`. */
+export function pagerState(prev, next, page, pages) {
+  const focused = [prev, next].find((b) => b === document.activeElement);
+  prev.disabled = page <= 1;
+  next.disabled = page >= pages;
+  prev.hidden = next.hidden = pages <= 1;
+  // Keyboard users stay in the pager when the button they pressed becomes disabled (last page).
+  if (focused && focused.disabled) {
+    const other = focused === next ? prev : next;
+    if (!other.disabled && !other.hidden) other.focus();
+  }
+}

@@ -1,7 +1,7 @@
 // The jobs table: newest first, paginated, polling while any job on the page is queued or running.
 
 import { ApiError, P, api, download, seg } from "./api.js";
-import { $, errorNode, formatTime, h, notice, num } from "./dom.js";
+import { $, errorNode, formatTime, h, notice, num, pagerState } from "./dom.js";
 
 export const ACTIVE = new Set(["IN_QUEUE", "IN_PROGRESS"]);
 export const STATUS_LABELS = {
@@ -165,24 +165,12 @@ export class JobsTable {
     const label = `Page ${this.page} of ${this.pages} · ${num(data.total)} job${data.total === 1 ? "" : "s"}`;
     // Only on change: the label is a live region, and polls must not make screen readers repeat it.
     if (this.pageLabel.textContent !== label) this.pageLabel.textContent = label;
-    this.pagerState();
+    pagerState(this.prev, this.next, this.page, this.pages);
     if (focusKey) {
       const [uuid, action] = focusKey;
       const tr = this.rows.get(uuid)?.tr;
       const target = tr && tr.querySelector(`[data-action="${action}"]`);
       if (target && !target.disabled) target.focus();
-    }
-  }
-
-  pagerState() {
-    const focused = [this.prev, this.next].find((b) => b === document.activeElement);
-    this.prev.disabled = this.page <= 1;
-    this.next.disabled = this.page >= this.pages;
-    this.prev.hidden = this.next.hidden = this.pages <= 1;
-    // Keyboard users stay in the pager when the button they pressed becomes disabled (last page).
-    if (focused && focused.disabled) {
-      const other = focused === this.next ? this.prev : this.next;
-      if (!other.disabled && !other.hidden) other.focus();
     }
   }
 

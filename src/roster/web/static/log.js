@@ -1,7 +1,7 @@
 // One job's bulk-actions log: a row per data row of the file, filterable by outcome, paginated.
 
 import { ApiError, api, download } from "./api.js";
-import { $, errorNode, h, notice, num } from "./dom.js";
+import { $, errorNode, h, notice, num, pagerState } from "./dom.js";
 import { ACTIVE, countsText, fileStem, jobError, jobPath, statusBadge, warningText } from "./jobs.js";
 
 const POLL_MS = 1500;
@@ -134,19 +134,7 @@ export class LogView {
     const last = Math.min(log.total, this.page * log.pageSize);
     const what = this.outcome.value ? `${OUTCOME_LABELS[this.outcome.value].toLowerCase()} rows` : "rows";
     this.pageLabel.textContent = `Page ${this.page} of ${this.pages} · ${what} ${num(first)}–${num(last)} of ${num(log.total)}`;
-    this.pagerState();
-  }
-
-  pagerState() {
-    const focused = [this.prev, this.next].find((b) => b === document.activeElement);
-    this.prev.disabled = this.page <= 1;
-    this.next.disabled = this.page >= this.pages;
-    this.prev.hidden = this.next.hidden = this.pages <= 1;
-    // Keyboard users stay in the pager when the button they pressed becomes disabled (last page).
-    if (focused && focused.disabled) {
-      const other = focused === this.next ? this.prev : this.next;
-      if (!other.disabled && !other.hidden) other.focus();
-    }
+    pagerState(this.prev, this.next, this.page, this.pages);
   }
 
   row(entry) {
