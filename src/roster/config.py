@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(100 * 1024 * 1024, ge=1)
     embedded_workers: int | None = Field(None, ge=0, le=64)
     batch_size: int = Field(1000, ge=1, le=100_000)
+    # Decide the next batch while the previous one is written (roster.bulk.importer); off = one at a time.
+    bulk_overlap: bool = True
     public_base_url: str = "http://localhost:8000"
     job_lease_seconds: int = Field(30, ge=2)
     job_max_attempts: int = Field(3, ge=1)

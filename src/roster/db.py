@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -107,6 +107,12 @@ class Database:
         """A session whose transaction commits on success and rolls back on error."""
         with self.sessions() as session, session.begin():
             yield session
+
+    def snapshot(self, session: Session) -> None:
+        """Makes the session's (new) transaction read from one snapshot throughout. SQLite's read
+        transactions already do (WAL); PostgreSQL's default, READ COMMITTED, takes one per statement."""
+        if self.dialect == "postgresql":
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,21 +1,23 @@
 """Set-at-a-time SQL for the bulk path, on the session's own connection and transaction.
 
 SQLAlchemy's executemany processes every parameter of every row in Python (type processors, JSON,
-datetimes), which costs more than the database's own work at bulk rates. Here rows go to the driver as
-plain tuples: `executemany` on SQLite (its C loop), `COPY … FROM STDIN` on PostgreSQL. Values that need a
-type's processing (a timestamp, say) are processed once per batch with SQLAlchemy's own processor (`bind`).
-Lists of keys travel as ONE parameter (`json_each` on SQLite, an array on PostgreSQL), so a batch of any
-size is one statement and SQLite's limit on bound variables never applies.
+datetimes), which costs more than the database's own work at bulk rates. Here a batch's rows travel as
+ONE parameter, a JSON array encoded by the json module's C code (`json_each` on SQLite,
+`jsonb_array_elements` on PostgreSQL), and so do lists of keys (`json_each`, an array): a batch of any size
+is one statement, SQLite's limit on bound variables never applies, and the statement runs in the database
+without the GIL. Values that need a type's processing (a timestamp, say) are processed once per batch with
+SQLAlchemy's own processor (`bind`, `stamp`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, Table, TypeDecorator
 from sqlalchemy.orm import Session
 
 _PLANNER = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_material")
@@ -81,41 +83,77 @@ class Bulk:
         sql = f"SELECT {columns} FROM {table} t WHERE t.{key} IN (SELECT value FROM json_each(?)){scoped.format(p='?')}"
         return self.raw.execute(sql, (self.json(keys), *params[1:])).fetchall()
 
-    def insert(self, table: str, columns: Sequence[str], rows: Sequence[tuple]) -> None:
-        if not rows:
-            return
+    def stamp(self, column: Column, value: Any) -> Any:
+        """`value` as a batch payload carries it for `column` (a timestamp as text on both backends)."""
+        value = self.bind(column, value)
+        return value.isoformat() if isinstance(value, dt.datetime) else value
+
+    def payload(self, rows: Sequence[Sequence]) -> Payload:
+        """A batch's rows as `insert` and `update` take them. PostgreSQL: ONE parameter, a JSON array of
+        arrays encoded by the json module's C code, so a writer thread holds no GIL while the statement
+        runs (roster.bulk.importer). SQLite: the tuples, for executemany's C loop; there the statement
+        costs three times as much when it takes the rows apart from JSON."""
+        return Bulk.json(rows) if self.pg else rows
+
+    @staticmethod
+    def _elements(table: Table, columns: Sequence[str]) -> str:
+        """PostgreSQL: the payload's columns, in order, as the SELECT list over its elements (`value`)."""
+        return ", ".join(f"(value->>{i})::{_pg_type(table.c[name])} AS {name}" for i, name in enumerate(columns))
+
+    def insert(self, table: Table, columns: Sequence[str], payload: Payload) -> None:
+        """INSERT the rows of `payload` (see `payload`)."""
         names = ", ".join(columns)
         if self.pg:
-            with self.raw.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+            self.raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {self._elements(table, columns)} FROM {_PG_SOURCE}", (payload,))
         else:
-            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+            self.raw.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", payload)
 
-    def next_ids(self, table: str, count: int) -> list[int]:
-        """Primary keys for `count` new rows, so that rows can be inserted with their ids known."""
+    def update(self, table: Table, columns: Sequence[str], payload: Payload) -> None:
+        """UPDATE by id: each payload row is (id, *values of `columns`)."""
         if self.pg:
-            rows = self.raw.execute(
-                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id')) FROM generate_series(1, %s)", (count,)
-            ).fetchall()
-            return [r[0] for r in rows]
-        # SQLite: the caller's write transaction (BEGIN IMMEDIATE) excludes every other writer.
-        top = self.raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
-        return list(range(top + 1, top + count + 1))
-
-    def update(self, table: str, columns: dict[str, str], rows: Sequence[tuple]) -> None:
-        """UPDATE by id. `columns`: name -> PostgreSQL array element type; each row is (id, *values)."""
-        if not rows:
-            return
-        names = list(columns)
-        if self.pg:
-            # One statement for the batch: the rows travel as one array per column.
-            arrays = ", ".join(f"%s::{kind}[]" for kind in columns.values())
-            sets = ", ".join(f"{n} = v.{n}" for n in names)
+            sets = ", ".join(f"{name} = v.{name}" for name in columns)
             self.raw.execute(
-                f"UPDATE {table} SET {sets} FROM unnest(%s::int[], {arrays}) AS v(id, {', '.join(names)}) WHERE {table}.id = v.id",
-                [list(col) for col in zip(*rows)],
+                f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM {_PG_SOURCE}) AS v "
+                f"WHERE {table.name}.id = v.id",
+                (payload,),
             )
         else:
-            sets = ", ".join(f"{n} = ?" for n in names)
-            self.raw.executemany(f"UPDATE {table} SET {sets} WHERE id = ?", [(*row[1:], row[0]) for row in rows])
+            sets = ", ".join(f"{name} = ?" for name in columns)
+            self.raw.executemany(f"UPDATE {table.name} SET {sets} WHERE id = ?", [(*row[1:], row[0]) for row in payload])
+
+    def next_ids(self, table: str, count: int, floor: int = 0) -> list[int]:
+        """Primary keys for `count` new rows, so that rows can be inserted with their ids known. On
+        SQLite the caller must hold the write lock, or check that nobody inserted since (`floor`: ids
+        already given out and not yet inserted)."""
+        if count <= 0:
+            return []
+        if self.pg:
+            # The sequence is looked up once: pg_get_serial_sequence() in the select list runs per row.
+            rows = self.raw.execute(
+                f"SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq) s, generate_series(1, %s)",
+                (count,),
+            ).fetchall()
+            return [r[0] for r in rows]
+        top = max(self.raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0], floor)
+        return list(range(top + 1, top + count + 1))
+
+
+_PG_SOURCE = "jsonb_array_elements(%s::jsonb) AS e(value)"
+# A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).
+Payload = str | Sequence[Sequence]
+
+
+def _pg_type(column: Column) -> str:
+    """The cast for a payload element: text for strings (the column's own length check still applies)."""
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl
+    if isinstance(kind, Integer):
+        return "bigint"
+    if isinstance(kind, DateTime):
+        return "timestamptz"
+    if isinstance(kind, JSON):
+        return "json"
+    if isinstance(kind, Boolean):
+        return "boolean"
+    return "text"

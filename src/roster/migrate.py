@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, text
@@ -29,9 +31,30 @@ def lock_migrations(conn: Connection) -> None:
 
 
 def upgrade(db: Database, revision: str = "head") -> None:
+    _migrate(db, lambda cfg: command.upgrade(cfg, revision))
+
+
+def downgrade(db: Database, revision: str) -> None:
+    _migrate(db, lambda cfg: command.downgrade(cfg, revision))
+
+
+def _migrate(db: Database, run: Callable[[Config], None]) -> None:
     cfg = alembic_config()
-    # One transaction (DDL is transactional on PostgreSQL): the lock is held until the schema is committed.
-    with db.engine.begin() as conn:
-        lock_migrations(conn)
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    with db.engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:
+            # Batch migrations rebuild a table and drop the old one; with foreign keys on, SQLite's DROP TABLE
+            # would first delete every row that references it (ON DELETE CASCADE). The pragma only takes
+            # effect outside a transaction, so it goes to the driver before SQLAlchemy begins one.
+            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+        try:
+            # One transaction (DDL is transactional on PostgreSQL): the lock is held until the schema is committed.
+            with conn.begin():
+                lock_migrations(conn)
+                cfg.attributes["connection"] = conn
+                run(cfg)
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise RuntimeError("migration left rows whose foreign keys point nowhere; rolled back")
+        finally:
+            if sqlite:
+                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")

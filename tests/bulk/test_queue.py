@@ -50,8 +50,8 @@ def count(bulk, model, *where) -> int:
 
 
 def fail_after(monkeypatch, calls: int, exc: type[BaseException]):
-    """writer.apply_batch works `calls` times, then raises `exc`."""
-    real = writer.apply_batch
+    """The bulk writer (writer.write_planned) works `calls` times, then raises `exc`."""
+    real = writer.write_planned
     seen = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -60,7 +60,7 @@ def fail_after(monkeypatch, calls: int, exc: type[BaseException]):
             raise exc("injected")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "apply_batch", flaky)
+    monkeypatch.setattr(writer, "write_planned", flaky)
     return seen
 
 
@@ -119,17 +119,17 @@ def test_a_job_taken_over_mid_run_keeps_the_first_workers_committed_batches_only
     job_uuid = bulk.upload(TEN)
     settings = small_batches(bulk)
     stale = queue.claim(bulk.db, 30)
-    real_apply = Importer._apply
+    real_write = Importer._write
 
-    def apply_then_lose(self, header, batch):
-        done = real_apply(self, header, batch)
+    def write_then_lose(self, plan):
+        done = real_write(self, plan)
         if self.claim is stale and self.processed == 3:
             # Another worker takes the job over between this worker's first and second batch.
             expire_lease(bulk, job_uuid)
             self.taken = queue.claim(bulk.db, 30)
         return done
 
-    monkeypatch.setattr(Importer, "_apply", apply_then_lose)
+    monkeypatch.setattr(Importer, "_write", write_then_lose)
     first = Importer(bulk.db, settings, stale)
     with pytest.raises(LeaseLost):
         first.run()
@@ -208,16 +208,16 @@ def test_a_corrupted_upload_fails_the_job_without_applying_a_row(bulk):
 
 def test_a_cancel_is_observed_after_the_current_batch(bulk, monkeypatch):
     job_uuid = bulk.upload(TEN)
-    real_apply = Importer._apply
+    real_write = Importer._write
 
-    def apply_then_cancel(self, header, batch):
-        done = real_apply(self, header, batch)
+    def write_then_cancel(self, plan):
+        done = real_write(self, plan)
         if self.processed == 3:
             r = bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"])
             assert r.status_code == 202, r.text
         return done
 
-    monkeypatch.setattr(Importer, "_apply", apply_then_cancel)
+    monkeypatch.setattr(Importer, "_write", write_then_cancel)
     drain(bulk.db, small_batches(bulk))
     row = job_row(bulk, job_uuid)
     # The batch running when the cancel arrived finished; no batch started after it.
@@ -234,15 +234,15 @@ def test_a_queued_job_cancelled_before_it_starts_is_never_run(bulk):
 
 def test_a_job_deleted_while_running_writes_nothing_more(bulk, monkeypatch):
     job_uuid = bulk.upload(TEN)
-    real_apply = Importer._apply
+    real_write = Importer._write
 
-    def apply_then_delete(self, header, batch):
-        done = real_apply(self, header, batch)
+    def write_then_delete(self, plan):
+        done = real_write(self, plan)
         if self.processed == 3:
             assert bulk.client.delete(f"{P}/jobs/{job_uuid}", headers=bulk.users["dm"]).status_code == 204
         return done
 
-    monkeypatch.setattr(Importer, "_apply", apply_then_delete)
+    monkeypatch.setattr(Importer, "_write", write_then_delete)
     drain(bulk.db, small_batches(bulk))
     assert bulk.stored() == (0, 0, 0)
     assert count(bulk, Participant) == 3
@@ -251,14 +251,14 @@ def test_a_job_deleted_while_running_writes_nothing_more(bulk, monkeypatch):
 def test_a_stopping_worker_gives_its_job_back_without_using_an_attempt(bulk, monkeypatch):
     job_uuid = bulk.upload(TEN)
     stop = threading.Event()
-    real_apply = Importer._apply
+    real_write = Importer._write
 
-    def apply_then_stop(self, header, batch):
-        done = real_apply(self, header, batch)
+    def write_then_stop(self, plan):
+        done = real_write(self, plan)
         stop.set()
         return done
 
-    monkeypatch.setattr(Importer, "_apply", apply_then_stop)
+    monkeypatch.setattr(Importer, "_write", write_then_stop)
     assert run_one(bulk.db, small_batches(bulk), stop)
     row = job_row(bulk, job_uuid)
     assert (row.status, row.processed, row.attempts, row.lease_owner) == ("IN_QUEUE", 3, 0, None)

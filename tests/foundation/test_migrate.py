@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
+import pytest
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from roster.db import Database
-from roster.migrate import alembic_config, upgrade
+from roster.db import Base, Database
+from roster.migrate import alembic_config, downgrade, upgrade
+from tests.conftest import _create_pg_database
 
 
 def test_concurrent_upgrades_of_a_fresh_postgresql_database_both_succeed(fresh_postgres_url):
@@ -43,3 +48,64 @@ def test_concurrent_upgrades_of_a_fresh_postgresql_database_both_succeed(fresh_p
         assert {"studies", "sites", "users", "participants", "jobs"} <= set(sa.inspect(engine).get_table_names())
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def empty_url(backend: str, tmp_path, pg_server_url) -> Iterator[str]:
+    """An empty database of the session's backend, for migrating up and down."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'migrate.db'}"
+        return
+    url, drop = _create_pg_database(pg_server_url)
+    yield url
+    drop()
+
+
+def test_the_schema_the_migrations_build_is_the_models_schema(empty_url):
+    db = Database(empty_url)
+    try:
+        upgrade(db)
+        with db.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+        assert diff == []
+    finally:
+        db.dispose()
+
+
+def test_the_bulk_index_migration_goes_down_and_up_again_keeping_every_row(empty_url):
+    db = Database(empty_url)
+    try:
+        upgrade(db, "0001")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
+                "VALUES ('S', 's', 'n', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"))
+            conn.execute(sa.text(
+                "INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) VALUES (1, 'X', 'x', 'n', 'available', '2026-01-01', '2026-01-01')"))
+            conn.execute(sa.text(
+                "INSERT INTO jobs (uuid, type, status, study_id, site_id, register, source_file_name, created_by, date_created, processed, "
+                "created, updated, unchanged, failed, warnings, attempts, cancel_requested, upload_size) "
+                "VALUES ('u', 't', 'IN_QUEUE', 1, 1, false, 'f', 'dm', '2026-01-01', 0, 0, 0, 0, 0, '[]', 0, false, 0)"))
+            conn.execute(sa.text("INSERT INTO job_log_entries (job_id, row, line, outcome, errors) VALUES (1, 1, 2, 'created', '[]'), (1, 2, 3, 'failed', '[]')"))
+            # Rows that reference the rebuilt tables: SQLite would delete them with the old table if foreign keys were on.
+            conn.execute(sa.text(
+                "INSERT INTO participants (study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
+                "VALUES (1, 1, 'P-1', 'p-1', 'SS_P1', 'available', 'Active', '2026-01-01', '2026-01-01')"))
+            conn.execute(sa.text("INSERT INTO audit_events (participant_id, at, username, action, source, changes) VALUES (1, '2026-01-01', 'dm', 'create', 'api', '[]')"))
+            conn.execute(sa.text("INSERT INTO participant_mrns (participant_id, site_id, mrn, mrn_key) VALUES (1, 1, 'M', 'm')"))
+        upgrade(db)
+        with db.engine.begin() as conn:
+            assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("participants", "audit_events", "participant_mrns")] == [1, 1, 1]
+            assert conn.execute(sa.text("SELECT revision FROM studies")).scalar() == 0
+            assert conn.execute(sa.text("SELECT row FROM job_log_entries ORDER BY row")).scalars().all() == [1, 2]
+        downgrade(db, "0001")
+        with db.engine.begin() as conn:
+            rows = conn.execute(sa.text("SELECT id, row FROM job_log_entries ORDER BY row")).all()
+            assert [r.row for r in rows] == [1, 2] and len({r.id for r in rows}) == 2
+            conn.execute(sa.text("INSERT INTO job_log_entries (job_id, row, line, outcome, errors) VALUES (1, 3, 4, 'created', '[]')"))
+        upgrade(db)
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM job_log_entries")).scalar() == 3
+            assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("participants", "audit_events", "participant_mrns")] == [1, 1, 1]
+    finally:
+        db.dispose()

@@ -137,15 +137,15 @@ def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(w
     rows = "".join(f"RUN-{i},Name{i}\r\n" for i in range(1, 8))
     job = upload(world, f"ParticipantID,firstName\r\n{rows}".encode())
     claim = queue.claim(world.db, settings.job_lease_seconds)
-    real_apply = Importer._apply
+    real_write = Importer._write
 
-    def cancel_while_the_first_batch_runs(self, header, batch):
+    def cancel_while_the_first_batch_runs(self, plan):
         if self.processed == 0:
             r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("dm"))
             assert r.status_code == 202 and r.json()["status"] == IN_PROGRESS and r.json()["cancelRequested"] is True
-        return real_apply(self, header, batch)
+        return real_write(self, plan)
 
-    monkeypatch.setattr(Importer, "_apply", cancel_while_the_first_batch_runs)
+    monkeypatch.setattr(Importer, "_write", cancel_while_the_first_batch_runs)
 
     assert Importer(world.db, settings.model_copy(update={"batch_size": 3}), claim).run() == CANCELLED
     body = world.get(f"/jobs/{job}", "crc_a").json()

@@ -17,6 +17,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -24,13 +25,13 @@ from sqlalchemy import select
 from roster import codes
 from roster.bulk import queue
 from roster.bulk.csvreader import ID_COLUMN, Entry, Header, read_csv
-from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, UploadChunk
+from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
 from roster.csvout import unescape_cell
 from roster.db import Database
 from roster.errors import DomainError
-from roster.fastsql import Bulk
+from roster.fastsql import Bulk, Payload
 from roster.participants import writer
 from roster.participants.rules import RuleError, check_record, rule_error
 from roster.studies.models import Site, Study
@@ -39,6 +40,7 @@ log = logging.getLogger("roster.importer")
 
 _LOG_COLUMNS = ("job_id", "row", "line", "participant_id", "participant_key", "participant_oid", "outcome", "participate_status", "errors", "cells")
 _CHUNKS = UploadChunk.__table__
+_LOG = LogEntry.__table__
 # Longer keys are stored as a digest: same equality, bounded column.
 _MAX_KEY = 200
 _MAX_LOGGED_ID = 255
@@ -76,6 +78,7 @@ class _Row:
     key: str | None
     errors: list[RuleError]
     fields: dict[str, str] | None
+    duplicate: bool = False  # an earlier row of the file had the same ID
 
 
 class Importer:
@@ -142,14 +145,35 @@ class Importer:
             raise Stopped
 
     def _apply_all(self) -> str:
+        """Batch N+1 is decided (read from a snapshot, in this thread) while batch N is written (in a writer
+        thread, whose database work releases the GIL): the database's work and ours overlap. A batch
+        decided from a state that someone else changed meanwhile is decided again under the lock."""
         try:
             header, entries = read_csv(stored_chunks(self.db, self.claim.job_id))
         except DomainError:
             raise UploadUnreadable from None
-        for rows in self.batches(header, entries):
-            if self._apply(header, rows):
+        # SQLite does its work in this process, between GIL hand-overs for every row: no overlap to gain.
+        overlap = self.settings.bulk_overlap and self.db.dialect == "postgresql"
+        with ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread:
+            pending: Future | None = None
+            previous: _Plan | None = None
+            for rows in self.batches(header, entries):
+                plan = self._plan(header, rows, previous)
+                if pending is not None:
+                    cancel, redone = pending.result()
+                    if cancel:
+                        return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                    self._check_stop()
+                    if redone:
+                        # The plan above started from the redone batch's first decisions: decide it again.
+                        plan = self._plan(header, rows, None)
+                if overlap:
+                    pending = writer_thread.submit(self._write, plan)
+                else:
+                    pending = _done(self._write(plan))
+                previous = plan
+            if pending is not None and pending.result()[0]:
                 return CANCELLED if queue.cancel(self.db, self.claim) else ""
-            self._check_stop()
         return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
 
     def batches(self, header: Header, entries: Iterator[Entry]) -> Iterator[list[_Row]]:
@@ -190,49 +214,89 @@ class Importer:
             rows.append(_Row(entry, pid or None, id_key(pid) if pid else None, errors, values))
         return rows
 
-    def _apply(self, header: Header, rows: list[_Row]) -> bool:
-        """One batch in one transaction. Returns whether a cancel was requested."""
+    def _plan(self, header: Header, rows: list[_Row], previous: _Plan | None) -> _Plan:
+        """Everything about a batch that needs no lock: the in-file duplicate check, the writer's
+        decisions and the log entries, read from one snapshot plus the batch before (`previous`), which
+        may still be being written."""
         id_written = header.written[ID_COLUMN]
-        duplicate = rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written)
         job = self.job
+        with self.db.read_sessions() as session:
+            self.db.snapshot(session)
+            bulk = Bulk(session)
+            keys = {r.key for r in rows if r.key}
+            with bulk.keyed():
+                seen = {r[0] for r in bulk.by_keys("t.participant_key", "job_log_entries", "participant_key", keys, scope=("job_id", job.id))}
+            if previous is not None:
+                seen |= previous.keys & keys
+            records = []
+            for r in rows:
+                if r.key is not None:
+                    r.duplicate = r.key in seen and r.fields is not None
+                    seen.add(r.key)
+                if not r.errors and not r.duplicate:
+                    records.append(writer.Record(r.entry.row, r.participant_id or "", r.fields))
+            batch = writer.plan_batch(
+                session, self.study, self.site, records, after=previous.batch if previous is not None else None,
+                register=job.register, username=job.created_by, source=job.uuid, id_column=id_written,
+            )
+        plan = _Plan(rows, keys, batch, rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written))
+        if not batch.stale:
+            plan.entries, plan.counts = self._log_entries(plan, batch.results, bulk)
+        return plan
+
+    def _write(self, plan: _Plan) -> tuple[bool, bool]:
+        """One batch in one transaction. Returns whether a cancel was requested and whether the batch had
+        to be decided again."""
+        rows = plan.rows
         with self.db.transaction() as session:
             bulk = Bulk(session)
             # A batch lands with its checkpoint or not at all, so a batch lost in a database crash is
             # simply done again: no need to wait for its WAL flush (the job's end is flushed as usual).
             bulk.relaxed_commit()
-            keys = {r.key for r in rows if r.key}
-            with bulk.keyed():
-                seen = {r[0] for r in bulk.by_keys("t.participant_key", "job_log_entries", "participant_key", keys, scope=("job_id", job.id))}
-            records = []
-            for r in rows:
-                if r.key is not None:
-                    if r.key in seen and r.fields is not None:
-                        r.errors.append(duplicate)
-                    seen.add(r.key)
-                if not r.errors:
-                    records.append(writer.Record(r.entry.row, r.participant_id or "", r.fields))
-            results = iter(writer.apply_batch(
-                session, self.study, self.site, records, register=job.register, username=job.created_by,
-                source=job.uuid, id_column=id_written,
-            ))
-            counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
-            entries = []
-            for r in rows:
-                if r.errors:
-                    outcome, pid, oid, status, errors = writer.FAILED, r.participant_id, None, None, r.errors
-                else:
-                    res = next(results)
-                    outcome, pid, oid, status, errors = res.outcome, res.participant_id, res.participant_oid, res.participate_status, res.errors
-                counts[outcome] += 1
-                if outcome == writer.FAILED:
-                    # failedRows rebuilds the rows to fix from the cells; other rows' cells are not needed.
-                    logged_errors, cells = bulk.json([e.as_dict() for e in errors]), bulk.json(r.entry.cells)
-                else:
-                    logged_errors, cells = "[]", None
-                entries.append((job.id, r.entry.row, r.entry.line, pid[:_MAX_LOGGED_ID] if pid else None, r.key, oid, outcome, status, logged_errors, cells))
-            bulk.insert("job_log_entries", _LOG_COLUMNS, entries)
+            results, redone = writer.write_planned(session, plan.batch, self.study, self.site)
+            if redone or plan.entries is None:
+                plan.entries, plan.counts = self._log_entries(plan, results, bulk)
+            bulk.insert(_LOG, _LOG_COLUMNS, plan.entries)
             last = rows[-1].entry.row
-            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=last, counts=counts)
+            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=last, counts=plan.counts)
         self.processed = last
-        return cancel
+        return cancel, redone
 
+    def _log_entries(self, plan: _Plan, results: list[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
+        """The batch's log entries as an insert payload (roster.fastsql), and its counts."""
+        job_id, duplicate = self.job.id, plan.duplicate
+        encode = Bulk.json
+        results = iter(results)
+        counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
+        entries = []
+        for r in plan.rows:
+            if r.errors or r.duplicate:
+                errors = [*r.errors, duplicate] if r.duplicate else r.errors
+                outcome, pid, oid, status = writer.FAILED, r.participant_id, None, None
+            else:
+                res = next(results)
+                outcome, pid, oid, status, errors = res.outcome, res.participant_id, res.participant_oid, res.participate_status, res.errors
+            counts[outcome] += 1
+            if outcome == writer.FAILED:
+                # failedRows rebuilds the rows to fix from the cells; other rows' cells are not needed.
+                logged_errors, cells = encode([e.as_dict() for e in errors]), encode(r.entry.cells)
+            else:
+                logged_errors, cells = "[]", None
+            entries.append((job_id, r.entry.row, r.entry.line, pid[:_MAX_LOGGED_ID] if pid else None, r.key, oid, outcome, status, logged_errors, cells))
+        return bulk.payload(entries), counts
+
+
+@dataclass(slots=True)
+class _Plan:
+    rows: list[_Row]
+    keys: set[str]  # the rows' ID keys, for the next batch's in-file duplicate check
+    batch: writer.Plan
+    duplicate: RuleError  # the error of a row whose ID an earlier row had
+    entries: Payload | None = None  # the log entries' insert payload
+    counts: dict[str, int] | None = None
+
+
+def _done(value) -> Future:
+    future: Future = Future()
+    future.set_result(value)
+    return future

@@ -75,17 +75,18 @@ class LogEntry(Base):
 
     __tablename__ = "job_log_entries"
     __table_args__ = (
-        UniqueConstraint("job_id", "row"),
         # (job_id, outcome, row): the outcome-filtered log and failedRows read in row order without a sort.
         Index("ix_job_log_entries_job_outcome", "job_id", "outcome", "row"),
         # The in-file duplicate check asks "did an earlier row of this job have this ID?" per batch. Key
         # first: the lookup must go by key whatever the planner believes about a new job's row count.
         Index("ix_job_log_entries_key_job", "participant_key", "job_id"),
+        # SQLite: the table itself is the (job_id, row) tree; a rowid would be one more insert per row.
+        {"sqlite_with_rowid": False},
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
-    row: Mapped[int] = mapped_column(Integer)
+    # Keyed by (job, row): a surrogate id would cost every logged row an index entry and a sequence call.
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    row: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     line: Mapped[int] = mapped_column(Integer)
     participant_id: Mapped[str | None] = mapped_column(String(255))
     participant_oid: Mapped[str | None] = mapped_column(String(80))

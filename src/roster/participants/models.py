@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from roster.db import Base, UTCDateTime, utcnow
@@ -17,6 +17,12 @@ def participant_key(participant_id: str) -> str:
     return participant_id.casefold()
 
 
+def _not_null(column: str) -> dict[str, Any]:
+    """A partial index's condition, on both backends."""
+    condition = text(f"{column} IS NOT NULL")
+    return {"postgresql_where": condition, "sqlite_where": condition}
+
+
 class Participant(Base):
     __tablename__ = "participants"
     __table_args__ = (
@@ -25,8 +31,10 @@ class Participant(Base):
         UniqueConstraint("participant_key", "study_id"),
         UniqueConstraint("oid", "study_id"),
         Index("ix_participants_site_status", "site_id", "status"),
-        Index("ix_participants_study_uid", "study_id", "uid_key"),
-        Index("ix_participants_study_empi", "study_id", "empi_key"),
+        # Columns a bulk row never sets: indexing their NULLs would cost every bulk insert for nothing.
+        Index("uq_participants_access_code", "access_code", unique=True, **_not_null("access_code")),
+        Index("ix_participants_study_uid", "study_id", "uid_key", **_not_null("uid_key")),
+        Index("ix_participants_study_empi", "study_id", "empi_key", **_not_null("empi_key")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -38,7 +46,7 @@ class Participant(Base):
     oid: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default=AVAILABLE)
     participate_status: Mapped[str | None] = mapped_column(String(20))
-    access_code: Mapped[str | None] = mapped_column(String(20), unique=True)
+    access_code: Mapped[str | None] = mapped_column(String(20))
     # Contact fields (OpenClinica)
     first_name: Mapped[str | None] = mapped_column(String(35))
     last_name: Mapped[str | None] = mapped_column(String(35))

@@ -152,7 +152,7 @@ def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user:
     """Idempotent: removing a removed participant changes nothing and writes no audit event."""
     study = get_study(session, study_oid)
     participant, _site = service.writable(session, user, study, participant_id)
-    service.remove(session, participant, user.username)
+    service.remove(session, study, participant, user.username)
     return _record(session, user, study, participant)
 
 

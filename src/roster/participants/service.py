@@ -68,9 +68,9 @@ class RecordErrors(DomainError):
 
 
 def lock_study(session: Session, study: Study) -> None:
-    """Serialises writers of one study (caps, uid/empi/MRN uniqueness). SQLite's BEGIN IMMEDIATE already
-    does; on PostgreSQL this takes the study row's lock, as the bulk writer does, in the same order."""
-    session.execute(select(Study.id).where(Study.id == study.id).with_for_update())
+    """Serialises writers of one study (caps, uid/empi/MRN uniqueness) as the bulk writer does, in the
+    same order, and tells bulk jobs deciding ahead that the study's participants changed."""
+    writer.lock_study(session, study.id)
 
 
 # ---------------------------------------------------------------------------------------------- lookups
@@ -335,8 +335,10 @@ def _set_status(session: Session, participant: Participant, status: str, action:
     session.flush()
 
 
-def remove(session: Session, participant: Participant, username: str) -> bool:
+def remove(session: Session, study: Study, participant: Participant, username: str) -> bool:
     """Removed participants stay readable; their ID is refused for new rows and they leave the caps' counts."""
+    lock_study(session, study)
+    session.refresh(participant)
     if participant.status == REMOVED:
         return False
     _set_status(session, participant, REMOVED, ACTION_REMOVE, username)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from json.encoder import encode_basestring as _json_str
 
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -58,9 +59,7 @@ _STUDIES = Study.__table__
 _AUDIT = AuditEvent.__table__
 _INSERT_COLUMNS = ("id", "study_id", "site_id", "participant_id", "participant_key", "oid", "status", "participate_status",
                    "access_code", "activity_status", "created_at", "created_by", "updated_at", "updated_by", *_COLUMNS)
-# name -> PostgreSQL array element type, for the set-at-a-time UPDATE
-_UPDATE_COLUMNS = {"participate_status": "text", "access_code": "text", "updated_at": "timestamptz", "updated_by": "text",
-                   **dict.fromkeys(_COLUMNS, "text")}
+_UPDATE_COLUMNS = ("participate_status", "access_code", "updated_at", "updated_by", *_COLUMNS)
 _LOAD_COLUMNS = ", ".join(f"t.{c}" for c in ("id", "site_id", "participant_id", "participant_key", "oid", "status",
                                               "participate_status", "access_code", *_COLUMNS))
 _AUDIT_COLUMNS = ("participant_id", "at", "username", "action", "source", "changes")
@@ -84,7 +83,8 @@ class Result:
 
 
 class _State:
-    """One participant as this batch sees it: loaded from the database or created by an earlier record."""
+    """One participant as this batch sees it: loaded from the database, created by an earlier record, or
+    carried over from the batch before (`follow`)."""
 
     __slots__ = ("pk", "site_id", "participant_id", "key", "oid", "status", "participate_status", "access_code", "values", "new", "dirty", "needs_code")
 
@@ -101,6 +101,31 @@ class _State:
         self.new = new
         self.dirty = False
         self.needs_code = False
+
+    def follow(self) -> _State:
+        """This participant as the next batch starts from it, once this batch is written."""
+        return _State(self.pk, self.site_id, self.participant_id, self.key, self.oid, self.status, self.participate_status,
+                      self.access_code, dict(self.values))
+
+
+_STUDY_ROW = (_STUDIES.c.revision, _STUDIES.c.id_counter, _STUDIES.c.enrollment_cap, _STUDIES.c.participant_id_method,
+              _STUDIES.c.participant_id_template)
+
+
+def lock_study(session: Session, study_id: int):
+    """Takes the study row's lock and moves its revision; every writer of a study's participants calls
+    this first. The lock serialises them on PostgreSQL (SQLite's BEGIN IMMEDIATE already does): caps,
+    the ID counter and key uniqueness hold across concurrent jobs. The revision tells a batch decided
+    ahead of its transaction (`plan_batch`) whether anyone wrote in between. Returns the study row."""
+    # updated_at stays: neither the lock nor the counter is a change of the study's settings.
+    return session.execute(
+        update(_STUDIES).where(_STUDIES.c.id == study_id)
+        .values(revision=_STUDIES.c.revision + 1, updated_at=_STUDIES.c.updated_at).returning(*_STUDY_ROW)
+    ).one()
+
+
+def _site_cap(session: Session, site_id: int) -> int | None:
+    return session.scalar(select(Site.__table__.c.enrollment_cap).where(Site.__table__.c.id == site_id))
 
 
 def apply_batch(
@@ -121,13 +146,58 @@ def apply_batch(
     """
     if not records:
         return []
-    batch = _Batch(session, study.id, site.id, register, username, source, id_column)
-    return batch.run(records)
+    batch = _Batch(study.id, site.id, register, username, source, id_column)
+    row = lock_study(session, study.id)
+    batch.decide(session, records, row, _site_cap(session, site.id), None)
+    batch.write(session)
+    return batch.results
+
+
+def plan_batch(
+    reads: Session, study: Study, site: Site, records: Sequence[Record], *, after: Plan | None,
+    register: bool, username: str, source: str, id_column: str,
+) -> Plan:
+    """Decides a batch ahead of its transaction, from a read snapshot (`reads`, REPEATABLE READ) and the
+    batch before it (`after`), which may still be being written. `write_planned` writes it if nobody
+    else wrote to the study in between, or decides it again under the lock (`apply_batch`) if someone did."""
+    batch = _Batch(study.id, site.id, register, username, source, id_column)
+    row = reads.execute(select(*_STUDY_ROW).where(_STUDIES.c.id == study.id)).one()
+    site_cap = _site_cap(reads, site.id)
+    if after is None:
+        batch.base = row.revision
+    else:
+        batch.base = after.base + 1
+        # The snapshot must be the state before `after` or after it, with nothing else in between.
+        batch.stale = row.revision not in (after.base, after.base + 1) or (tuple(row)[2:], site_cap) != after.settings
+    batch.settings = (tuple(row)[2:], site_cap)
+    if not batch.stale:
+        batch.decide(reads, records, row, site_cap, after)
+    batch.records = records
+    return batch
+
+
+def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tuple[list[Result], bool]:
+    """Writes a planned batch in the caller's transaction. Returns its results and whether it had to be
+    decided again because the study changed after the plan's snapshot."""
+    # Locked even for a batch without records: the next batch's plan counts on this batch's revision.
+    row = lock_study(session, study.id)
+    current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], _site_cap(session, site.id)) == plan.settings
+    if not plan.records:
+        return [], not current
+    if current:
+        try:
+            with session.begin_nested():
+                plan.write(session)
+            return plan.results, False
+        except IntegrityError:
+            pass  # an access code drawn elsewhere in the meantime (codes are unique across studies)
+    redone = apply_batch(session, study, site, plan.records, register=plan.register, username=plan.username,
+                         source=plan.source, id_column=plan.id_column)
+    return redone, True
 
 
 class _Batch:
-    def __init__(self, session: Session, study_id: int, site_id: int, register: bool, username: str, source: str, id_column: str):
-        self.session = session
+    def __init__(self, study_id: int, site_id: int, register: bool, username: str, source: str, id_column: str):
         self.study_id = study_id
         self.site_id = site_id
         self.register = register
@@ -140,50 +210,80 @@ class _Batch:
         # (state, action, [(field, old, new)]): audit rows once new participants have ids.
         self.events: list[tuple[_State, str, list[tuple]]] = []
         self.counts: list[int] | None = None  # [study, site] non-removed participants, when a cap applies
+        self.results: list[Result] = []
+        self.states: list[_State | None] = []
+        self.records: Sequence[Record] = ()
+        # Planning (plan_batch): the revision expected before this batch's lock, the settings decided with.
+        self.base = 0
+        self.stale = False
+        self.settings: tuple | None = None
+        self.counter_before = 0
+        self.counter_after = 0
+        self.issued: set[str] = set()  # access codes this batch gives out
+        self.oids: set[str] = set()  # OIDs of the participants it creates
+        self.max_pk = 0  # the largest participant id given out so far in the job (SQLite: not yet in the snapshot)
+        self.inserts = self.updates = self.audit = None  # payloads (roster.fastsql)
 
-    def run(self, records: Sequence[Record]) -> list[Result]:
-        # The study row lock serialises every writer of this study's participants (PostgreSQL; SQLite's
-        # BEGIN IMMEDIATE already does): caps, the ID counter and key uniqueness hold across concurrent jobs.
-        study = self.session.execute(
-            select(_STUDIES.c.id_counter, _STUDIES.c.enrollment_cap, _STUDIES.c.participant_id_method, _STUDIES.c.participant_id_template)
-            .where(_STUDIES.c.id == self.study_id)
-            .with_for_update()
-        ).one()
-        self.db = Bulk(self.session)
+    def decide(self, reads: Session, records: Sequence[Record], study, site_cap: int | None, after: _Batch | None) -> None:
+        """Every record's outcome, reading through `reads`; nothing is written yet."""
+        self.reads = reads
+        self.db = Bulk(reads)
+        self.after = after
         with self.db.keyed():
-            return self._run(records, study)
+            self._decide(records, study, site_cap)
+        # Only the deciding needs the batch before; keeping it would chain every batch of the job.
+        self.after = None
 
-    def _run(self, records: Sequence[Record], study) -> list[Result]:
+    def _decide(self, records: Sequence[Record], study, site_cap: int | None) -> None:
+        after = self.after
         self.study_cap = study.enrollment_cap
-        self.site_cap = self.session.scalar(select(Site.__table__.c.enrollment_cap).where(Site.__table__.c.id == self.site_id))
+        self.site_cap = site_cap
+        if after is not None and after.counts is not None:
+            self.counts = list(after.counts)
+        self.counter_before = after.counter_after if after is not None else study.id_counter
         generating = sum(1 for r in records if not r.participant_id)
-        ids = IdGenerator(self.db, self.study_id, study.participant_id_template, study.id_counter) if (
+        ids = IdGenerator(self.db, self.study_id, study.participant_id_template, self.counter_before) if (
             generating and study.participant_id_method == "system" and study.participant_id_template
         ) else None
+        if ids is not None and after is not None:
+            ids.existing.update(s.key for s in after.created)
 
         self._load({participant_key(r.participant_id) for r in records if r.participant_id})
         states: list[_State | None] = []
         apply = self._apply
         results = [apply(r, ids, generating, states) for r in records]
-
-        if ids is not None and ids.counter != study.id_counter:
-            # updated_at stays: the counter moving is not a change of the study's settings.
-            self.session.execute(
-                update(_STUDIES).where(_STUDIES.c.id == self.study_id).values(id_counter=ids.counter, updated_at=_STUDIES.c.updated_at)
-            )
+        self.counter_after = ids.counter if ids is not None else self.counter_before
         self._issue_access_codes()
         self._assign_oids()
-        self._write()
+        self._payloads()
         for result, state in zip(results, states):
             if state is not None:
                 result.participant_oid = state.oid
                 result.participate_status = state.participate_status
                 result.participant_pk = state.pk
-        return results
+        self.states = states
+        self.results = results
+
+    def write(self, session: Session) -> None:
+        """Writes what `decide` decided, in `session`'s transaction (the study row already locked)."""
+        if self.counter_after != self.counter_before:
+            session.execute(
+                update(_STUDIES).where(_STUDIES.c.id == self.study_id).values(id_counter=self.counter_after, updated_at=_STUDIES.c.updated_at)
+            )
+        db = Bulk(session)
+        with db.keyed():
+            self._write(db)
+
 
     # -- reading ---------------------------------------------------------------------------------
 
     def _load(self, keys: set[str]) -> None:
+        if self.after is not None:
+            # The batch before may not be in the snapshot yet: its participants are taken as it left them.
+            earlier = self.after.live
+            for key in [k for k in keys if k in earlier]:
+                self.live[key] = earlier[key].follow()
+                keys.discard(key)
         if not keys:
             return
         rows = self.db.by_keys(_LOAD_COLUMNS, "participants", "participant_key", keys, scope=("study_id", self.study_id))
@@ -196,8 +296,8 @@ class _Batch:
             return False
         if self.counts is None:
             active = (_T.c.study_id == self.study_id, _T.c.status != REMOVED)
-            study_count = self.session.scalar(select(func.count()).select_from(_T).where(*active)) if self.study_cap is not None else 0
-            site_count = self.session.scalar(select(func.count()).select_from(_T).where(*active, _T.c.site_id == self.site_id)) if self.site_cap is not None else 0
+            study_count = self.reads.scalar(select(func.count()).select_from(_T).where(*active)) if self.study_cap is not None else 0
+            site_count = self.reads.scalar(select(func.count()).select_from(_T).where(*active, _T.c.site_id == self.site_id)) if self.site_cap is not None else 0
             self.counts = [study_count, site_count]
         return (self.study_cap is not None and self.counts[0] >= self.study_cap) or (
             self.site_cap is not None and self.counts[1] >= self.site_cap
@@ -300,15 +400,19 @@ class _Batch:
             # Unique across Roster (the column is): a clash means drawing again, which at 31^9 codes
             # practically never happens.
             taken = {r[0] for r in self.db.by_keys("t.access_code", "participants", "access_code", fresh)}
+            if self.after is not None:
+                taken |= self.after.issued & fresh.keys()
             waiting = []
             for code, state in fresh.items():
                 if code in taken:
                     waiting.append(state)
                 else:
                     state.access_code = code
+                    self.issued.add(code)
 
     def _taken_oids(self, candidates: set[str]) -> set[str]:
-        return {r[0] for r in self.db.by_keys("t.oid", "participants", "oid", candidates, scope=("study_id", self.study_id))}
+        taken = {r[0] for r in self.db.by_keys("t.oid", "participants", "oid", candidates, scope=("study_id", self.study_id))}
+        return taken | (self.after.oids & candidates) if self.after is not None else taken
 
     def _assign_oids(self) -> None:
         if not self.created:
@@ -324,6 +428,7 @@ class _Batch:
             else:
                 state.oid = base
                 used.add(base)
+        self.oids = used
         suffix = 2
         while clashing:
             # IDs like "P-1" and "P1" share a base: the later one gets the first free "_N" suffix
@@ -341,28 +446,36 @@ class _Batch:
             clashing = still
             suffix += 1
 
-    def _write(self) -> None:
+    def _payloads(self) -> None:
+        """The batch's rows as the statements will take them, ids included: built while deciding, so that
+        the writing is only statements (roster.fastsql)."""
         db, user = self.db, self.username
-        now = db.bind(_T.c.created_at, self.now)
-        if self.created:
-            for state, pk in zip(self.created, db.next_ids("participants", len(self.created))):
-                state.pk = pk
-            db.insert("participants", _INSERT_COLUMNS, [
-                (s.pk, self.study_id, s.site_id, s.participant_id, s.key, s.oid, AVAILABLE, s.participate_status, s.access_code,
-                 "Active", now, user, now, user, *s.values.values())
-                for s in self.created
-            ])
+        now = db.stamp(_T.c.created_at, self.now)
+        after = self.after
+        floor = after.max_pk if after is not None else 0
+        for state, pk in zip(self.created, db.next_ids("participants", len(self.created), floor)):
+            state.pk = pk
+        self.max_pk = max(floor, self.created[-1].pk if self.created else 0)
+        self.inserts = db.payload([
+            (s.pk, self.study_id, s.site_id, s.participant_id, s.key, s.oid, AVAILABLE, s.participate_status, s.access_code,
+             "Active", now, user, now, user, *s.values.values())
+            for s in self.created
+        ]) if self.created else None
         changed = [s for s in self.live.values() if s.dirty and not s.new]
-        if changed:
-            db.update("participants", _UPDATE_COLUMNS, [
-                (s.pk, s.participate_status, s.access_code, now, user, *s.values.values()) for s in changed
-            ])
-        if self.events:
-            at = db.bind(_AUDIT.c.at, self.now)
-            source = self.source
-            db.insert("audit_events", _AUDIT_COLUMNS, [
-                (s.pk, at, user, action, source, changes_json(changes)) for s, action, changes in self.events
-            ])
+        self.updates = db.payload([(s.pk, s.participate_status, s.access_code, now, user, *s.values.values()) for s in changed]) if changed else None
+        at = db.stamp(_AUDIT.c.at, self.now)
+        source = self.source
+        self.audit = db.payload([
+            (s.pk, at, user, action, source, changes_json(changes)) for s, action, changes in self.events
+        ]) if self.events else None
+
+    def _write(self, db: Bulk) -> None:
+        if self.inserts is not None:
+            db.insert(_T, _INSERT_COLUMNS, self.inserts)
+        if self.updates is not None:
+            db.update(_T, _UPDATE_COLUMNS, self.updates)
+        if self.audit is not None:
+            db.insert(_AUDIT, _AUDIT_COLUMNS, self.audit)
 
 
 def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
@@ -372,3 +485,7 @@ def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
         '{"field":"%s","old":%s,"new":%s}' % (f, "null" if o is None else _json_str(o), "null" if n is None else _json_str(n))
         for f, o, n in changes
     ]) + "]"
+
+
+# What plan_batch returns and write_planned takes.
+Plan = _Batch

@@ -28,6 +28,9 @@ class Study(Base):
     participant_id_template: Mapped[str | None] = mapped_column(String(60))
     # Next number for system-generated IDs; only ever grows.
     id_counter: Mapped[int] = mapped_column(Integer, default=0)
+    # Moved by every transaction that writes this study's participants (participants.writer.lock_study):
+    # a bulk batch decided ahead of its transaction can tell whether anyone wrote in between.
+    revision: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     participate_active: Mapped[bool] = mapped_column(Boolean, default=False)
     enrollment_cap: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,142 @@
+"""Batches decided ahead of their transaction (roster.bulk.importer, writer.plan_batch): each batch sees
+the batches before it exactly as if they ran one at a time, and a write by anyone else in between makes
+the batch be decided again under the lock, so nothing is overwritten with a stale value.
+
+The worker overlaps deciding and writing on PostgreSQL; on SQLite, and with ROSTER_BULK_OVERLAP off, the
+same plan-then-write path runs one batch at a time. Both are run here on both backends."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import select
+
+from roster import codes
+from roster.bulk.importer import Importer
+from roster.bulk.worker import drain
+from roster.participants import writer
+from roster.participants.identifiers import ACCESS_CODE_LENGTH
+from roster.studies.models import Site, Study
+from tests.bulk.conftest import SITE_A, STUDY, csv_of, outcomes
+from tests.support import P
+
+SINGLE = f"{P}/clinicaldata/studies/{quote(STUDY, safe='')}/sites/{quote(SITE_A, safe='')}/participants"
+
+
+@pytest.fixture(params=[True, False], ids=["overlap", "one-at-a-time"])
+def overlap(request, bulk):
+    bulk.settings = bulk.settings.model_copy(update={"bulk_overlap": request.param, "batch_size": 2})
+    return request.param
+
+
+def test_a_batch_sees_the_ids_oids_and_codes_of_the_batch_before_it(bulk, overlap):
+    # Batch size 2: each batch depends on the one before it, which may still be being written.
+    data = csv_of(
+        "P-1,Ann,,,,",
+        "X-1,Bea,,,,",
+        "P1,Cy,,,,",  # same OID base as P-1, created one batch earlier -> SS_P1_2
+        "p-1,,Smith,,,",  # P-1 again (case-insensitive): refused as a duplicate in the file
+        "P-2,Di,,,,",
+        "X-1,Bo,,,,",  # a duplicate two batches later
+    )
+    job, log = bulk.run(data, register="y")
+    assert job["status"] == "COMPLETED", job
+    assert outcomes(log) == ["created", "created", "created", "failed", "created", "failed"]
+    assert {e["row"]: [x["code"] for x in e["errors"]] for e in log if e["errors"]} == {
+        4: [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE], 6: [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE]}
+    stored = bulk.participants()
+    assert (stored["P-1"]["oid"], stored["P1"]["oid"]) == ("SS_P1", "SS_P1_2")
+    access_codes = [p["access_code"] for p in stored.values()]
+    assert len(set(access_codes)) == 4 and all(len(c) == ACCESS_CODE_LENGTH for c in access_codes)
+
+
+def test_a_second_file_updates_what_the_first_created_batch_after_batch(bulk, overlap):
+    first = csv_of(*(f"Q-{i},First{i},,,," for i in range(1, 8)))
+    job, _ = bulk.run(first, register="y")
+    before = bulk.participants()
+    second = csv_of(*(f"Q-{i},Second{i},,,," for i in range(1, 8)), "Q-8,New,,,,", "Q-1,,Last,,,")
+    job, log = bulk.run(second, register="y")
+    assert outcomes(log) == ["updated"] * 7 + ["created", "failed"]
+    after = bulk.participants()
+    assert all(after[f"Q-{i}"]["first_name"] == f"Second{i}" for i in range(1, 8))
+    # Codes are kept across files and batches; the new participant gets one of its own.
+    assert all(after[k]["access_code"] == before[k]["access_code"] for k in before)
+    assert after["Q-8"]["access_code"] not in {p["access_code"] for p in before.values()}
+
+
+def test_system_ids_continue_from_batch_to_batch(bulk, overlap):
+    bulk.set_study(participantIdMethod="system", participantIdTemplate="SYS-###")
+    job, log = bulk.run(csv_of(*([",Gen,,,,"] * 5), "SYS-007,Taken,,,,", ",Gen,,,,", ",Gen,,,,"))
+    assert outcomes(log) == ["created"] * 8
+    assert [e["participantId"] for e in log] == ["SYS-001", "SYS-002", "SYS-003", "SYS-004", "SYS-005", "SYS-007", "SYS-006", "SYS-008"]
+
+
+def test_caps_hold_across_batches(bulk, overlap):
+    bulk.set_study(enrollmentCap=5)
+    job, log = bulk.run(csv_of(*(f"C-{i},N,,,," for i in range(1, 9))))
+    assert outcomes(log) == ["created"] * 5 + ["failed"] * 3
+    assert len(bulk.participants()) == 5
+
+
+def _plan(bulk, session, records, after=None):
+    with bulk.db.read_sessions() as s:
+        study = s.scalar(select(Study).where(Study.oid == STUDY))
+        site = s.scalar(select(Site).where(Site.oid == SITE_A))
+        s.expunge_all()
+    bulk.db.snapshot(session)
+    plan = writer.plan_batch(session, study, site, records, after=after, register=False, username="dm", source="job", id_column="ParticipantID")
+    return plan, study, site
+
+
+def test_a_participant_changed_by_someone_else_after_the_plan_is_decided_again_not_overwritten(bulk):
+    bulk.run(csv_of("R-1,Ann,Old,,,"))
+    with bulk.db.read_sessions() as reads:
+        plan, study, site = _plan(bulk, reads, [writer.Record(1, "R-1", {"firstName": "Anna"})])
+    assert plan.results[0].outcome == "updated"
+    # Between the plan's snapshot and its transaction, the single endpoint changes the last name.
+    assert bulk.client.post(SINGLE, json={"subjectKey": "R-1", "lastName": "New"}, headers=bulk.users["dm"]).status_code == 200
+    with bulk.db.transaction() as session:
+        results, redone = writer.write_planned(session, plan, study, site)
+    assert redone and results[0].outcome == "updated"
+    stored = bulk.participants()["R-1"]
+    assert (stored["first_name"], stored["last_name"]) == ("Anna", "New")
+
+
+def test_a_plan_from_an_unchanged_study_is_written_as_decided(bulk):
+    bulk.run(csv_of("R-1,Ann,Old,,,"))
+    with bulk.db.read_sessions() as reads:
+        plan, study, site = _plan(bulk, reads, [writer.Record(1, "R-1", {"firstName": "Anna"}), writer.Record(2, "R-2", {})])
+    with bulk.db.transaction() as session:
+        results, redone = writer.write_planned(session, plan, study, site)
+    assert not redone and [r.outcome for r in results] == ["updated", "created"]
+    assert bulk.participants()["R-1"]["first_name"] == "Anna"
+
+
+def test_a_job_running_while_the_api_changes_its_participants_keeps_both_changes(bulk, overlap):
+    bulk.run(csv_of(*(f"A-{i},Ann{i},,,," for i in range(1, 9))))
+    job_uuid = bulk.upload(csv_of(*(f"A-{i},Bea{i},,,," for i in range(1, 9))))
+    real_write = Importer._write
+    redone = []
+
+    def write_then_change(self, plan):
+        done = real_write(self, plan)
+        redone.append(done[1])
+        if self.processed == 2:
+            # Lands while the next batch is decided (or before it, one at a time): A-4 is in that batch.
+            r = bulk.client.post(SINGLE, json={"subjectKey": "A-4", "lastName": "FromApi"}, headers=bulk.users["dm"])
+            assert r.status_code == 200, r.text
+        return done
+
+    Importer._write = write_then_change
+    try:
+        drain(bulk.db, bulk.settings)
+    finally:
+        Importer._write = real_write
+    assert bulk.job(job_uuid)["status"] == "COMPLETED"
+    stored = bulk.participants()
+    assert all(stored[f"A-{i}"]["first_name"] == f"Bea{i}" for i in range(1, 9))
+    assert stored["A-4"]["last_name"] == "FromApi"
+    assert outcomes(bulk.log(job_uuid)) == ["updated"] * 8
+    # The batch decided from before the change was decided again; the ones after it were not.
+    assert redone == [False, True, False, False]
