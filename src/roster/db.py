@@ -56,6 +56,7 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets the API read while the embedded worker writes; busy_timeout waits out short locks.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA wal_autocheckpoint=16384")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()

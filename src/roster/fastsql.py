@@ -1,18 +1,22 @@
 """Set-at-a-time SQL for the bulk path, on the session's own connection and transaction.
 
 SQLAlchemy's executemany processes every parameter of every row in Python (type processors, JSON,
-datetimes), which costs more than the database's own work at bulk rates. Here a batch's rows travel as
-ONE parameter, a JSON array encoded by the json module's C code (`json_each` on SQLite,
-`jsonb_array_elements` on PostgreSQL), and so do lists of keys (`json_each`, an array): a batch of any size
-is one statement, SQLite's limit on bound variables never applies, and the statement runs in the database
-without the GIL. Values that need a type's processing (a timestamp, say) are processed once per batch with
-SQLAlchemy's own processor (`bind`, `stamp`).
+datetimes), which costs more than the database's own work at bulk rates. Here a batch's rows go to the
+driver with as little Python per row as possible, in as few statements as possible: on PostgreSQL ONE
+parameter, a JSON array encoded by the json module's C code; on SQLite multi-row statements, as many
+rows each as its limit on bound variables allows. Lists of keys travel as one JSON parameter on both. A
+statement that takes a whole batch runs in the database without the GIL, which lets the importer's
+writer thread work beside its planner. Values that need a type's processing (a timestamp, say) are
+processed once per batch with SQLAlchemy's own processor (`bind`, `stamp`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
+from functools import lru_cache
+from itertools import chain
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -78,8 +82,10 @@ class Bulk:
         scoped = f" AND t.{scope[0]} + 0 = {{p}}" if scope else ""
         params = (keys, scope[1]) if scope else (keys,)
         if self.pg:
-            sql = f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(%s::text[]){scoped.format(p='%s')}"
-            return self.raw.execute(sql, params, prepare=False).fetchall()
+            # The keys as one JSON text, encoded in C: psycopg dumps a list parameter element by element in Python.
+            sql = (f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+                   f"{scoped.format(p='%s')}")
+            return self.raw.execute(sql, (self.json(keys), *params[1:]), prepare=False).fetchall()
         sql = f"SELECT {columns} FROM {table} t WHERE t.{key} IN (SELECT value FROM json_each(?)){scoped.format(p='?')}"
         return self.raw.execute(sql, (self.json(keys), *params[1:])).fetchall()
 
@@ -91,8 +97,8 @@ class Bulk:
     def payload(self, rows: Sequence[Sequence]) -> Payload:
         """A batch's rows as `insert` and `update` take them. PostgreSQL: ONE parameter, a JSON array of
         arrays encoded by the json module's C code, so a writer thread holds no GIL while the statement
-        runs (roster.bulk.importer). SQLite: the tuples, for executemany's C loop; there the statement
-        costs three times as much when it takes the rows apart from JSON."""
+        runs (roster.bulk.importer). SQLite: the tuples, bound to multi-row statements (`_sqlite_chunks`);
+        there taking the rows apart from JSON costs three times as much."""
         return Bulk.json(rows) if self.pg else rows
 
     @staticmethod
@@ -106,7 +112,8 @@ class Bulk:
         if self.pg:
             self.raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {self._elements(table, columns)} FROM {_PG_SOURCE}", (payload,))
         else:
-            self.raw.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", payload)
+            for values, count in self._sqlite_chunks(payload, len(columns)):
+                self.raw.execute(f"INSERT INTO {table.name} ({names}) VALUES {_sqlite_rows(len(columns), count)}", values)
 
     def update(self, table: Table, columns: Sequence[str], payload: Payload) -> None:
         """UPDATE by id: each payload row is (id, *values of `columns`)."""
@@ -118,8 +125,22 @@ class Bulk:
                 (payload,),
             )
         else:
-            sets = ", ".join(f"{name} = ?" for name in columns)
-            self.raw.executemany(f"UPDATE {table.name} SET {sets} WHERE id = ?", [(*row[1:], row[0]) for row in payload])
+            # VALUES names its columns column1, column2, …: column1 is the id.
+            sets = ", ".join(f"{name} = v.column{i}" for i, name in enumerate(columns, 2))
+            for values, count in self._sqlite_chunks(payload, len(columns) + 1):
+                self.raw.execute(
+                    f"UPDATE {table.name} SET {sets} FROM (VALUES {_sqlite_rows(len(columns) + 1, count)}) AS v WHERE {table.name}.id = v.column1",
+                    values,
+                )
+
+    def _sqlite_chunks(self, rows: Sequence[Sequence], width: int) -> Iterator[tuple[tuple, int]]:
+        """SQLite: the rows as flat parameter tuples, as many rows a statement as its variable limit allows.
+        One multi-row statement is one step for sqlite3, which releases the GIL for it once (executemany
+        takes it back for every row, so a thread beside it would stall the writer row after row)."""
+        per = max(1, self.raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
+        for start in range(0, len(rows), per):
+            part = rows[start:start + per]
+            yield tuple(chain.from_iterable(part)), len(part)
 
     def next_ids(self, table: str, count: int, floor: int = 0) -> list[int]:
         """Primary keys for `count` new rows, so that rows can be inserted with their ids known. On
@@ -139,6 +160,13 @@ class Bulk:
 
 
 _PG_SOURCE = "jsonb_array_elements(%s::jsonb) AS e(value)"
+
+
+@lru_cache(maxsize=64)
+def _sqlite_rows(width: int, count: int) -> str:
+    """`(?, …), (?, …), …`: `count` rows of `width` parameters (cached: full batches repeat the same text)."""
+    row = "(" + ", ".join("?" * width) + ")"
+    return ", ".join([row] * count)
 # A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).
 Payload = str | Sequence[Sequence]
 
