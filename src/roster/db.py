@@ -56,7 +56,6 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     # WAL lets the API read while the embedded worker writes; busy_timeout waits out short locks.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA wal_autocheckpoint=16384")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
@@ -73,7 +72,9 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20)
+        # LIFO: the connection used last is used next, so a worker keeps reusing one or two connections and
+        # their page caches instead of filling one cache per pooled connection as its database grows.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20, pool_use_lifo=True)
         event.listen(engine, "connect", _sqlite_pragmas)
 
         # pysqlite's own BEGIN handling is off so that we issue BEGIN IMMEDIATE ourselves.
@@ -85,7 +86,7 @@ def make_engine(url: str) -> Engine:
         return engine
     # A bounded connect: an unreachable server must fail a request (or /readyz) in seconds, not hang it.
     connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_use_lifo=True, connect_args=connect_args)
 
 
 class Database:

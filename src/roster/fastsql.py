@@ -134,13 +134,18 @@ class Bulk:
                 )
 
     def _sqlite_chunks(self, rows: Sequence[Sequence], width: int) -> Iterator[tuple[tuple, int]]:
-        """SQLite: the rows as flat parameter tuples, as many rows a statement as its variable limit allows.
-        One multi-row statement is one step for sqlite3, which releases the GIL for it once (executemany
-        takes it back for every row, so a thread beside it would stall the writer row after row)."""
-        per = max(1, self.raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-        for start in range(0, len(rows), per):
-            part = rows[start:start + per]
-            yield tuple(chain.from_iterable(part)), len(part)
+        """SQLite: the rows as flat parameter tuples for multi-row statements: one step per statement, not
+        one per row as with executemany, and faster. Statements of 64 rows (fewer if the variable limit
+        says so), then the rest in halving sizes: a handful of statement shapes per table, so sqlite3's
+        statement cache stays small whatever the batches' sizes."""
+        size = min(_SQLITE_ROWS, max(1, self.raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width))
+        start, total = 0, len(rows)
+        while start < total:
+            while size > total - start:
+                size //= 2
+            part = rows[start:start + size]
+            yield tuple(chain.from_iterable(part)), size
+            start += size
 
     def next_ids(self, table: str, count: int, floor: int = 0) -> list[int]:
         """Primary keys for `count` new rows, so that rows can be inserted with their ids known. On
@@ -162,9 +167,12 @@ class Bulk:
 _PG_SOURCE = "jsonb_array_elements(%s::jsonb) AS e(value)"
 
 
+_SQLITE_ROWS = 64
+
+
 @lru_cache(maxsize=64)
 def _sqlite_rows(width: int, count: int) -> str:
-    """`(?, …), (?, …), …`: `count` rows of `width` parameters (cached: full batches repeat the same text)."""
+    """`(?, …), (?, …), …`: `count` rows of `width` parameters."""
     row = "(" + ", ".join("?" * width) + ")"
     return ", ".join([row] * count)
 # A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).
