@@ -196,6 +196,27 @@ def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk, mo
     assert count(bulk, LogEntry) == 3
 
 
+def test_a_job_cancelled_after_its_last_allowed_worker_died_ends_cancelled_not_failed(bulk, monkeypatch):
+    job_uuid = bulk.upload(TEN)
+    settings = small_batches(bulk, job_max_attempts=1)
+    fail_after(monkeypatch, 1, Crash)
+    with pytest.raises(Crash):
+        drain(bulk.db, settings)
+    monkeypatch.undo()
+    assert bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"]).status_code == 202
+    expire_lease(bulk, job_uuid)
+    drain(bulk.db, settings)
+    row = job_row(bulk, job_uuid)
+    assert (row.status, row.error, row.processed, row.lease_owner) == ("CANCELLED", None, 3, None)
+
+
+def test_a_job_records_an_upload_size_past_two_gibibytes(bulk):
+    job_uuid = bulk.upload(TEN)
+    with bulk.db.transaction() as s:
+        s.execute(update(Job).where(Job.uuid == job_uuid).values(upload_size=5 * 2**30))
+    assert job_row(bulk, job_uuid).upload_size == 5 * 2**30
+
+
 def test_a_corrupted_upload_fails_the_job_without_applying_a_row(bulk):
     job_uuid = bulk.upload(TEN)
     with bulk.db.transaction() as s:

@@ -134,6 +134,23 @@ def test_ragged_rows_are_malformed_and_still_numbered():
     ]
 
 
+def test_a_row_of_more_cells_than_any_header_keeps_only_the_first_max_cells_and_is_malformed():
+    wide = b"P1" + b"," * (3 * csvreader.MAX_CELLS) + b"\n"
+    data = HEADER + wide + b"P2,Bob\n"
+    (first, second) = rows(data)
+    assert first[:2] == (1, 2) and first[3] is True
+    assert len(first[2]) == csvreader.MAX_CELLS and first[2][0] == "P1"
+    assert second == (2, 3, ["P2", "Bob"], False)
+
+
+def test_a_header_of_exactly_max_cells_does_not_hide_a_wider_row():
+    header = ",".join(["ParticipantID", *(f"x{i}" for i in range(csvreader.MAX_CELLS - 1))]).encode() + b"\n"
+    exact = b"P1" + b"," * (csvreader.MAX_CELLS - 1) + b"\n"
+    wider = b"P2" + b"," * (2 * csvreader.MAX_CELLS) + b"\n"
+    assert [(r[0], len(r[2]), r[3]) for r in rows(header + exact + wider)] == [
+        (1, csvreader.MAX_CELLS, False), (2, csvreader.MAX_CELLS, True)]
+
+
 def test_unterminated_quote_running_to_eof_makes_one_malformed_row_and_swallows_nothing():
     data = HEADER + b'P1,"Ann\nP2,Bob\nP3,Cy\n'
     assert rows(data) == [

@@ -37,6 +37,9 @@ _CANONICAL_BY_KEY = {name.casefold(): name for name in CANONICAL}
 MAX_FIELD_CHARS = csv.field_size_limit()
 MAX_LINE_CHARS = 1 << 20
 MAX_RECORD_LINES = 100
+# Cells kept of one record. A 1 MiB line of commas is a million cells; a batch of such rows would hold
+# gigabytes. A wider row is malformed anyway (no header has that many columns), so its cells are cut here.
+MAX_CELLS = 1024
 _READ_CHUNK = 1 << 16
 _LINE_ENDS = ("\n", "\r")
 
@@ -290,10 +293,13 @@ class _Parser:
                             continue
                         pending.clear()
                         row += 1
+                        count = len(cells)
+                        if count > MAX_CELLS:
+                            del cells[MAX_CELLS:]
                         if row:
-                            yield Entry(row, start, cells, len(cells) != ncols)
+                            yield Entry(row, start, cells, count != ncols)
                         else:
-                            ncols = len(cells)
+                            ncols = count
                             yield Entry(0, start, cells, False)
                         start = end + 1
                     return
@@ -318,6 +324,8 @@ def _lenient(line: str, delimiter: str) -> list[str]:
     """Best-effort cells of one broken line (kept in the log for failedRows)."""
     text = line.rstrip("\r\n")
     try:
-        return next(csv.reader([text], delimiter=delimiter), [""])
+        cells = next(csv.reader([text], delimiter=delimiter), [""])
     except csv.Error:
-        return text.split(delimiter)
+        cells = text.split(delimiter, MAX_CELLS)
+    del cells[MAX_CELLS:]
+    return cells

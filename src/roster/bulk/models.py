@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from roster.db import Base, UTCDateTime, utcnow
@@ -54,7 +54,7 @@ class Job(Base):
     lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # Stored upload
-    upload_size: Mapped[int] = mapped_column(Integer, default=0)
+    upload_size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes; ROSTER_MAX_UPLOAD_BYTES may pass 2 GiB
     upload_sha256: Mapped[str | None] = mapped_column(String(64))
 
 

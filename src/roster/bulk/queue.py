@@ -178,7 +178,10 @@ def fail_attempt(db: Database, job: Claim, max_attempts: int, error: str) -> str
 
 
 def exhausted(db: Database, job: Claim) -> bool:
-    """A job claimed once more than allowed (its last worker died): FAILED without running it."""
+    """A job claimed once more than allowed (its last worker died): FAILED without running it, or
+    CANCELLED if someone asked for that meanwhile (what they asked for is what they get)."""
+    if job.cancel_requested:
+        return cancel(db, job)
     log.warning("job %s failed: %d attempts used", job.uuid, job.attempts - 1)
     return finish(db, job, FAILED, codes.JOB_ATTEMPTS_EXHAUSTED)
 

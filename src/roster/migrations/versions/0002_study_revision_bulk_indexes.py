@@ -1,4 +1,4 @@
-"""studies.revision; lighter bulk tables
+"""studies.revision; lighter bulk tables; 64-bit upload sizes
 
 studies.revision is moved by every writer of a study's participants (a bulk batch decided ahead of its
 transaction checks it). The bulk path inserts a log entry per row and a participant per new row, so their
@@ -28,6 +28,9 @@ _NOT_NULL = {name: sa.text(f"{name} IS NOT NULL") for name in ("access_code", "u
 def upgrade() -> None:
     with op.batch_alter_table("studies") as batch:
         batch.add_column(sa.Column("revision", sa.Integer(), nullable=False, server_default="0"))
+    # Uploads over 2 GiB (ROSTER_MAX_UPLOAD_BYTES allows them) overflowed a 32-bit size.
+    with op.batch_alter_table("jobs") as batch:
+        batch.alter_column("upload_size", type_=sa.BigInteger(), existing_type=sa.Integer(), existing_nullable=False)
     with op.batch_alter_table("participants") as batch:
         batch.drop_constraint("uq_participants_access_code", type_="unique")
         batch.drop_index("ix_participants_study_uid")
@@ -67,5 +70,7 @@ def downgrade() -> None:
         batch.create_index("ix_participants_study_uid", ["study_id", "uid_key"])
         batch.create_index("ix_participants_study_empi", ["study_id", "empi_key"])
         batch.create_unique_constraint("uq_participants_access_code", ["access_code"])
+    with op.batch_alter_table("jobs") as batch:
+        batch.alter_column("upload_size", type_=sa.Integer(), existing_type=sa.BigInteger(), existing_nullable=False)
     with op.batch_alter_table("studies") as batch:
         batch.drop_column("revision")
