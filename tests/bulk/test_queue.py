@@ -182,13 +182,19 @@ def test_a_failing_job_is_retried_and_failed_after_the_attempts_cap(bulk, monkey
     assert bulk.job(job_uuid)["error"] == codes.JOB_ATTEMPTS_EXHAUSTED
 
 
-def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk, monkeypatch):
+def kill_the_last_allowed_worker(bulk, monkeypatch):
+    """A job whose only allowed attempt died after its first batch (3 rows). Returns (job, settings)."""
     job_uuid = bulk.upload(TEN)
     settings = small_batches(bulk, job_max_attempts=1)
     fail_after(monkeypatch, 1, Crash)
     with pytest.raises(Crash):
         drain(bulk.db, settings)
     monkeypatch.undo()
+    return job_uuid, settings
+
+
+def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk, monkeypatch):
+    job_uuid, settings = kill_the_last_allowed_worker(bulk, monkeypatch)
     expire_lease(bulk, job_uuid)
     drain(bulk.db, settings)
     row = job_row(bulk, job_uuid)
@@ -197,12 +203,7 @@ def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk, mo
 
 
 def test_a_job_cancelled_after_its_last_allowed_worker_died_ends_cancelled_not_failed(bulk, monkeypatch):
-    job_uuid = bulk.upload(TEN)
-    settings = small_batches(bulk, job_max_attempts=1)
-    fail_after(monkeypatch, 1, Crash)
-    with pytest.raises(Crash):
-        drain(bulk.db, settings)
-    monkeypatch.undo()
+    job_uuid, settings = kill_the_last_allowed_worker(bulk, monkeypatch)
     assert bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"]).status_code == 202
     expire_lease(bulk, job_uuid)
     drain(bulk.db, settings)
