@@ -473,6 +473,21 @@ def verdicts(results: list[RunResult]) -> list[str]:
     return out
 
 
+def reference_loop() -> float:
+    """Seconds for a fixed piece of pure Python (best of 3). On a shared virtual machine the same code
+    runs up to twice as slow at one time as at another; this figure at the start and the end of a run
+    says how fast the machine was, so runs can be compared (0.25 s on the 2-core development machine at its
+    fastest)."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i & 7
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts of the measured file")
@@ -499,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     OUT.mkdir(exist_ok=True)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
     header = (f"roster bulk benchmark {started_at}  python {platform.python_version()}  {os.cpu_count()} CPUs  "
-              f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
+              f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s"
               + ("  WITHOUT AUDIT EVENTS" if WITHOUT_AUDIT else ""))
     print(header, flush=True)
 
@@ -520,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         results += run_size(args.profile_backend, args.profile_size, args.batch_size, args.job_timeout, profile=True)
 
     report = "\n".join([header, "", table(results), "", *verdicts(results),
-                        f"load at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}"])
+                        f"load at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s"])
     print("\n" + report)
     stamp = started_at.replace(":", "")
     (OUT / f"results-{stamp}.txt").write_text(report + "\n")

@@ -353,3 +353,16 @@ def test_a_cancel_during_the_first_pass_applies_no_row(bulk, monkeypatch):
     assert Importer(bulk.db, small_batches(bulk), claim).run() == "CANCELLED"
     assert count(bulk, LogEntry) == 0 and count(bulk, Participant) == 0
     assert job_row(bulk, job_uuid).status == "CANCELLED"
+
+
+def test_on_postgresql_a_worker_whose_clock_runs_ahead_does_not_take_a_healthy_job(bulk, backend, monkeypatch):
+    if backend != "postgresql":
+        pytest.skip("SQLite's workers share one machine and its clock")
+    bulk.upload(TEN)
+    first = queue.claim(bulk.db, 30)
+    monkeypatch.setattr(queue, "utcnow", lambda: dt.datetime.now(dt.UTC) + dt.timedelta(hours=1))
+    assert queue.claim(bulk.db, 30) is None
+    assert queue.renew(bulk.db, first, 30)
+    row = job_row(bulk, first.uuid)
+    # The lease was set by the database's clock, not by the patched one.
+    assert row.lease_expires_at < dt.datetime.now(dt.UTC) + dt.timedelta(seconds=31)

@@ -21,7 +21,7 @@ import uuid as uuidlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal, or_, select, update
+from sqlalchemy import Interval, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -86,13 +86,23 @@ def enqueue(
     return job
 
 
+def _clock(dialect: str, lease_seconds: int = 0):
+    """Now, plus `lease_seconds`, for lease times. PostgreSQL's clock on PostgreSQL: workers on several
+    machines then agree on when a lease runs out even if their own clocks do not (a worker whose clock ran
+    ahead would take healthy jobs over). SQLite's workers share one machine and its clock."""
+    if dialect == "postgresql":
+        now = func.now()
+        return now + literal(dt.timedelta(seconds=lease_seconds), Interval()) if lease_seconds else now
+    return utcnow() + dt.timedelta(seconds=lease_seconds)
+
+
 def claim(db: Database, lease_seconds: int) -> Claim | None:
     """Takes the oldest claimable job, or None. One statement, safe with any number of workers."""
     now = utcnow()
     owner = new_owner()
     claimable = (
         select(_J.c.id)
-        .where(or_(_J.c.status == IN_QUEUE, (_J.c.status == IN_PROGRESS) & (_J.c.lease_expires_at < now)))
+        .where(or_(_J.c.status == IN_QUEUE, (_J.c.status == IN_PROGRESS) & (_J.c.lease_expires_at < _clock(db.dialect))))
         .order_by(_J.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE serialises claims
@@ -105,7 +115,7 @@ def claim(db: Database, lease_seconds: int) -> Claim | None:
             status=IN_PROGRESS,
             attempts=_J.c.attempts + 1,
             lease_owner=owner,
-            lease_expires_at=now + dt.timedelta(seconds=lease_seconds),
+            lease_expires_at=_clock(db.dialect, lease_seconds),
             date_started=func.coalesce(_J.c.date_started, literal(now, type_=_J.c.date_started.type)),
         )
         .returning(_J.c.id, _J.c.uuid, _J.c.attempts, _J.c.processed, _J.c.rows_total, _J.c.cancel_requested)
@@ -125,7 +135,7 @@ def renew(db: Database, job: Claim, lease_seconds: int) -> bool:
     """Extends the lease; False when the job is no longer ours."""
     with db.transaction() as session:
         result = session.execute(
-            update(_J).where(_fenced(job)).values(lease_expires_at=utcnow() + dt.timedelta(seconds=lease_seconds))
+            update(_J).where(_fenced(job)).values(lease_expires_at=_clock(db.dialect, lease_seconds))
         )
     return result.rowcount == 1
 
@@ -136,7 +146,7 @@ def checkpoint(session: Session, job: Claim, lease_seconds: int, *, processed: i
     Returns whether a cancel was requested."""
     values = {name: getattr(_J.c, name) + n for name, n in counts.items() if n}
     values["processed"] = processed
-    values["lease_expires_at"] = utcnow() + dt.timedelta(seconds=lease_seconds)
+    values["lease_expires_at"] = _clock(session.get_bind().dialect.name, lease_seconds)
     if rows_total is not None:
         values["rows_total"] = rows_total
     row = session.execute(update(_J).where(_fenced(job)).values(**values).returning(_J.c.cancel_requested)).one_or_none()
