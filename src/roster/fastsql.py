@@ -160,8 +160,12 @@ class Bulk:
                 (count,),
             ).fetchall()
             return [r[0] for r in rows]
-        top = max(self.raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0], floor)
+        top = max(self.top_id(table), floor)
         return list(range(top + 1, top + count + 1))
+
+    def top_id(self, table: str) -> int:
+        """The largest id in `table` (0 when empty)."""
+        return self.raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
 
 
 _PG_SOURCE = "jsonb_array_elements(%s::jsonb) AS e(value)"

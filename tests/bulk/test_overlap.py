@@ -10,13 +10,14 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from roster import codes
 from roster.bulk.importer import Importer
 from roster.bulk.worker import drain
 from roster.participants import writer
 from roster.participants.identifiers import ACCESS_CODE_LENGTH
+from roster.participants.models import Participant
 from roster.studies.models import Site, Study
 from tests.bulk.conftest import SITE_A, STUDY, csv_of, outcomes
 from tests.support import P
@@ -79,14 +80,24 @@ def test_caps_hold_across_batches(bulk, overlap):
     assert len(bulk.participants()) == 5
 
 
-def _plan(bulk, session, records, after=None):
+def _study_and_site(bulk, study_oid=STUDY, site_oid=SITE_A):
     with bulk.db.read_sessions() as s:
-        study = s.scalar(select(Study).where(Study.oid == STUDY))
-        site = s.scalar(select(Site).where(Site.oid == SITE_A))
+        study = s.scalar(select(Study).where(Study.oid == study_oid))
+        site = s.scalar(select(Site).where(Site.oid == site_oid))
         s.expunge_all()
+    return study, site
+
+
+def _plan(bulk, session, records, after=None, register=False):
+    study, site = _study_and_site(bulk)
     bulk.db.snapshot(session)
-    plan = writer.plan_batch(session, study, site, records, after=after, register=False, username="dm", source="job", id_column="ParticipantID")
+    plan = writer.plan_batch(session, study, site, records, after=after, register=register, username="dm", source="job", id_column="ParticipantID")
     return plan, study, site
+
+
+def _other_study(bulk):
+    bulk.api.setup_study("S_OTHER(TEST)", ("S_OTHER_SITE(TEST)",))
+    return _study_and_site(bulk, "S_OTHER(TEST)", "S_OTHER_SITE(TEST)")
 
 
 def test_a_participant_changed_by_someone_else_after_the_plan_is_decided_again_not_overwritten(bulk):
@@ -140,3 +151,61 @@ def test_a_job_running_while_the_api_changes_its_participants_keeps_both_changes
     assert outcomes(bulk.log(job_uuid)) == ["updated"] * 8
     # The batch decided from before the change was decided again; the ones after it were not.
     assert redone == [False, True, False, False]
+
+
+def test_a_participant_created_in_another_study_between_plan_and_write_takes_no_planned_id(bulk, backend):
+    with bulk.db.read_sessions() as reads:
+        plan, study, site = _plan(bulk, reads, [writer.Record(1, "N-1", {"firstName": "Ann"}), writer.Record(2, "N-2", {})])
+    other_study, other_site = _other_study(bulk)
+    with bulk.db.transaction() as session:
+        writer.apply_batch(session, other_study, other_site, [writer.Record(1, "O-1", {})], register=False, username="dm", source="api")
+    with bulk.db.transaction() as session:
+        results, redone = writer.write_planned(session, plan, study, site)
+    # SQLite's planned ids follow the snapshot's largest id, which the other study's participant took;
+    # PostgreSQL's come from its sequence and stay free.
+    assert redone is (backend == "sqlite")
+    assert [r.outcome for r in results] == ["created", "created"]
+    stored = bulk.participants()
+    assert {stored[p]["study_id"] for p in ("N-1", "N-2")} == {study.id} and stored["O-1"]["study_id"] == other_study.id
+    assert len({p["id"] for p in stored.values()}) == 3
+
+
+def test_an_access_code_taken_in_another_study_between_plan_and_write_is_drawn_again(bulk):
+    other_study, other_site = _other_study(bulk)
+    with bulk.db.transaction() as session:
+        writer.apply_batch(session, other_study, other_site, [writer.Record(1, "O-1", {})], register=False, username="dm", source="api")
+    with bulk.db.read_sessions() as reads:
+        plan, study, site = _plan(bulk, reads, [writer.Record(1, "N-1", {})], register=True)
+    [planned] = plan.issued
+    # Another study's participant gets that very code meanwhile (no insert, no revision of this study).
+    with bulk.db.transaction() as session:
+        session.execute(update(Participant).where(Participant.participant_id == "O-1").values(access_code=planned))
+    with bulk.db.transaction() as session:
+        results, redone = writer.write_planned(session, plan, study, site)
+    assert redone and results[0].outcome == "created"
+    code = bulk.participants()["N-1"]["access_code"]
+    assert code and code != planned
+
+
+def test_a_cancel_seen_by_the_batch_being_written_wins_over_a_failure_to_read_the_next(bulk, overlap, monkeypatch):
+    job_uuid = bulk.upload(csv_of(*(f"K-{i},N,,,," for i in range(1, 7))))
+    real_write, real_plan = Importer._write, Importer._plan
+    plans = []
+
+    def write_after_a_cancel(self, plan):
+        if self.processed == 0:
+            assert bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"]).status_code == 202
+        return real_write(self, plan)
+
+    def plan_then_fail(self, header, rows, previous):
+        plans.append(rows[0].entry.row)
+        if len(plans) == 2:
+            raise RuntimeError("the next batch cannot be read")
+        return real_plan(self, header, rows, previous)
+
+    monkeypatch.setattr(Importer, "_write", write_after_a_cancel)
+    monkeypatch.setattr(Importer, "_plan", plan_then_fail)
+    drain(bulk.db, bulk.settings)
+    job = bulk.job(job_uuid)
+    assert job["status"] == "CANCELLED" and job["error"] is None
+    assert [e["row"] for e in bulk.log(job_uuid)] == [1, 2]

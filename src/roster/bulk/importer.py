@@ -157,24 +157,38 @@ class Importer:
         with ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread:
             pending: Future | None = None
             previous: _Plan | None = None
-            for rows in self.batches(header, entries):
-                plan = self._plan(header, rows, previous)
+            try:
+                for rows in self.batches(header, entries):
+                    plan = self._plan(header, rows, previous)
+                    if pending is not None:
+                        written, pending = pending, None
+                        cancel, redone = written.result()
+                        if cancel:
+                            return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                        self._check_stop()
+                        if redone:
+                            # The plan above started from the redone batch's first decisions: decide it again.
+                            plan = self._plan(header, rows, None)
+                    pending = writer_thread.submit(self._write, plan) if overlap else _done(self._write(plan))
+                    previous = plan
                 if pending is not None:
-                    cancel, redone = pending.result()
-                    if cancel:
+                    written, pending = pending, None
+                    if written.result()[0]:
                         return CANCELLED if queue.cancel(self.db, self.claim) else ""
-                    self._check_stop()
-                    if redone:
-                        # The plan above started from the redone batch's first decisions: decide it again.
-                        plan = self._plan(header, rows, None)
-                if overlap:
-                    pending = writer_thread.submit(self._write, plan)
-                else:
-                    pending = _done(self._write(plan))
-                previous = plan
-            if pending is not None and pending.result()[0]:
-                return CANCELLED if queue.cancel(self.db, self.claim) else ""
+            except BaseException:
+                # Reading or deciding failed while a batch was being written: that batch's outcome still
+                # counts. A cancel it saw wins; its own failure is logged, and the planner's is raised.
+                if pending is not None and self._cancel_seen(pending):
+                    return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                raise
         return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
+
+    def _cancel_seen(self, pending: Future) -> bool:
+        try:
+            return pending.result()[0]
+        except BaseException as exc:
+            log.warning("job %s: the batch being written failed as well (%s)", self.claim.uuid, type(exc).__name__)
+            return False
 
     def batches(self, header: Header, entries: Iterator[Entry]) -> Iterator[list[_Row]]:
         """The rows after the checkpoint, read, checked against the field rules and batched."""

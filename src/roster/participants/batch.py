@@ -173,6 +173,13 @@ class Batch:
         self.states = states
         self.results = results
 
+    def ids_free(self, session: Session) -> bool:
+        """Whether the participant ids given out while deciding are still free. On SQLite they follow the
+        largest id of the snapshot, and a writer of another study (whom the study revision does not
+        track) may have taken them since; PostgreSQL's come from its sequence."""
+        db = Bulk(session)
+        return db.pg or not self.created or db.top_id("participants") < self.created[0].pk
+
     def write(self, session: Session) -> None:
         """Writes what `decide` decided, in `session`'s transaction (the study row already locked)."""
         if self.counter_after != self.counter_before:

@@ -109,13 +109,15 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
     current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], _site_cap(session, site.id)) == plan.settings
     if not plan.records:
         return [], not current
-    if current:
+    if current and plan.ids_free(session):
         try:
             with session.begin_nested():
                 plan.write(session)
             return plan.results, False
-        except IntegrityError:
-            pass  # an access code drawn elsewhere in the meantime (codes are unique across studies)
+        except (IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError):
+            # An access code drawn in another study meanwhile (codes are unique across studies). The
+            # statements run on the driver's connection, so the driver's own exception arrives.
+            pass
     redone = apply_batch(session, study, site, plan.records, register=plan.register, username=plan.username,
                          source=plan.source, id_column=plan.id_column)
     return redone, True

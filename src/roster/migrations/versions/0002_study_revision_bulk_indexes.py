@@ -41,11 +41,6 @@ def upgrade() -> None:
                     postgresql_where=_NOT_NULL["uid_key"], sqlite_where=_NOT_NULL["uid_key"])
     op.create_index("ix_participants_study_empi", "participants", ["study_id", "empi_key"],
                     postgresql_where=_NOT_NULL["empi_key"], sqlite_where=_NOT_NULL["empi_key"])
-    if op.get_bind().dialect.name == "postgresql":
-        # Each backend takes ids 1,000 at a time: a bulk batch asks for a thousand at once (participants) or
-        # one per row (audit events), and an uncached sequence is locked and logged for every call.
-        for sequence in ("participants_id_seq", "audit_events_id_seq"):
-            op.execute(f"ALTER SEQUENCE {sequence} CACHE 1000")
     # SQLite: WITHOUT ROWID, so the table itself is the (job_id, row) tree and a row is one insert less.
     with op.batch_alter_table("job_log_entries", recreate="always", table_kwargs={"sqlite_with_rowid": False}) as batch:
         batch.drop_constraint("uq_job_log_entries_job_id_row", type_="unique")
@@ -61,9 +56,6 @@ def downgrade() -> None:
         batch.add_column(sa.Column("id", sa.Integer(), sa.Identity(), nullable=False), insert_before="job_id")
         batch.create_primary_key("pk_job_log_entries", ["id"])
         batch.create_unique_constraint("uq_job_log_entries_job_id_row", ["job_id", "row"])
-    if op.get_bind().dialect.name == "postgresql":
-        for sequence in ("participants_id_seq", "audit_events_id_seq"):
-            op.execute(f"ALTER SEQUENCE {sequence} CACHE 1")
     for name in ("ix_participants_study_empi", "ix_participants_study_uid", "uq_participants_access_code"):
         op.drop_index(name, "participants")
     with op.batch_alter_table("participants") as batch:
