@@ -35,7 +35,7 @@ def event(participant_id: int, username: str, action: str, source: str, changes:
 
 
 def write(session: Session, events: Iterable[dict[str, Any]]) -> None:
-    """One executemany INSERT for any number of events (the bulk importer writes a batch's at once)."""
+    """One executemany INSERT for the API's events (the bulk writer inserts a batch's through roster.fastsql)."""
     rows = list(events)
     if rows:
         session.execute(insert(AuditEvent), rows)
