@@ -101,11 +101,11 @@ class Importer:
             session.expunge_all()
         self.job, self.study, self.site = job, study, site
         if self.claim.cancel_requested:
-            return CANCELLED if queue.cancel(self.db, self.claim) else ""
+            return self._cancelled()
         try:
             if self.claim.rows_total is None and self._verify_and_count():
                 # Cancelled while the first pass ran: no batch has started, so none is applied.
-                return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                return self._cancelled()
             return self._apply_all()
         except UploadUnreadable:
             log.error("job %s failed: stored upload unreadable", self.claim.uuid)
@@ -164,7 +164,7 @@ class Importer:
                         written, pending = pending, None
                         cancel, redone = written.result()
                         if cancel:
-                            return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                            return self._cancelled()
                         self._check_stop()
                         if redone:
                             # The plan above started from the redone batch's first decisions: decide it again.
@@ -174,14 +174,17 @@ class Importer:
                 if pending is not None:
                     written, pending = pending, None
                     if written.result()[0]:
-                        return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                        return self._cancelled()
             except BaseException:
                 # Reading or deciding failed while a batch was being written: that batch's outcome still
                 # counts. A cancel it saw wins; its own failure is logged, and the planner's is raised.
                 if pending is not None and self._cancel_seen(pending):
-                    return CANCELLED if queue.cancel(self.db, self.claim) else ""
+                    return self._cancelled()
                 raise
         return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
+
+    def _cancelled(self) -> str:
+        return CANCELLED if queue.cancel(self.db, self.claim) else ""
 
     def _cancel_seen(self, pending: Future) -> bool:
         try:

@@ -8,9 +8,9 @@ so a row's outcome does not depend on which batch it falls in.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring as _json_str
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from roster import codes
 from roster.db import utcnow
 from roster.fastsql import Bulk
+from roster.participants import audit
 from roster.participants.identifiers import (
     MAX_ID_LENGTH,
     IdGenerator,
@@ -101,8 +102,10 @@ class _State:
 
     def follow(self) -> _State:
         """This participant as the next batch starts from it, once this batch is written."""
-        return _State(self.pk, self.site_id, self.participant_id, self.key, self.oid, self.status, self.participate_status,
-                      self.access_code, dict(self.values))
+        state = copy.copy(self)
+        state.values = dict(self.values)
+        state.new = state.dirty = state.needs_code = False
+        return state
 
 
 class Batch:
@@ -382,7 +385,7 @@ class Batch:
         at = db.stamp(_AUDIT.c.at, self.now)
         source = self.source
         self.audit = db.payload([
-            (s.pk, at, user, action, source, changes_json(changes)) for s, action, changes in self.events
+            (s.pk, at, user, action, source, audit.changes_json(changes)) for s, action, changes in self.events
         ]) if self.events else None
 
     def _write(self, db: Bulk) -> None:
@@ -392,12 +395,3 @@ class Batch:
             db.update(_T, _UPDATE_COLUMNS, self.updates)
         if self.audit is not None:
             db.insert(_AUDIT, _AUDIT_COLUMNS, self.audit)
-
-
-def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
-    """`[{"field", "old", "new"}, …]` as JSON (audit.diff's shape), built directly: at bulk rates the
-    general encoder costs more than the rest of the row. Field names are fixed identifiers."""
-    return "[" + ",".join([
-        '{"field":"%s","old":%s,"new":%s}' % (f, "null" if o is None else _json_str(o), "null" if n is None else _json_str(n))
-        for f, o, n in changes
-    ]) + "]"

@@ -25,7 +25,6 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     Batch,
     Record,
     Result,
-    changes_json,
 )
 from roster.studies.models import Site, Study
 
