@@ -44,6 +44,9 @@ P = "/pages/auth/api"
 STUDY, SITE, USER, PASSWORD = "S_BENCH(PERF)", "S_BENCH_SITE_A", "bench-dm", "bench-password-" + secrets.token_hex(8)
 MiB = 1024 * 1024
 WITHOUT_AUDIT = False  # --without-audit: the worker writes no audit events (the "before" of issue 4's comparison)
+# --instructions: the worker runs under valgrind's callgrind, which counts the instructions the worker process
+# executes in drain(). Unlike seconds, that count hardly moves with the machine's load (see bench/README.md).
+INSTRUCTIONS = False
 
 
 @dataclass
@@ -64,6 +67,7 @@ class RunResult:
     counts_ok: bool
     counts: dict
     copy_rows_per_s: float | None = None
+    instructions: int | None = None  # --instructions: the worker's instructions in drain() (callgrind)
     note: str = ""           # e.g. "TIMEOUT": the job did not finish in --job-timeout; rows/s is of the rows done
 
 
@@ -257,7 +261,15 @@ class WorkerChild:
         self.url = env["ROSTER_DATABASE_URL"]
         env = {**env, "ROSTER_DATABASE_URL": with_app_name(self.url)}
         self.err = open(tmp / "worker.log", "wb")
-        self.proc = subprocess.Popen([sys.executable, str(BENCH / "worker_child.py")], env=env, cwd=tmp,
+        command = [sys.executable, str(BENCH / "worker_child.py")]
+        self.counts = None
+        if INSTRUCTIONS:
+            # worker_child runs drain() inside functools.reduce (a C function), so callgrind counts exactly that.
+            self.counts = tmp / f"callgrind-{secrets.token_hex(4)}.out"
+            command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
+                       f"--callgrind-out-file={self.counts}", *command]
+            env["ROSTER_BENCH_CALLGRIND"] = "1"
+        self.proc = subprocess.Popen(command, env=env, cwd=tmp,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True)
         ready = self.proc.stdout.readline().split()
         if not ready or ready[0] != "ready":
@@ -293,7 +305,15 @@ class WorkerChild:
         self.err.close()
         if not done or done[0] != "done":
             raise RuntimeError(f"worker failed (exit {self.proc.returncode}); see {self.err.name}")
-        return Drained(elapsed, int(done[1]), int(done[3]) / 1024, float(done[4]), db_cpu)
+        return Drained(elapsed, int(done[1]), int(done[3]) / 1024, float(done[4]), db_cpu, instructions=self.instructions())
+
+    def instructions(self) -> int | None:
+        if self.counts is None:
+            return None
+        for line in self.counts.read_text().splitlines():
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+        raise RuntimeError(f"no totals in {self.counts}")
 
 
 @dataclass
@@ -304,6 +324,7 @@ class Drained:
     cpu_s: float
     db_cpu_s: float | None
     timed_out: bool = False
+    instructions: int | None = None
 
 
 # --------------------------------------------------------------------------------------------- HTTP side
@@ -391,11 +412,13 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
                             print(f"  !! {backend} {label} {n}: {note}: {got} expected {gen.expected}", file=sys.stderr)
                         results.append(RunResult(
                             backend, label, done, gen.size / MiB, upload_s, run.seconds, done / run.seconds, run.cpu_s, run.db_cpu_s,
-                            run.peak_rss_mib, worker.sampler.peak / MiB, worker.idle_rss_mib, api_rss, ok, got, note=note))
+                            run.peak_rss_mib, worker.sampler.peak / MiB, worker.idle_rss_mib, api_rss, ok, got,
+                            instructions=run.instructions, note=note))
                         db_cpu = "" if run.db_cpu_s is None else f" + DB {run.db_cpu_s:.2f} s"
+                        counted = "" if run.instructions is None else f", {run.instructions / done:,.0f} instructions/row"
                         print(f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker {run.seconds:7.2f} s "
-                              f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB "
-                              f"{note}", flush=True)
+                              f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB"
+                              f"{counted} {note}", flush=True)
                         if run.timed_out:
                             break  # the measured run needs a finished seed run
             finally:
@@ -447,6 +470,9 @@ def table(results: list[RunResult]) -> str:
     head = f"{'backend':10} {'run':8} {'rows':>9} {'MiB':>6} {'upload s':>8} {'worker s':>8} {'rows/s':>8} " \
            f"{'CPU s':>7} {'DB CPU s':>8} " \
            f"{'peak RSS':>8} {'idle RSS':>8} {'API RSS':>7} {'COPY rows/s':>11} {'COPY ×':>6} {'ok':>3}"
+    counted = any(r.instructions for r in results)
+    if counted:
+        head += f" {'instr/row':>9}"
     lines = [head, "-" * len(head)]
     for r in results:
         copy = f"{r.copy_rows_per_s:11,.0f}" if r.copy_rows_per_s else f"{'-':>11}"
@@ -454,11 +480,14 @@ def table(results: list[RunResult]) -> str:
         peak, idle = (f"{r.peak_rss_mib:8.1f}", f"{r.idle_rss_mib:8.1f}") if r.peak_rss_mib else (f"{'-':>8}", f"{'-':>8}")
         lines.append(f"{r.backend:10} {r.run:8} {r.rows:9,} {r.file_mib:6.1f} {r.upload_s:8.2f} {r.worker_s:8.2f} "
                      f"{r.rows_per_s:8,.0f} {r.cpu_s:7.2f} {'-' if r.db_cpu_s is None else f'{r.db_cpu_s:.2f}':>8} {peak} {idle} {r.api_rss_mib:7.1f} "
-                     f"{copy} {ratio} {'yes' if r.counts_ok else 'NO':>3} {r.note}")
+                     f"{copy} {ratio} {'yes' if r.counts_ok else 'NO':>3}"
+                     + (f" {r.instructions / r.rows:9,.0f}" if counted and r.instructions else "") + f" {r.note}")
     return "\n".join(lines)
 
 
 def verdicts(results: list[RunResult]) -> list[str]:
+    if INSTRUCTIONS:
+        return ["(under callgrind: no verdicts; compare instructions per row between runs)"]
     out = []
     for r in results:
         if r.run == "mixed" and r.rows == 100_000:
@@ -499,11 +528,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile-size", type=int, default=100_000)
     parser.add_argument("--job-timeout", type=float, default=600, help="seconds a job may take before the worker is killed and the run reported as TIMEOUT")
     parser.add_argument("--no-copy", action="store_true", help="skip the PostgreSQL COPY baseline")
+    parser.add_argument("--instructions", action="store_true",
+                        help="run the worker under valgrind's callgrind and report its instructions per row; wall times are "
+                             "then callgrind's (about 50 times slower), not the worker's")
     parser.add_argument("--without-audit", action="store_true",
                         help="the worker writes no audit events: bulk throughput as it was before the audit trail, for comparison")
     args = parser.parse_args(argv)
-    global WITHOUT_AUDIT
+    global WITHOUT_AUDIT, INSTRUCTIONS
     WITHOUT_AUDIT = args.without_audit
+    INSTRUCTIONS = args.instructions
+    if INSTRUCTIONS:
+        args.job_timeout = max(args.job_timeout, 7200)
 
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -515,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
     header = (f"roster bulk benchmark {started_at}  python {platform.python_version()}  {os.cpu_count()} CPUs  "
               f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s"
-              + ("  WITHOUT AUDIT EVENTS" if WITHOUT_AUDIT else ""))
+              + ("  WITHOUT AUDIT EVENTS" if WITHOUT_AUDIT else "") + ("  UNDER CALLGRIND (rows/s mean nothing)" if INSTRUCTIONS else ""))
     print(header, flush=True)
 
     results: list[RunResult] = []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from roster import codes
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, Job, LogEntry, UploadChunk
-from tests.jobs.conftest import log_entries
+from tests.jobs.conftest import entry_defaults, log_entries
 from tests.support import P
 
 
@@ -100,3 +102,23 @@ def test_a_user_who_cannot_see_the_job_gets_404_on_delete(world, user):
 def test_deleting_an_unknown_job_is_not_found_even_for_an_admin(world):
     r = remove(world, "3f1c7c4e-0000-4000-8000-000000000000", "admin")
     assert (r.status_code, r.json()["message"]) == (404, codes.JOB_NOT_FOUND)
+
+
+def test_deleting_a_job_while_its_worker_commits_a_batch_leaves_none_of_the_batch_behind(world):
+    """The log has no foreign key to cascade through (migration 0003): the delete must wait for a batch
+    being committed and then remove its entries too, or see the batch fail its fenced checkpoint."""
+    job = world.add_job("crc_a", status=IN_PROGRESS, entries=log_entries(3), lease_owner="worker-1")
+    answers = []
+    deleting = threading.Thread(target=lambda: answers.append(remove(world, job, "crc_a")))
+    with world.db.transaction() as s:
+        # The worker's batch, as the importer writes it: the log entries, then the checkpoint on the job row.
+        job_id = s.scalar(select(Job.id).where(Job.uuid == job))
+        s.add_all(LogEntry(job_id=job_id, **entry_defaults({"row": row})) for row in (4, 5))
+        s.flush()
+        s.execute(update(Job).where(Job.id == job_id).values(processed=5))
+        deleting.start()
+        deleting.join(0.5)
+        assert deleting.is_alive()  # waits for the batch's transaction
+    deleting.join(30)
+    assert answers[0].status_code == 204
+    assert counts(world) == (0, 0, 0)

@@ -73,8 +73,11 @@ def stored_chunks(db: Database, job_id: int) -> Iterator[bytes]:
 
 @dataclass(slots=True)
 class _Row:
+    """One data row, read and checked. A row that passed the checks goes to the writer as it is: it has a
+    writer.Record's `participant_id` and `fields` (one object less per row than building a Record)."""
+
     entry: Entry
-    participant_id: str | None
+    participant_id: str  # trimmed; "" when the cell is empty or missing
     key: str | None
     errors: list[RuleError]
     fields: dict[str, str] | None
@@ -222,7 +225,7 @@ class Importer:
                 cells = entry.cells
                 # Read as Header.values reads it, so that the in-file duplicate check sees the same ID.
                 pid = unescape_cell(cells[id_index].strip()) if id_index < len(cells) else None
-                rows.append(_Row(entry, pid or None, id_key(pid) if pid else None, [malformed], None))
+                rows.append(_Row(entry, pid or "", id_key(pid) if pid else None, [malformed], None))
                 continue
             values = header.values(entry.cells)
             errors = check_record(values, written, id_method=method)
@@ -251,7 +254,7 @@ class Importer:
                     r.duplicate = r.key in seen and r.fields is not None
                     seen.add(r.key)
                 if not r.errors and not r.duplicate:
-                    records.append(writer.Record(r.entry.row, r.participant_id or "", r.fields))
+                    records.append(r)
             batch = writer.plan_batch(
                 session, self.study, self.site, records, after=previous.batch if previous is not None else None,
                 register=job.register, username=job.created_by, source=job.uuid, id_column=id_written,

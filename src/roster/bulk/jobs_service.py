@@ -240,8 +240,9 @@ def cancel(session: Session, job: Job) -> bool:
 
 def delete_job(session: Session, user: User, value: str) -> None:
     """Creator or admin; another user who can see the job gets 403, one who cannot gets 404.
-    The log and the stored upload go first, explicitly (not only by FK cascade), then the job row:
-    a worker still holding the job then fails its fenced batch commit and writes nothing."""
+    The job row goes first: a worker still holding the job then fails its fenced batch commit and writes
+    nothing (or, when its commit came first, this waits for it and its log entries are deleted below).
+    The log has no foreign key to cascade through (migration 0003)."""
     found = find_job(session, value)
     if found is None:
         raise _job_not_found(value)
@@ -251,9 +252,9 @@ def delete_job(session: Session, user: User, value: str) -> None:
             raise Forbidden(codes.NO_SUFFICIENT_PRIVILEGES, {"uuid": job.uuid})
         raise _job_not_found(value)
     for stmt in (
+        delete(Job).where(Job.id == job.id),
         delete(LogEntry).where(LogEntry.job_id == job.id),
         delete(UploadChunk).where(UploadChunk.job_id == job.id),
-        delete(Job).where(Job.id == job.id),
     ):
         session.execute(stmt.execution_options(synchronize_session=False))
     session.expunge(job)

@@ -85,7 +85,9 @@ class LogEntry(Base):
     )
 
     # Keyed by (job, row): a surrogate id would cost every logged row an index entry and a sequence call.
-    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    # No foreign key: a per-row check that locks the job row, for a guarantee the fenced batch commit and
+    # delete_job already give (migration 0003).
+    job_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     row: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     line: Mapped[int] = mapped_column(Integer)
     participant_id: Mapped[str | None] = mapped_column(String(255))
