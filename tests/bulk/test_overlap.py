@@ -209,3 +209,33 @@ def test_a_cancel_seen_by_the_batch_being_written_wins_over_a_failure_to_read_th
     job = bulk.job(job_uuid)
     assert job["status"] == "CANCELLED" and job["error"] is None
     assert [e["row"] for e in bulk.log(job_uuid)] == [1, 2]
+
+
+@pytest.mark.parametrize("locked", ["study", "site"])
+def test_a_job_whose_study_or_site_was_locked_after_the_upload_fails_and_writes_nothing(bulk, overlap, locked):
+    job_uuid = bulk.upload(csv_of("L-1,Ann,,,,", "L-2,Bea,,,,"))
+    bulk.set_study(status="locked") if locked == "study" else bulk.set_site(SITE_A, status="locked")
+    drain(bulk.db, bulk.settings)
+    job = bulk.job(job_uuid)
+    code = codes.STUDY_NOT_AVAILABLE if locked == "study" else codes.SITE_NOT_AVAILABLE
+    assert (job["status"], job["error"]) == ("FAILED", code)
+    assert bulk.log(job_uuid) == [] and bulk.participants() == {}
+
+
+def test_a_study_locked_while_its_job_runs_stops_the_job_at_its_next_batch(bulk, overlap, monkeypatch):
+    job_uuid = bulk.upload(csv_of(*(f"M-{i},N,,,," for i in range(1, 7))))
+    real_write = Importer._write
+
+    def write_then_lock(self, plan):
+        done = real_write(self, plan)
+        if self.processed == 2:
+            bulk.set_study(status="locked")
+        return done
+
+    monkeypatch.setattr(Importer, "_write", write_then_lock)
+    drain(bulk.db, bulk.settings)
+    job = bulk.job(job_uuid)
+    assert (job["status"], job["error"]) == ("FAILED", codes.STUDY_NOT_AVAILABLE)
+    # The batch written before the lock stays, with its log; nothing after it is applied.
+    assert [e["row"] for e in bulk.log(job_uuid)] == [1, 2]
+    assert sorted(bulk.participants()) == ["M-1", "M-2"]

@@ -35,6 +35,7 @@ from roster.fastsql import Bulk, Payload
 from roster.participants import writer
 from roster.participants.rules import RuleError, check_record, rule_error
 from roster.studies.models import Site, Study
+from roster.studies.service import require_available
 
 log = logging.getLogger("roster.importer")
 
@@ -44,6 +45,7 @@ _LOG = LogEntry.__table__
 # Longer keys are stored as a digest: same equality, bounded column.
 _MAX_KEY = 200
 _MAX_LOGGED_ID = 255
+_UNAVAILABLE = (codes.STUDY_NOT_AVAILABLE, codes.SITE_NOT_AVAILABLE)
 
 
 class UploadUnreadable(Exception):
@@ -106,6 +108,8 @@ class Importer:
         if self.claim.cancel_requested:
             return self._cancelled()
         try:
+            # Checked again at every batch, under the study lock (participants.writer).
+            require_available(study, site)
             if self.claim.rows_total is None and self._verify_and_count():
                 # Cancelled while the first pass ran: no batch has started, so none is applied.
                 return self._cancelled()
@@ -113,6 +117,12 @@ class Importer:
         except UploadUnreadable:
             log.error("job %s failed: stored upload unreadable", self.claim.uuid)
             return FAILED if queue.finish(self.db, self.claim, FAILED, codes.JOB_UPLOAD_UNREADABLE) else ""
+        except DomainError as exc:
+            if exc.code not in _UNAVAILABLE:
+                raise
+            # Locked after the upload: the batches written before stay, the rest of the file is not applied.
+            log.warning("job %s failed: %s", self.claim.uuid, exc.code)
+            return FAILED if queue.finish(self.db, self.claim, FAILED, exc.code) else ""
 
     def _verify_and_count(self) -> bool:
         """A first pass: the stored bytes are what was accepted, and the row count gives `progress`.

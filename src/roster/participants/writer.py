@@ -27,13 +27,15 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     Result,
 )
 from roster.studies.models import Site, Study
+from roster.studies.service import check_available
 
 _STUDIES = Study.__table__
 # What plan_batch returns and write_planned takes.
 Plan = Batch
 
+_SITES = Site.__table__
 _STUDY_ROW = (_STUDIES.c.revision, _STUDIES.c.id_counter, _STUDIES.c.enrollment_cap, _STUDIES.c.participant_id_method,
-              _STUDIES.c.participant_id_template)
+              _STUDIES.c.participant_id_template, _STUDIES.c.status)
 
 
 def lock_study(session: Session, study_id: int):
@@ -48,8 +50,14 @@ def lock_study(session: Session, study_id: int):
     ).one()
 
 
-def _site_cap(session: Session, site_id: int) -> int | None:
-    return session.scalar(select(Site.__table__.c.enrollment_cap).where(Site.__table__.c.id == site_id))
+def _open_site(session: Session, study: Study, site: Site, row) -> int | None:
+    """The site's enrollment cap, once the study (`row`, as lock_study or a plan's snapshot read it) and
+    the site are found available. A bulk job was checked when it was uploaded and may run much later: a
+    study or site locked meanwhile stops it at its next batch (DomainError, studyNotAvailable or
+    siteNotAvailable), and the single endpoint's own check cannot race a lock either."""
+    cap, status = session.execute(select(_SITES.c.enrollment_cap, _SITES.c.status).where(_SITES.c.id == site.id)).one()
+    check_available(study.oid, row.status, site.oid, status)
+    return cap
 
 
 def apply_batch(
@@ -72,7 +80,7 @@ def apply_batch(
         return []
     batch = Batch(study.id, site.id, register, username, source, id_column)
     row = lock_study(session, study.id)
-    batch.decide(session, records, row, _site_cap(session, site.id), None)
+    batch.decide(session, records, row, _open_site(session, study, site, row), None)
     batch.write(session)
     return batch.results
 
@@ -86,7 +94,7 @@ def plan_batch(
     else wrote to the study in between, or decides it again under the lock (`apply_batch`) if someone did."""
     batch = Batch(study.id, site.id, register, username, source, id_column)
     row = reads.execute(select(*_STUDY_ROW).where(_STUDIES.c.id == study.id)).one()
-    site_cap = _site_cap(reads, site.id)
+    site_cap = _open_site(reads, study, site, row)
     if after is None:
         batch.base = row.revision
     else:
@@ -105,7 +113,7 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
     decided again because the study changed after the plan's snapshot."""
     # Locked even for a batch without records: the next batch's plan counts on this batch's revision.
     row = lock_study(session, study.id)
-    current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], _site_cap(session, site.id)) == plan.settings
+    current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], _open_site(session, study, site, row)) == plan.settings
     if not plan.records:
         return [], not current
     if current and plan.ids_free(session):

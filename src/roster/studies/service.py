@@ -43,10 +43,15 @@ def get_site(session: Session, study: Study, oid: str) -> Site:
 
 
 def require_available(study: Study, site: Site | None = None) -> None:
-    if study.status != AVAILABLE:
-        raise DomainError(codes.STUDY_NOT_AVAILABLE, 400, {"studyOID": study.oid})
-    if site is not None and site.status != AVAILABLE:
-        raise DomainError(codes.SITE_NOT_AVAILABLE, 400, {"siteOID": site.oid})
+    check_available(study.oid, study.status, site.oid if site is not None else None, site.status if site is not None else None)
+
+
+def check_available(study_oid: str, study_status: str, site_oid: str | None = None, site_status: str | None = None) -> None:
+    """require_available on statuses read elsewhere (the participant writer reads them under the study lock)."""
+    if study_status != AVAILABLE:
+        raise DomainError(codes.STUDY_NOT_AVAILABLE, 400, {"studyOID": study_oid})
+    if site_oid is not None and site_status != AVAILABLE:
+        raise DomainError(codes.SITE_NOT_AVAILABLE, 400, {"siteOID": site_oid})
 
 
 def _flush_unique(session: Session, conflict: Conflict) -> None:
