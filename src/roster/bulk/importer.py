@@ -24,16 +24,16 @@ from sqlalchemy import select
 
 from roster import codes
 from roster.bulk import queue
-from roster.bulk.csvreader import ID_COLUMN, Entry, Header, read_csv
+from roster.bulk.csvreader import ID_COLUMN, Header, read_csv
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
+from roster.bulk.rows import Row, UploadUnreadable, batches
 from roster.config import Settings
-from roster.csvout import unescape_cell
 from roster.db import Database
 from roster.errors import DomainError
 from roster.fastsql import Bulk, Payload
 from roster.participants import writer
-from roster.participants.rules import RuleError, check_record, rule_error
+from roster.participants.rules import RuleError, rule_error
 from roster.studies.models import Site, Study
 from roster.studies.service import require_available
 
@@ -42,23 +42,12 @@ log = logging.getLogger("roster.importer")
 _LOG_COLUMNS = ("job_id", "row", "line", "participant_id", "participant_key", "participant_oid", "outcome", "participate_status", "errors", "cells")
 _CHUNKS = UploadChunk.__table__
 _LOG = LogEntry.__table__
-# Longer keys are stored as a digest: same equality, bounded column.
-_MAX_KEY = 200
 _MAX_LOGGED_ID = 255
 _UNAVAILABLE = (codes.STUDY_NOT_AVAILABLE, codes.SITE_NOT_AVAILABLE)
 
 
-class UploadUnreadable(Exception):
-    """The stored upload does not match what was accepted (size, digest) or cannot be parsed."""
-
-
 class Stopped(Exception):
     """The worker is shutting down: the job goes back to the queue after the current batch."""
-
-
-def id_key(participant_id: str) -> str:
-    key = participant_id.casefold()
-    return key if len(key) <= _MAX_KEY else "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def stored_chunks(db: Database, job_id: int) -> Iterator[bytes]:
@@ -71,19 +60,6 @@ def stored_chunks(db: Database, job_id: int) -> Iterator[bytes]:
             return
         yield bytes(data)
         seq += 1
-
-
-@dataclass(slots=True)
-class _Row:
-    """One data row, read and checked. A row that passed the checks goes to the writer as it is: it has a
-    writer.Record's `participant_id` and `fields` (one object less per row than building a Record)."""
-
-    entry: Entry
-    participant_id: str  # trimmed; "" when the cell is empty or missing
-    key: str | None
-    errors: list[RuleError]
-    fields: dict[str, str] | None
-    duplicate: bool = False  # an earlier row of the file had the same ID
 
 
 class Importer:
@@ -161,17 +137,14 @@ class Importer:
         """Batch N+1 is decided (read from a snapshot, in this thread) while batch N is written (in a writer
         thread, whose database work releases the GIL): the database's work and ours overlap. A batch
         decided from a state that someone else changed meanwhile is decided again under the lock."""
-        try:
-            header, entries = read_csv(stored_chunks(self.db, self.claim.job_id))
-        except DomainError:
-            raise UploadUnreadable from None
         # SQLite: measured no faster with the overlap (its work is ours, in this process), and it costs more CPU.
         overlap = self.settings.bulk_overlap and self.db.dialect == "postgresql"
+        header, batches = self._reading()
         with ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread:
             pending: Future | None = None
             previous: _Plan | None = None
             try:
-                for rows in self.batches(header, entries):
+                for rows in batches:
                     plan = self._plan(header, rows, previous)
                     if pending is not None:
                         written, pending = pending, None
@@ -206,45 +179,16 @@ class Importer:
             log.warning("job %s: the batch being written failed as well (%s)", self.claim.uuid, type(exc).__name__)
             return False
 
-    def batches(self, header: Header, entries: Iterator[Entry]) -> Iterator[list[_Row]]:
-        """The rows after the checkpoint, read, checked against the field rules and batched."""
-        size = self.settings.batch_size
-        done = self.processed
-        batch: list[Entry] = []
+    def _reading(self) -> tuple[Header, Iterator[list[Row]]]:
+        """The header and the batches of rows after the checkpoint, read and checked against the field rules."""
         try:
-            for entry in entries:
-                if entry.row <= done:
-                    continue  # applied and logged by an earlier attempt
-                batch.append(entry)
-                if len(batch) >= size:
-                    yield self._prepare(header, batch)
-                    batch = []
+            header, entries = read_csv(stored_chunks(self.db, self.claim.job_id))
         except DomainError:
             raise UploadUnreadable from None
-        if batch:
-            yield self._prepare(header, batch)
+        return header, _readable(batches(header, entries, done=self.processed, size=self.settings.batch_size,
+                                         id_method=self.study.participant_id_method))
 
-    def _prepare(self, header: Header, batch: list[Entry]) -> list[_Row]:
-        id_index = header.columns[ID_COLUMN]
-        written = header.written
-        method = self.study.participant_id_method
-        malformed = rule_error(codes.MALFORMED_ROW, "")
-        rows = []
-        for entry in batch:
-            if entry.malformed:
-                cells = entry.cells
-                # Read as Header.values reads it, so that the in-file duplicate check sees the same ID.
-                pid = unescape_cell(cells[id_index].strip()) if id_index < len(cells) else None
-                rows.append(_Row(entry, pid or "", id_key(pid) if pid else None, [malformed], None))
-                continue
-            values = header.values(entry.cells)
-            errors = check_record(values, written, id_method=method)
-            pid = values.pop(ID_COLUMN)
-            # Empty cells stay in: the writer reads them as "keep the stored value".
-            rows.append(_Row(entry, pid or None, id_key(pid) if pid else None, errors, values))
-        return rows
-
-    def _plan(self, header: Header, rows: list[_Row], previous: _Plan | None) -> _Plan:
+    def _plan(self, header: Header, rows: list[Row], previous: _Plan | None) -> _Plan:
         """Everything about a batch that needs no lock: the in-file duplicate check, the writer's
         decisions and the log entries, read from one snapshot plus the batch before (`previous`), which
         may still be being written."""
@@ -318,12 +262,20 @@ class Importer:
 
 @dataclass(slots=True)
 class _Plan:
-    rows: list[_Row]
+    rows: list[Row]
     keys: set[str]  # the rows' ID keys, for the next batch's in-file duplicate check
     batch: writer.Plan
     duplicate: RuleError  # the error of a row whose ID an earlier row had
     entries: Payload | None = None  # the log entries' insert payload
     counts: dict[str, int] | None = None
+
+
+def _readable(rows: Iterator[list[Row]]) -> Iterator[list[Row]]:
+    """The reader's DomainError (bytes that are not a readable CSV) as the job's UploadUnreadable."""
+    try:
+        yield from rows
+    except DomainError:
+        raise UploadUnreadable from None
 
 
 def _done(value) -> Future:
