@@ -55,16 +55,21 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets the API read while the embedded worker writes; busy_timeout waits out short locks.
     cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA synchronous=FULL")  # and at every BEGIN (_sqlite_begin)
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
 
 
 def _sqlite_begin(conn) -> None:
+    options = conn.get_execution_options()
+    # A commit reaches the disk before it returns (SPEC §4: an upload is stored durably before the
+    # answer), except in a relaxed transaction (Database.transaction). SQLite takes the level only
+    # outside a transaction, so it is set before every BEGIN.
+    conn.exec_driver_sql("PRAGMA synchronous=" + ("NORMAL" if options.get("relaxed") else "FULL"))
     # Writers take the lock at BEGIN (IMMEDIATE) so two of them queue on busy_timeout instead of
     # failing on a lock upgrade; readers use DEFERRED and never wait for a writer under WAL.
-    conn.exec_driver_sql("BEGIN " + conn.get_execution_options().get("sqlite_begin", "IMMEDIATE"))
+    conn.exec_driver_sql("BEGIN " + options.get("sqlite_begin", "IMMEDIATE"))
 
 
 def make_engine(url: str) -> Engine:
@@ -99,15 +104,20 @@ class Database:
         self.read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
+        self._relaxed_sessions = sessionmaker(self.engine.execution_options(relaxed=True), expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on error."""
-        with self.sessions() as session, session.begin():
+    def transaction(self, *, relaxed: bool = False) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on error. Its commit is durable
+        when it returns. `relaxed`: the commit does not wait for the disk; only for a transaction that is
+        safe to lose in a crash of the machine and to redo (a bulk batch, which lands with its checkpoint)."""
+        with (self._relaxed_sessions if relaxed else self.sessions)() as session, session.begin():
+            if relaxed and self.dialect == "postgresql":
+                session.execute(text("SET LOCAL synchronous_commit = off"))
             yield session
 
     def snapshot(self, session: Session) -> None:

@@ -53,12 +53,6 @@ class Bulk:
         yield
         self.raw.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER), [x for pair in zip(_PLANNER, saved) for x in pair])
 
-    def relaxed_commit(self) -> None:
-        """PostgreSQL: this transaction's commit does not wait for its WAL to reach the disk. Only for
-        transactions that are safe to lose in a server crash (and redo); never for the last one."""
-        if self.pg:
-            self.raw.execute("SET LOCAL synchronous_commit = off")
-
     def bind(self, column: Column, value: Any) -> Any:
         """`value` as the driver should get it for `column` (e.g. a UTC datetime as SQLite's text)."""
         processor = column.type._cached_bind_processor(self.dialect)

@@ -222,11 +222,10 @@ class Importer:
         """One batch in one transaction. Returns whether a cancel was requested and whether the batch had
         to be decided again."""
         rows = plan.rows
-        with self.db.transaction() as session:
+        # A batch lands with its checkpoint or not at all, so a batch lost in a crash of the machine is
+        # simply done again: its commit need not wait for the disk (the job's end does, as usual).
+        with self.db.transaction(relaxed=True) as session:
             bulk = Bulk(session)
-            # A batch lands with its checkpoint or not at all, so a batch lost in a database crash is
-            # simply done again: no need to wait for its WAL flush (the job's end is flushed as usual).
-            bulk.relaxed_commit()
             results, redone = writer.write_planned(session, plan.batch, self.study, self.site)
             if redone or plan.entries is None:
                 plan.entries, plan.counts = self._log_entries(plan, results, bulk)
