@@ -265,7 +265,8 @@ class WorkerChild:
         self.counts = None
         if INSTRUCTIONS:
             # worker_child runs drain() inside functools.reduce (a C function), so callgrind counts exactly that.
-            self.counts = tmp / f"callgrind-{secrets.token_hex(4)}.out"
+            # Kept in bench/out for callgrind_annotate (which C functions: SQLite's, the interpreter's, …).
+            self.counts = OUT / f"callgrind-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}.out"
             command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
                        f"--callgrind-out-file={self.counts}", *command]
             env["ROSTER_BENCH_CALLGRIND"] = "1"
@@ -415,7 +416,7 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
                             run.peak_rss_mib, worker.sampler.peak / MiB, worker.idle_rss_mib, api_rss, ok, got,
                             instructions=run.instructions, note=note))
                         db_cpu = "" if run.db_cpu_s is None else f" + DB {run.db_cpu_s:.2f} s"
-                        counted = "" if run.instructions is None else f", {run.instructions / done:,.0f} instructions/row"
+                        counted = "" if run.instructions is None else f", {run.instructions / done:,.0f} instructions/row ({worker.counts.name})"
                         print(f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker {run.seconds:7.2f} s "
                               f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB"
                               f"{counted} {note}", flush=True)
