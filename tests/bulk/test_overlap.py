@@ -7,6 +7,7 @@ same plan-then-write path runs one batch at a time. Both are run here on both ba
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import quote
 
 import pytest
@@ -103,7 +104,7 @@ def _other_study(bulk):
 def test_a_participant_changed_by_someone_else_after_the_plan_is_decided_again_not_overwritten(bulk):
     bulk.run(csv_of("R-1,Ann,Old,,,"))
     with bulk.db.read_sessions() as reads:
-        plan, study, site = _plan(bulk, reads, [writer.Record(1, "R-1", {"firstName": "Anna"})])
+        plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"})])
     assert plan.results[0].outcome == "updated"
     # Between the plan's snapshot and its transaction, the single endpoint changes the last name.
     assert bulk.client.post(SINGLE, json={"subjectKey": "R-1", "lastName": "New"}, headers=bulk.users["dm"]).status_code == 200
@@ -117,7 +118,7 @@ def test_a_participant_changed_by_someone_else_after_the_plan_is_decided_again_n
 def test_a_plan_from_an_unchanged_study_is_written_as_decided(bulk):
     bulk.run(csv_of("R-1,Ann,Old,,,"))
     with bulk.db.read_sessions() as reads:
-        plan, study, site = _plan(bulk, reads, [writer.Record(1, "R-1", {"firstName": "Anna"}), writer.Record(2, "R-2", {})])
+        plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"}), writer.Record("R-2", {})])
     with bulk.db.transaction() as session:
         results, redone = writer.write_planned(session, plan, study, site)
     assert not redone and [r.outcome for r in results] == ["updated", "created"]
@@ -155,10 +156,10 @@ def test_a_job_running_while_the_api_changes_its_participants_keeps_both_changes
 
 def test_a_participant_created_in_another_study_between_plan_and_write_takes_no_planned_id(bulk, backend):
     with bulk.db.read_sessions() as reads:
-        plan, study, site = _plan(bulk, reads, [writer.Record(1, "N-1", {"firstName": "Ann"}), writer.Record(2, "N-2", {})])
+        plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {"firstName": "Ann"}), writer.Record("N-2", {})])
     other_study, other_site = _other_study(bulk)
     with bulk.db.transaction() as session:
-        writer.apply_batch(session, other_study, other_site, [writer.Record(1, "O-1", {})], register=False, username="dm", source="api")
+        writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
     with bulk.db.transaction() as session:
         results, redone = writer.write_planned(session, plan, study, site)
     # SQLite's planned ids follow the snapshot's largest id, which the other study's participant took;
@@ -173,9 +174,9 @@ def test_a_participant_created_in_another_study_between_plan_and_write_takes_no_
 def test_an_access_code_taken_in_another_study_between_plan_and_write_is_drawn_again(bulk):
     other_study, other_site = _other_study(bulk)
     with bulk.db.transaction() as session:
-        writer.apply_batch(session, other_study, other_site, [writer.Record(1, "O-1", {})], register=False, username="dm", source="api")
+        writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
     with bulk.db.read_sessions() as reads:
-        plan, study, site = _plan(bulk, reads, [writer.Record(1, "N-1", {})], register=True)
+        plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {})], register=True)
     [planned] = plan.issued
     # Another study's participant gets that very code meanwhile (no insert, no revision of this study).
     with bulk.db.transaction() as session:
@@ -222,20 +223,38 @@ def test_a_job_whose_study_or_site_was_locked_after_the_upload_fails_and_writes_
     assert bulk.log(job_uuid) == [] and bulk.participants() == {}
 
 
-def test_a_study_locked_while_its_job_runs_stops_the_job_at_its_next_batch(bulk, overlap, monkeypatch):
-    job_uuid = bulk.upload(csv_of(*(f"M-{i},N,,,," for i in range(1, 7))))
+@pytest.mark.parametrize("locked", ["study", "site"])
+def test_a_study_or_site_locked_while_its_job_runs_stops_the_job_at_its_next_batch(bulk, overlap, monkeypatch, locked):
+    # Rows 3-6 are invalid: a batch with nothing to write stops too.
+    job_uuid = bulk.upload(csv_of("M-1,N,,,,", "M-2,N,,,,", *(f"M-{i},N,,bad-email,," for i in range(3, 7))))
     real_write = Importer._write
 
     def write_then_lock(self, plan):
         done = real_write(self, plan)
         if self.processed == 2:
-            bulk.set_study(status="locked")
+            bulk.set_study(status="locked") if locked == "study" else bulk.set_site(SITE_A, status="locked")
         return done
 
     monkeypatch.setattr(Importer, "_write", write_then_lock)
     drain(bulk.db, bulk.settings)
     job = bulk.job(job_uuid)
-    assert (job["status"], job["error"]) == ("FAILED", codes.STUDY_NOT_AVAILABLE)
+    code = codes.STUDY_NOT_AVAILABLE if locked == "study" else codes.SITE_NOT_AVAILABLE
+    assert (job["status"], job["error"]) == ("FAILED", code)
     # The batch written before the lock stays, with its log; nothing after it is applied.
     assert [e["row"] for e in bulk.log(job_uuid)] == [1, 2]
     assert sorted(bulk.participants()) == ["M-1", "M-2"]
+
+
+def test_changing_a_site_waits_for_the_batch_being_written(bulk):
+    """A batch reads its site's status and cap under the study's row lock; an admin's change to the site
+    takes that lock too, so it lands before or after the batch, never while the batch is being written."""
+    answered = []
+    changing = threading.Thread(target=lambda: answered.append(bulk.set_site(SITE_A, status="locked")))
+    with bulk.db.transaction() as session:
+        study_id = session.scalar(select(Study.id).where(Study.oid == STUDY))
+        writer.lock_study(session, study_id)  # as a batch holds it until its commit
+        changing.start()
+        changing.join(0.5)
+        assert changing.is_alive()
+    changing.join(30)
+    assert answered and not changing.is_alive()

@@ -27,7 +27,7 @@ from roster.bulk import queue
 from roster.bulk.csvreader import ID_COLUMN, Header, read_csv
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
-from roster.bulk.rows import Row, UploadUnreadable, batches
+from roster.bulk.rows import Row, batches
 from roster.config import Settings
 from roster.db import Database
 from roster.errors import DomainError
@@ -44,6 +44,10 @@ _CHUNKS = UploadChunk.__table__
 _LOG = LogEntry.__table__
 _MAX_LOGGED_ID = 255
 _UNAVAILABLE = (codes.STUDY_NOT_AVAILABLE, codes.SITE_NOT_AVAILABLE)
+
+
+class UploadUnreadable(Exception):
+    """The stored upload does not match what was accepted (size, digest) or cannot be parsed."""
 
 
 class Stopped(Exception):

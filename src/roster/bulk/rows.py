@@ -17,10 +17,6 @@ from roster.participants.rules import RuleError, check_record, rule_error
 _MAX_KEY = 200
 
 
-class UploadUnreadable(Exception):
-    """The stored upload does not match what was accepted (size, digest) or cannot be parsed."""
-
-
 def id_key(participant_id: str) -> str:
     key = participant_id.casefold()
     return key if len(key) <= _MAX_KEY else "#" + hashlib.sha256(key.encode()).hexdigest()
@@ -28,8 +24,8 @@ def id_key(participant_id: str) -> str:
 
 @dataclass(slots=True)
 class Row:
-    """One data row, read and checked. A row that passed the checks goes to the writer as it is: it has a
-    writer.Record's `participant_id` and `fields` (one object less per row than building a Record)."""
+    """One data row, read and checked. A row that passed the checks goes to the writer as it is
+    (participants.batch.RecordLike): one object less per row than building a Record."""
 
     entry: Entry
     participant_id: str  # trimmed; "" when the cell is empty or missing

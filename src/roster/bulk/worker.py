@@ -62,9 +62,11 @@ _M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
 _MMAP_THRESHOLD = 128 * 1024  # glibc's initial value
 # Allocations between two collections of the youngest generation (CPython default 700). A job allocates
 # millions of short-lived containers, nearly all freed by reference counting before a collection could
-# find them; a higher threshold walks far fewer of them. bench/bulk.py --instructions, 10k rows on
-# SQLite: 263k instructions per row by default, 253k with this, 251k with no collector at all.
-GC_THRESHOLDS = (50_000, 20, 20)
+# find them (a 10k-row job leaves about 300 objects of cyclic garbage in all). Instructions per row
+# (bench/bulk.py --instructions, 10k rows, SQLite): 248k at 700, 244k at 10,000, 237k at 50,000. At
+# 50,000 the worker's peak RSS for 1M rows came out 11-12 % over its 10k peak in two runs, against 4-8 % at
+# 10,000 and 700: the memory target weighs more than the last 3 %.
+GC_THRESHOLDS = (10_000, 10, 10)
 
 
 def _prepare_process() -> None:

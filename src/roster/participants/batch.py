@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -63,11 +64,18 @@ _LOAD_COLUMNS = ", ".join(f"t.{c}" for c in ("id", "site_id", "participant_id", 
 _AUDIT_COLUMNS = ("participant_id", "at", "username", "action", "source", "changes")
 
 
-@dataclass(slots=True)
-class Record:
-    row: int  # data-row number (1 for the single endpoint)
+class RecordLike(Protocol):
+    """What the writer reads of a record that passed the field rules: a `Record` (the single endpoint) or
+    one of the bulk importer's rows (roster.bulk.rows.Row), which is passed as it is."""
+
     participant_id: str  # trimmed; "" only when the study's method is "system" (-> next generated ID)
     fields: dict[str, str]  # contact field (API name) -> trimmed value; absent or empty = keep stored
+
+
+@dataclass(slots=True)
+class Record:
+    participant_id: str
+    fields: dict[str, str]
 
 
 @dataclass(slots=True)
@@ -124,7 +132,7 @@ class Batch:
         self.counts: list[int] | None = None  # [study, site] non-removed participants, when a cap applies
         self.results: list[Result] = []
         self.states: list[_State | None] = []
-        self.records: Sequence[Record] = ()
+        self.records: Sequence[RecordLike] = ()
         # Planning (plan_batch): the revision expected before this batch's lock, the settings decided with.
         self.base = 0
         self.stale = False
@@ -136,7 +144,7 @@ class Batch:
         self.max_pk = 0  # the largest participant id given out so far in the job (SQLite: not yet in the snapshot)
         self.inserts = self.updates = self.audit = None  # payloads (roster.fastsql)
 
-    def decide(self, reads: Session, records: Sequence[Record], study, site_cap: int | None, after: Batch | None) -> None:
+    def decide(self, reads: Session, records: Sequence[RecordLike], study, site_cap: int | None, after: Batch | None) -> None:
         """Every record's outcome, reading through `reads`; nothing is written yet."""
         self.reads = reads
         self.db = Bulk(reads)
@@ -146,7 +154,7 @@ class Batch:
         # Only the deciding needs the batch before; keeping it would chain every batch of the job.
         self.after = None
 
-    def _decide(self, records: Sequence[Record], study, site_cap: int | None) -> None:
+    def _decide(self, records: Sequence[RecordLike], study, site_cap: int | None) -> None:
         after = self.after
         self.study_cap = study.enrollment_cap
         self.site_cap = site_cap
@@ -227,7 +235,7 @@ class Batch:
     def _fail(self, participant_id: str | None, code: str) -> Result:
         return Result(FAILED, participant_id, None, None, [rule_error(code, self.id_column)])
 
-    def _apply(self, record: Record, ids: IdGenerator | None, generating: int, states: list) -> Result:
+    def _apply(self, record: RecordLike, ids: IdGenerator | None, generating: int, states: list) -> Result:
         pid = record.participant_id
         if not pid:
             if ids is None:
@@ -259,7 +267,7 @@ class Batch:
             return self._fail(pid, codes.PARTICIPANT_ID_NOT_AVAILABLE)
         return self._update(record, state, states)
 
-    def _create(self, record: Record, pid: str, key: str, states: list) -> Result:
+    def _create(self, record: RecordLike, pid: str, key: str, states: list) -> Result:
         values = dict.fromkeys(_COLUMNS)
         changes = [("participantId", None, pid), ("status", None, AVAILABLE)]
         for name, value in record.fields.items():
@@ -277,7 +285,7 @@ class Batch:
         states.append(state)
         return Result(CREATED, pid, None, None)
 
-    def _update(self, record: Record, state: _State, states: list) -> Result:
+    def _update(self, record: RecordLike, state: _State, states: list) -> Result:
         changes = []
         values = state.values
         for name, value in record.fields.items():

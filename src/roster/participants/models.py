@@ -93,8 +93,8 @@ class AuditEvent(Base):
     __table_args__ = (Index("ix_audit_events_participant_at", "participant_id", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # No foreign key: events are written with their participant, participants are never deleted, and a
-    # trail outlives what it describes (migration 0003).
+    # No foreign key: events are written with their participant, Roster never deletes participants, and
+    # a trail outlives what it describes (migration 0003).
     participant_id: Mapped[int]
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     username: Mapped[str] = mapped_column(String(100))

@@ -313,7 +313,7 @@ def add_or_update(
     if errors:
         raise RecordErrors([e.as_dict() for e in errors])
     fields = {name: value for name, value in values.items() if name != rules.PARTICIPANT_ID}
-    record = writer.Record(row=1, participant_id=values[rules.PARTICIPANT_ID], fields=fields)
+    record = writer.Record(participant_id=values[rules.PARTICIPANT_ID], fields=fields)
     [result] = writer.apply_batch(
         session, study, site, [record], register=register, username=username, source=audit.SOURCE_API, id_column="subjectKey"
     )

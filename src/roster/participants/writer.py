@@ -24,6 +24,7 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     UPDATED,
     Batch,
     Record,
+    RecordLike,
     Result,
 )
 from roster.studies.models import Site, Study
@@ -54,7 +55,8 @@ def _open_site(session: Session, study: Study, site: Site, row) -> int | None:
     """The site's enrollment cap, once the study (`row`, as lock_study or a plan's snapshot read it) and
     the site are found available. A bulk job was checked when it was uploaded and may run much later: a
     study or site locked meanwhile stops it at its next batch (DomainError, studyNotAvailable or
-    siteNotAvailable), and the single endpoint's own check cannot race a lock either."""
+    siteNotAvailable), and the single endpoint's own check cannot race a lock either: changing a study
+    updates the row lock_study locks, and changing a site takes that lock too (studies.service.update_site)."""
     cap, status = session.execute(select(_SITES.c.enrollment_cap, _SITES.c.status).where(_SITES.c.id == site.id)).one()
     check_available(study.oid, row.status, site.oid, status)
     return cap
@@ -64,7 +66,7 @@ def apply_batch(
     session: Session,
     study: Study,
     site: Site,
-    records: Sequence[Record],
+    records: Sequence[RecordLike],
     *,
     register: bool,
     username: str,
@@ -86,7 +88,7 @@ def apply_batch(
 
 
 def plan_batch(
-    reads: Session, study: Study, site: Site, records: Sequence[Record], *, after: Plan | None,
+    reads: Session, study: Study, site: Site, records: Sequence[RecordLike], *, after: Plan | None,
     register: bool, username: str, source: str, id_column: str,
 ) -> Plan:
     """Decides a batch ahead of its transaction, from a read snapshot (`reads`, REPEATABLE READ) and the
@@ -113,7 +115,9 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
     decided again because the study changed after the plan's snapshot."""
     # Locked even for a batch without records: the next batch's plan counts on this batch's revision.
     row = lock_study(session, study.id)
-    current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], _open_site(session, study, site, row)) == plan.settings
+    # Checked first, so that even a batch with nothing to write stops once the study or site is locked.
+    site_cap = _open_site(session, study, site, row)
+    current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], site_cap) == plan.settings
     if not plan.records:
         return [], not current
     if current and plan.ids_free(session):

@@ -97,6 +97,9 @@ def create_site(session: Session, study: Study, body: schemas.SiteCreate) -> Sit
 
 
 def update_site(session: Session, site: Site, body: schemas.SiteUpdate) -> Site:
+    # Participant writers read a site's status and cap under its study's row lock (participants.writer):
+    # taking that lock puts this change before or after a batch, never in the middle of one.
+    session.execute(select(Study.id).where(Study.id == site.study_id).with_for_update())
     for field, value in body.model_dump(exclude_unset=True).items():
         setattr(site, field, value)
     session.flush()

@@ -8,7 +8,7 @@ with the key and 1.7 s without. Neither key protects anything the application do
 - a log entry is written only in the transaction whose fenced checkpoint proves the job still exists
   and is ours, and deleting a job deletes the job row first, then its log (roster.bulk.jobs_service);
 - an audit event is written in the transaction that creates or changes its participant, and
-  participants are never deleted (removal is a status). An audit trail should not vanish with what it
+  Roster never deletes participants (removal is a status). An audit trail should not vanish with what it
   describes anyway.
 
 Revision ID: 0003
@@ -18,6 +18,7 @@ Create Date: 2026-11-23 16:30:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
@@ -38,9 +39,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Rows whose job or participant is gone would fail the restored keys: they go first.
+    # The restored keys need every row's job and participant. A log entry of a deleted job is garbage; an
+    # audit event is a record that must not vanish quietly: the downgrade stops and says how many there are.
+    orphans = op.get_bind().execute(
+        sa.text("SELECT count(*) FROM audit_events WHERE participant_id NOT IN (SELECT id FROM participants)")
+    ).scalar()
+    if orphans:
+        raise RuntimeError(f"{orphans} audit events name participants that no longer exist; "
+                           "keep or move them before downgrading below 0003")
     op.execute("DELETE FROM job_log_entries WHERE job_id NOT IN (SELECT id FROM jobs)")
-    op.execute("DELETE FROM audit_events WHERE participant_id NOT IN (SELECT id FROM participants)")
     with op.batch_alter_table("job_log_entries", table_kwargs={"sqlite_with_rowid": False}) as batch:
         batch.create_foreign_key(_LOG_FK, "jobs", ["job_id"], ["id"], ondelete="CASCADE")
     with op.batch_alter_table("audit_events") as batch:
