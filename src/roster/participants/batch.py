@@ -118,12 +118,8 @@ class _State:
 
 class Batch:
     def __init__(self, study_id: int, site_id: int, register: bool, username: str, source: str, id_column: str):
-        self.study_id = study_id
-        self.site_id = site_id
-        self.register = register
-        self.username = username
-        self.source = source
-        self.id_column = id_column
+        self.study_id, self.site_id, self.register = study_id, site_id, register
+        self.username, self.source, self.id_column = username, source, id_column
         self.now = utcnow()
         self.live: dict[str, _State] = {}
         self.created: list[_State] = []
@@ -134,11 +130,9 @@ class Batch:
         self.states: list[_State | None] = []
         self.records: Sequence[RecordLike] = ()
         # Planning (plan_batch): the revision expected before this batch's lock, the settings decided with.
-        self.base = 0
-        self.stale = False
+        self.base, self.stale = 0, False
         self.settings: tuple | None = None
-        self.counter_before = 0
-        self.counter_after = 0
+        self.counter_before = self.counter_after = 0
         self.issued: set[str] = set()  # access codes this batch gives out
         self.oids: set[str] = set()  # OIDs of the participants it creates
         self.max_pk = 0  # the largest participant id given out so far in the job (SQLite: not yet in the snapshot)
@@ -200,7 +194,6 @@ class Batch:
         db = Bulk(session)
         with db.keyed():
             self._write(db)
-
 
     # -- reading ---------------------------------------------------------------------------------
 
