@@ -39,7 +39,7 @@ from roster.studies.service import require_available
 
 log = logging.getLogger("roster.importer")
 
-_LOG_COLUMNS = ("job_id", "row", "line", "participant_id", "participant_key", "participant_oid", "outcome", "participate_status", "errors", "cells")
+_LOG_COLUMNS = ("row", "line", "participant_id", "participant_key", "participant_oid", "outcome", "participate_status", "errors", "cells")
 _CHUNKS = UploadChunk.__table__
 _LOG = LogEntry.__table__
 _MAX_LOGGED_ID = 255
@@ -233,7 +233,7 @@ class Importer:
             results, redone = writer.write_planned(session, plan.batch, self.study, self.site)
             if redone or plan.entries is None:
                 plan.entries, plan.counts = self._log_entries(plan, results, bulk)
-            bulk.insert(_LOG, _LOG_COLUMNS, plan.entries)
+            bulk.insert(_LOG, _LOG_COLUMNS, plan.entries, {"job_id": self.job.id})
             last = rows[-1].entry.row
             cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=last, counts=plan.counts)
         self.processed = last
@@ -241,7 +241,7 @@ class Importer:
 
     def _log_entries(self, plan: _Plan, results: list[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
         """The batch's log entries as an insert payload (roster.fastsql), and its counts."""
-        job_id, duplicate = self.job.id, plan.duplicate
+        duplicate = plan.duplicate
         encode = Bulk.json
         results = iter(results)
         counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
@@ -259,7 +259,7 @@ class Importer:
                 logged_errors, cells = encode([e.as_dict() for e in errors]), encode(r.entry.cells)
             else:
                 logged_errors, cells = "[]", None
-            entries.append((job_id, r.entry.row, r.entry.line, pid[:_MAX_LOGGED_ID] if pid else None, r.key, oid, outcome, status, logged_errors, cells))
+            entries.append((r.entry.row, r.entry.line, pid[:_MAX_LOGGED_ID] if pid else None, r.key, oid, outcome, status, logged_errors, cells))
         return bulk.payload(entries), counts
 
 

@@ -56,12 +56,11 @@ _COLUMNS = tuple(CONTACT_FIELDS.values())
 _T = Participant.__table__
 _STUDIES = Study.__table__
 _AUDIT = AuditEvent.__table__
-_INSERT_COLUMNS = ("id", "study_id", "site_id", "participant_id", "participant_key", "oid", "status", "participate_status",
-                   "access_code", "activity_status", "created_at", "created_by", "updated_at", "updated_by", *_COLUMNS)
+_INSERT_COLUMNS = ("id", "participant_id", "participant_key", "oid", "participate_status", "access_code", *_COLUMNS)
 _UPDATE_COLUMNS = ("participate_status", "access_code", "updated_at", "updated_by", *_COLUMNS)
 _LOAD_COLUMNS = ", ".join(f"t.{c}" for c in ("id", "site_id", "participant_id", "participant_key", "oid", "status",
                                               "participate_status", "access_code", *_COLUMNS))
-_AUDIT_COLUMNS = ("participant_id", "at", "username", "action", "source", "changes")
+_AUDIT_COLUMNS = ("participant_id", "action", "changes")
 
 
 class RecordLike(Protocol):
@@ -376,23 +375,23 @@ class Batch:
         for state, pk in zip(self.created, db.next_ids("participants", len(self.created), floor)):
             state.pk = pk
         self.max_pk = max(floor, self.created[-1].pk if self.created else 0)
+        # Values every row of a statement shares go once (fastsql's `same`).
+        self.insert_same = {"study_id": self.study_id, "site_id": self.site_id, "status": AVAILABLE, "activity_status": "Active",
+                            "created_at": now, "created_by": user, "updated_at": now, "updated_by": user}
         self.inserts = db.payload([
-            (s.pk, self.study_id, s.site_id, s.participant_id, s.key, s.oid, AVAILABLE, s.participate_status, s.access_code,
-             "Active", now, user, now, user, *s.values.values())
-            for s in self.created
+            (s.pk, s.participant_id, s.key, s.oid, s.participate_status, s.access_code, *s.values.values()) for s in self.created
         ]) if self.created else None
         changed = [s for s in self.live.values() if s.dirty and not s.new]
         self.updates = db.payload([(s.pk, s.participate_status, s.access_code, now, user, *s.values.values()) for s in changed]) if changed else None
         at = db.stamp(_AUDIT.c.at, self.now)
         source = self.source
-        self.audit = db.payload([
-            (s.pk, at, user, action, source, audit.changes_json(changes)) for s, action, changes in self.events
-        ]) if self.events else None
+        self.audit_same = {"at": at, "username": user, "source": source}
+        self.audit = db.payload([(s.pk, action, audit.changes_json(changes)) for s, action, changes in self.events]) if self.events else None
 
     def _write(self, db: Bulk) -> None:
         if self.inserts is not None:
-            db.insert(_T, _INSERT_COLUMNS, self.inserts)
+            db.insert(_T, _INSERT_COLUMNS, self.inserts, self.insert_same)
         if self.updates is not None:
             db.update(_T, _UPDATE_COLUMNS, self.updates)
         if self.audit is not None:
-            db.insert(_AUDIT, _AUDIT_COLUMNS, self.audit)
+            db.insert(_AUDIT, _AUDIT_COLUMNS, self.audit, self.audit_same)
