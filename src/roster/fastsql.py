@@ -111,10 +111,10 @@ class Bulk:
             self.raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {', '.join(picks)} FROM {_PG_SOURCE}", (*same.values(), payload))
             return
         width = len(columns)
+        # VALUES names its columns column1, column2, …; the shared values are bound once per statement.
+        picks = ", ".join([*(f"column{i}" for i in range(1, width + 1)), *("?" * len(same))])
         for values, count in self._sqlite_chunks(payload, width):
             if same:
-                # VALUES names its columns column1, column2, …; the shared values are bound once per statement.
-                picks = ", ".join([*(f"column{i}" for i in range(1, width + 1)), *("?" * len(same))])
                 self.raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {picks} FROM (VALUES {_sqlite_rows(width, count)})",
                                  (*same.values(), *values))
             else:

@@ -334,36 +334,24 @@ class Batch:
         return taken | (self.after.oids & candidates) if self.after is not None else taken
 
     def _assign_oids(self) -> None:
-        if not self.created:
-            return
         bases = {s.key: oid_base(s.participant_id) for s in self.created}
-        taken = self._taken_oids(set(bases.values()))
         used: set[str] = set()
-        clashing: list[_State] = []
-        for state in self.created:
-            base = bases[state.key]
-            if base in taken or base in used:
-                clashing.append(state)
-            else:
-                state.oid = base
-                used.add(base)
         self.oids = used
-        suffix = 2
-        while clashing:
-            # IDs like "P-1" and "P1" share a base: the later one gets the first free "_N" suffix
-            # (a base never holds "_", so suffixed OIDs cannot clash with bases).
-            candidates = {s.key: f"{bases[s.key]}_{suffix}" for s in clashing}
+        waiting, suffix = self.created, 1
+        while waiting:
+            # Each takes its base if free. IDs like "P-1" and "P1" share a base: the later one gets the first
+            # free "_N" suffix (a base never holds "_", so suffixed OIDs cannot clash with bases).
+            candidates = {s.key: bases[s.key] if suffix == 1 else f"{bases[s.key]}_{suffix}" for s in waiting}
             taken = self._taken_oids(set(candidates.values()))
             still = []
-            for state in clashing:
+            for state in waiting:
                 candidate = candidates[state.key]
                 if candidate in taken or candidate in used:
                     still.append(state)
                 else:
                     state.oid = candidate
                     used.add(candidate)
-            clashing = still
-            suffix += 1
+            waiting, suffix = still, suffix + 1
 
     def _payloads(self) -> None:
         """The batch's rows as the statements will take them, ids included: built while deciding, so that
