@@ -47,6 +47,7 @@ WITHOUT_AUDIT = False  # --without-audit: the worker writes no audit events (the
 # --instructions: the worker runs under valgrind's callgrind, which counts the instructions the worker process
 # executes in drain(). Unlike seconds, that count hardly moves with the machine's load (see bench/README.md).
 INSTRUCTIONS = False
+OVERLAP = True  # --no-overlap: ROSTER_BULK_OVERLAP=false (one batch at a time; on SQLite no writer process)
 
 
 @dataclass
@@ -58,9 +59,9 @@ class RunResult:
     upload_s: float
     worker_s: float
     rows_per_s: float
-    cpu_s: float             # CPU time of the worker process (user + system) during the job
+    cpu_s: float             # CPU time of the worker process and its writer process (user + system) during the job
     db_cpu_s: float | None   # PostgreSQL: CPU time of the server backends serving the worker's connections
-    peak_rss_mib: float      # VmHWM of the worker process (exact peak of its address space)
+    peak_rss_mib: float      # VmHWM of the worker process (exact peak of its address space), plus its writer process's
     sampled_rss_mib: float   # max of psutil samples every 50 ms (cross-check)
     idle_rss_mib: float      # worker RSS after imports and connecting, before the job
     api_rss_mib: float       # the API server's largest RSS sample while it streamed this upload
@@ -69,6 +70,8 @@ class RunResult:
     copy_rows_per_s: float | None = None
     instructions: int | None = None  # --instructions: the worker's instructions in drain() (callgrind)
     note: str = ""           # e.g. "TIMEOUT": the job did not finish in --job-timeout; rows/s is of the rows done
+    writer_rss_mib: float = 0.0  # SQLite: the writer process's VmHWM (in peak_rss_mib)
+    writer_cpu_s: float = 0.0    # SQLite: the writer process's CPU (in cpu_s)
 
 
 # --------------------------------------------------------------------------------------------- databases
@@ -157,6 +160,8 @@ def child_env(url: str, batch_size: int | None) -> dict[str, str]:
         env["ROSTER_BATCH_SIZE"] = str(batch_size)
     if WITHOUT_AUDIT:
         env["ROSTER_BENCH_WITHOUT_AUDIT"] = "1"
+    if not OVERLAP:
+        env["ROSTER_BULK_OVERLAP"] = "false"
     return env
 
 
@@ -306,7 +311,8 @@ class WorkerChild:
         self.err.close()
         if not done or done[0] != "done":
             raise RuntimeError(f"worker failed (exit {self.proc.returncode}); see {self.err.name}")
-        return Drained(elapsed, int(done[1]), int(done[3]) / 1024, float(done[4]), db_cpu, instructions=self.instructions())
+        return Drained(elapsed, int(done[1]), int(done[3]) / 1024, float(done[4]), db_cpu, instructions=self.instructions(),
+                       writer_rss_mib=int(done[5]) / 1024, writer_cpu_s=float(done[6]))
 
     def instructions(self) -> int | None:
         if self.counts is None:
@@ -326,6 +332,8 @@ class Drained:
     db_cpu_s: float | None
     timed_out: bool = False
     instructions: int | None = None
+    writer_rss_mib: float = 0.0
+    writer_cpu_s: float = 0.0
 
 
 # --------------------------------------------------------------------------------------------- HTTP side
@@ -414,9 +422,11 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
                         results.append(RunResult(
                             backend, label, done, gen.size / MiB, upload_s, run.seconds, done / run.seconds, run.cpu_s, run.db_cpu_s,
                             run.peak_rss_mib, worker.sampler.peak / MiB, worker.idle_rss_mib, api_rss, ok, got,
-                            instructions=run.instructions, note=note))
+                            instructions=run.instructions, note=note, writer_rss_mib=run.writer_rss_mib, writer_cpu_s=run.writer_cpu_s))
                         db_cpu = "" if run.db_cpu_s is None else f" + DB {run.db_cpu_s:.2f} s"
                         counted = "" if run.instructions is None else f", {run.instructions / done:,.0f} instructions/row ({worker.counts.name})"
+                        if run.writer_rss_mib:
+                            counted += f" (writer process: CPU {run.writer_cpu_s:.2f} s, peak RSS {run.writer_rss_mib:.1f} MiB)"
                         print(f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker {run.seconds:7.2f} s "
                               f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB"
                               f"{counted} {note}", flush=True)
@@ -529,14 +539,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile-size", type=int, default=100_000)
     parser.add_argument("--job-timeout", type=float, default=600, help="seconds a job may take before the worker is killed and the run reported as TIMEOUT")
     parser.add_argument("--no-copy", action="store_true", help="skip the PostgreSQL COPY baseline")
+    parser.add_argument("--no-overlap", action="store_true",
+                        help="ROSTER_BULK_OVERLAP=false: one batch at a time (on SQLite without the writer process)")
     parser.add_argument("--instructions", action="store_true",
                         help="run the worker under valgrind's callgrind and report its instructions per row; wall times are "
                              "then callgrind's (about 50 times slower), not the worker's")
     parser.add_argument("--without-audit", action="store_true",
                         help="the worker writes no audit events: bulk throughput as it was before the audit trail, for comparison")
     args = parser.parse_args(argv)
-    global WITHOUT_AUDIT, INSTRUCTIONS
+    global WITHOUT_AUDIT, INSTRUCTIONS, OVERLAP
     WITHOUT_AUDIT = args.without_audit
+    OVERLAP = not args.no_overlap
     INSTRUCTIONS = args.instructions
     if INSTRUCTIONS:
         args.job_timeout = max(args.job_timeout, 7200)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +11,8 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from roster import sqliteconn
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,26 +53,8 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-def _null(_value: None) -> None:
-    return None
-
-
-def _bind_none_cheaply() -> None:
-    """CPython 3.11's sqlite3 binds a None parameter through its adapter protocol (only int, float, str
-    and bytearray skip it), and without an adapter for None that builds and drops two AttributeErrors per
-    value: 3 % of a bulk job's instructions (callgrind, `bench/bulk.py --instructions`). An identity
-    adapter for None takes the short way. Process-wide, like every sqlite3 adapter; None still binds as NULL."""
-    sqlite3.register_adapter(type(None), _null)
-
-
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets the API read while the embedded worker writes; busy_timeout waits out short locks.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=FULL")  # and at every BEGIN (_sqlite_begin)
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
+    sqliteconn.configure(dbapi_conn)  # FULL here, and at every BEGIN (_sqlite_begin)
 
 
 def _sqlite_begin(conn) -> None:
@@ -79,7 +62,7 @@ def _sqlite_begin(conn) -> None:
     # A commit reaches the disk before it returns (SPEC §4: an upload is stored durably before the
     # answer), except in a relaxed transaction (Database.transaction). SQLite takes the level only
     # outside a transaction, so it is set before every BEGIN.
-    conn.exec_driver_sql("PRAGMA synchronous=" + ("NORMAL" if options.get("relaxed") else "FULL"))
+    conn.exec_driver_sql("PRAGMA " + (sqliteconn.RELAXED if options.get("relaxed") else sqliteconn.DURABLE))
     # Writers take the lock at BEGIN (IMMEDIATE) so two of them queue on busy_timeout instead of
     # failing on a lock upgrade; readers use DEFERRED and never wait for a writer under WAL.
     conn.exec_driver_sql("BEGIN " + options.get("sqlite_begin", "IMMEDIATE"))
@@ -94,7 +77,7 @@ def make_engine(url: str) -> Engine:
         # their page caches instead of filling one cache per pooled connection as its database grows.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20, pool_use_lifo=True)
         event.listen(engine, "connect", _sqlite_pragmas)
-        _bind_none_cheaply()
+        sqliteconn.bind_none_cheaply()
 
         # pysqlite's own BEGIN handling is off so that we issue BEGIN IMMEDIATE ourselves.
         @event.listens_for(engine, "connect")
@@ -123,6 +106,15 @@ class Database:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """SQLite: the database file's absolute path, which another process can open too (None for an
+        in-memory or URI database, and on PostgreSQL)."""
+        url = self.engine.url
+        if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" or url.query.get("uri"):
+            return None
+        return str(Path(url.database).resolve())
 
     @contextmanager
     def transaction(self, *, relaxed: bool = False) -> Iterator[Session]:

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, Table, TypeDecorator
+from sqlalchemy import JSON, Boolean, Column, DateTime, Executable, Integer, Table, TypeDecorator
 from sqlalchemy.orm import Session
 
 _PLANNER = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_material")
@@ -100,43 +100,55 @@ class Bulk:
         """PostgreSQL: the payload's columns, in order, as the SELECT list over its elements (`value`)."""
         return ", ".join(f"(value->>{i})::{_pg_type(table.c[name])} AS {name}" for i, name in enumerate(columns))
 
+    def run(self, statements: Iterable[Statement]) -> None:
+        execute = self.raw.execute
+        for sql, params in statements:
+            execute(sql, params)
+
     def insert(self, table: Table, columns: Sequence[str], payload: Payload, same: Mapping[str, Any] | None = None) -> None:
         """INSERT the rows of `payload` (see `payload`), whose rows hold the values of `columns`. `same`: columns
         with one value for every row (a timestamp, the user), sent once as parameters of their own instead of
         in every row: on PostgreSQL the payload's JSON is that much shorter to encode and to parse."""
+        self.run(self.inserts(table, columns, payload, same))
+
+    def inserts(self, table: Table, columns: Sequence[str], payload: Payload, same: Mapping[str, Any] | None = None) -> Iterator[Statement]:
+        """`insert`'s statements, not run (roster.bulk.writer_process runs them elsewhere)."""
         same = same or {}
         names = ", ".join((*columns, *same))
         if self.pg:
             picks = [self._elements(table, columns), *(f"%s::{_pg_type(table.c[name])}" for name in same)]
-            self.raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {', '.join(picks)} FROM {_PG_SOURCE}", (*same.values(), payload))
+            yield f"INSERT INTO {table.name} ({names}) SELECT {', '.join(picks)} FROM {_PG_SOURCE}", (*same.values(), payload)
             return
-        width = len(columns)
-        # VALUES names its columns column1, column2, …; the shared values are bound once per statement.
-        picks = ", ".join([*(f"column{i}" for i in range(1, width + 1)), *("?" * len(same))])
-        for values, count in self._sqlite_chunks(payload, width):
-            if same:
-                self.raw.execute(f"INSERT INTO {table.name} ({names}) SELECT {picks} FROM (VALUES {_sqlite_rows(width, count)})",
-                                 (*same.values(), *values))
-            else:
-                self.raw.execute(f"INSERT INTO {table.name} ({names}) VALUES {_sqlite_rows(width, count)}", values)
+        shared = tuple(same.values())
+        for values, count in self._sqlite_chunks(payload, len(columns)):
+            yield _sqlite_insert(table.name, names, len(columns), len(shared), count), shared + values
 
     def update(self, table: Table, columns: Sequence[str], payload: Payload) -> None:
         """UPDATE by id: each payload row is (id, *values of `columns`)."""
+        self.run(self.updates(table, columns, payload))
+
+    def updates(self, table: Table, columns: Sequence[str], payload: Payload) -> Iterator[Statement]:
+        """`update`'s statements, not run."""
         if self.pg:
             sets = ", ".join(f"{name} = v.{name}" for name in columns)
-            self.raw.execute(
-                f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM {_PG_SOURCE}) AS v "
-                f"WHERE {table.name}.id = v.id",
-                (payload,),
-            )
-        else:
-            # VALUES names its columns column1, column2, …: column1 is the id.
-            sets = ", ".join(f"{name} = v.column{i}" for i, name in enumerate(columns, 2))
-            for values, count in self._sqlite_chunks(payload, len(columns) + 1):
-                self.raw.execute(
-                    f"UPDATE {table.name} SET {sets} FROM (VALUES {_sqlite_rows(len(columns) + 1, count)}) AS v WHERE {table.name}.id = v.column1",
-                    values,
-                )
+            yield (f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM {_PG_SOURCE}) AS v "
+                   f"WHERE {table.name}.id = v.id"), (payload,)
+            return
+        for values, count in self._sqlite_chunks(payload, len(columns) + 1):
+            yield _sqlite_update(table.name, tuple(columns), count), values
+
+    def driver(self, statement: Executable) -> Statement:
+        """A SQLAlchemy Core statement as the driver takes it (SQL text, positional parameters processed by
+        their types), as this connection would have run it. SQLite only: its parameters are positional."""
+        compiled = statement.compile(dialect=self.dialect)
+        if compiled.positiontup is None:
+            raise ValueError(f"{self.dialect.name}: parameters are not positional")
+        params = compiled.params
+        values = []
+        for name in compiled.positiontup:
+            processor = compiled.binds[name].type._cached_bind_processor(self.dialect)
+            values.append(processor(params[name]) if processor else params[name])
+        return compiled.string, tuple(values)
 
     def _sqlite_chunks(self, rows: Sequence[Sequence], width: int) -> Iterator[tuple[tuple, int]]:
         """SQLite: the rows as flat parameter tuples for multi-row statements: one step per statement, not
@@ -148,8 +160,7 @@ class Bulk:
         while start < total:
             while size > total - start:
                 size //= 2
-            part = rows[start:start + size]
-            yield tuple(chain.from_iterable(part)), size
+            yield tuple(chain.from_iterable(rows[start:start + size])), size
             start += size
 
     def next_ids(self, table: str, count: int, floor: int = 0) -> list[int]:
@@ -168,6 +179,11 @@ class Bulk:
         top = max(self.top_id(table), floor)
         return list(range(top + 1, top + count + 1))
 
+    @staticmethod
+    def ids_above(table: str, first: int) -> Statement:
+        """SQLite: a statement whose one value is 1 when every id in `table` is below `first`."""
+        return f"SELECT coalesce(max(id), 0) < ? FROM {table}", (first,)
+
     def top_id(self, table: str) -> int:
         """The largest id in `table` (0 when empty)."""
         return self.raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
@@ -179,13 +195,33 @@ _PG_SOURCE = "jsonb_array_elements(%s::jsonb) AS e(value)"
 _SQLITE_ROWS = 64
 
 
+# The statements' texts are cached: the same text object for every batch, which a message to the writer
+# process carries once (pickle sends an object it has already sent as a reference).
 @lru_cache(maxsize=64)
 def _sqlite_rows(width: int, count: int) -> str:
     """`(?, …), (?, …), …`: `count` rows of `width` parameters."""
     row = "(" + ", ".join("?" * width) + ")"
     return ", ".join([row] * count)
+
+
+@lru_cache(maxsize=128)
+def _sqlite_insert(table: str, names: str, width: int, shared: int, count: int) -> str:
+    if not shared:
+        return f"INSERT INTO {table} ({names}) VALUES {_sqlite_rows(width, count)}"
+    # VALUES names its columns column1, column2, …; the shared values are bound once per statement, first.
+    picks = ", ".join([*(f"column{i}" for i in range(1, width + 1)), *("?" * shared)])
+    return f"INSERT INTO {table} ({names}) SELECT {picks} FROM (VALUES {_sqlite_rows(width, count)})"
+
+
+@lru_cache(maxsize=64)
+def _sqlite_update(table: str, columns: tuple[str, ...], count: int) -> str:
+    # VALUES names its columns column1, column2, …: column1 is the id.
+    sets = ", ".join(f"{name} = v.column{i}" for i, name in enumerate(columns, 2))
+    return f"UPDATE {table} SET {sets} FROM (VALUES {_sqlite_rows(len(columns) + 1, count)}) AS v WHERE {table}.id = v.column1"
 # A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).
 Payload = str | Sequence[Sequence]
+# A statement as the driver takes it: SQL text and its parameters.
+Statement = tuple[str, Sequence[Any]]
 
 
 def _pg_type(column: Column) -> str:

@@ -171,16 +171,22 @@ def test_a_participant_created_in_another_study_between_plan_and_write_takes_no_
     assert len({p["id"] for p in stored.values()}) == 3
 
 
-def test_an_access_code_taken_in_another_study_between_plan_and_write_is_drawn_again(bulk):
+def a_plan_whose_access_code_another_study_took(bulk):
+    """A plan creating N-1 with register=y, after which another study's participant got the very access
+    code the plan drew (no insert, no revision of this study). Returns (plan, study, site, the code)."""
     other_study, other_site = _other_study(bulk)
     with bulk.db.transaction() as session:
         writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
     with bulk.db.read_sessions() as reads:
         plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {})], register=True)
     [planned] = plan.issued
-    # Another study's participant gets that very code meanwhile (no insert, no revision of this study).
     with bulk.db.transaction() as session:
         session.execute(update(Participant).where(Participant.participant_id == "O-1").values(access_code=planned))
+    return plan, study, site, planned
+
+
+def test_an_access_code_taken_in_another_study_between_plan_and_write_is_drawn_again(bulk):
+    plan, study, site, planned = a_plan_whose_access_code_another_study_took(bulk)
     with bulk.db.transaction() as session:
         results, redone = writer.write_planned(session, plan, study, site)
     assert redone and results[0].outcome == "created"

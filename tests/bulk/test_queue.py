@@ -18,7 +18,6 @@ from roster.bulk.importer import Importer
 from roster.bulk.models import Job, LogEntry, UploadChunk
 from roster.bulk.queue import LeaseLost
 from roster.bulk.worker import drain, run_one
-from roster.participants import writer
 from roster.participants.models import Participant
 from tests.bulk.conftest import SITE_A, SITE_B, csv_of, outcomes
 from tests.support import P
@@ -50,8 +49,9 @@ def count(bulk, model, *where) -> int:
 
 
 def fail_after(monkeypatch, calls: int, exc: type[BaseException]):
-    """The bulk writer (writer.write_planned) works `calls` times, then raises `exc`."""
-    real = writer.write_planned
+    """The importer's batch writing (Importer._write, in this process or through the SQLite writer
+    process) works `calls` times, then raises `exc`."""
+    real = Importer._write
     seen = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -60,7 +60,7 @@ def fail_after(monkeypatch, calls: int, exc: type[BaseException]):
             raise exc("injected")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(writer, "write_planned", flaky)
+    monkeypatch.setattr(Importer, "_write", flaky)
     return seen
 
 

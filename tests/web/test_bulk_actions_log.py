@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from roster.bulk import queue
+from roster.bulk.importer import Importer
 from tests.support import P
 from tests.web.constants import COORDINATOR, SITE_A, SITE_B, STUDY
 from tests.web.pages import (
@@ -167,13 +167,13 @@ def test_request_level_errors_are_shown_in_plain_words_next_to_their_code(page, 
 def test_cancel_a_running_job(page, start_server, web_setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Small batches, each paced by a few milliseconds, make a few thousand rows run for many seconds
     # however fast the machine is, so the job is surely still running when Cancel is clicked.
-    checkpoint = queue.checkpoint
+    write = Importer._write
 
-    def paced_checkpoint(*args, **kwargs):
+    def paced_write(*args, **kwargs):
         time.sleep(0.01)
-        return checkpoint(*args, **kwargs)
+        return write(*args, **kwargs)
 
-    monkeypatch.setattr(queue, "checkpoint", paced_checkpoint)
+    monkeypatch.setattr(Importer, "_write", paced_write)
     server = start_server(batch_size=2)
     lines = ["ParticipantID,firstName"] + [f"SLOW-{n:05d},Name{n}" for n in range(1, 4001)]
     sign_in(page, server)

@@ -144,15 +144,25 @@ def checkpoint(session: Session, job: Claim, lease_seconds: int, *, processed: i
     """The fence of a batch, in the batch's transaction: moves the checkpoint, adds the batch's counts
     and renews the lease. Raises LeaseLost when the job is no longer ours (the caller rolls back).
     Returns whether a cancel was requested."""
+    statement = checkpoint_statement(session.get_bind().dialect.name, job, lease_seconds, processed=processed, counts=counts, rows_total=rows_total)
+    return checkpointed(job, session.execute(statement).one_or_none())
+
+
+def checkpoint_statement(dialect: str, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None):
+    """`checkpoint`'s statement, which returns one row (`checkpointed`) while the job is ours, else none."""
     values = {name: getattr(_J.c, name) + n for name, n in counts.items() if n}
     values["processed"] = processed
-    values["lease_expires_at"] = _clock(session.get_bind().dialect.name, lease_seconds)
+    values["lease_expires_at"] = _clock(dialect, lease_seconds)
     if rows_total is not None:
         values["rows_total"] = rows_total
-    row = session.execute(update(_J).where(_fenced(job)).values(**values).returning(_J.c.cancel_requested)).one_or_none()
+    return update(_J).where(_fenced(job)).values(**values).returning(_J.c.cancel_requested)
+
+
+def checkpointed(job: Claim, row) -> bool:
+    """What the checkpoint's row says: whether a cancel was requested (LeaseLost without a row)."""
     if row is None:
         raise LeaseLost(job.uuid)
-    return bool(row.cancel_requested)
+    return bool(row[0])
 
 
 def finish(db: Database, job: Claim, status: str, error: str | None = None) -> bool:

@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 
 from roster import codes
-from roster.bulk import queue
+from roster.bulk import queue, writer_process
 from roster.bulk.importer import Importer, Stopped
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
@@ -103,6 +103,8 @@ def _fixed_mmap_threshold() -> None:
 def run_one(db: Database, settings: Settings, stop: threading.Event | None = None) -> bool:
     """Claims and runs one job; False when there was nothing to claim."""
     _prepare_process()
+    if settings.bulk_overlap and db.sqlite_file is not None:
+        writer_process.prestart()  # ready before a job comes, as the worker itself is
     claim = queue.claim(db, settings.job_lease_seconds)
     if claim is None:
         return False

@@ -9,7 +9,7 @@ so a row's outcome does not depend on which batch it falls in.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from roster import codes
 from roster.db import utcnow
-from roster.fastsql import Bulk
+from roster.fastsql import Bulk, Statement
 from roster.participants import audit
 from roster.participants.identifiers import (
     MAX_ID_LENGTH,
@@ -182,17 +182,27 @@ class Batch:
         largest id of the snapshot, and a writer of another study (whom the study revision does not
         track) may have taken them since; PostgreSQL's come from its sequence."""
         db = Bulk(session)
-        return db.pg or not self.created or db.top_id("participants") < self.created[0].pk
+        return db.pg or not self.created or db.raw.execute(*self.ids_free_check(db)).fetchone()[0] == 1
+
+    def ids_free_check(self, db: Bulk) -> Statement:
+        """SQLite: a statement whose one value is 1 when the ids given out are still free."""
+        return db.ids_above("participants", self.created[0].pk)
 
     def write(self, session: Session) -> None:
         """Writes what `decide` decided, in `session`'s transaction (the study row already locked)."""
         if self.counter_after != self.counter_before:
-            session.execute(
-                update(_STUDIES).where(_STUDIES.c.id == self.study_id).values(id_counter=self.counter_after, updated_at=_STUDIES.c.updated_at)
-            )
+            session.execute(self._counter())
         db = Bulk(session)
         with db.keyed():
-            self._write(db)
+            db.run(self._rows(db))
+
+    def statements(self, db: Bulk) -> list[Statement]:
+        """What `write` runs, as driver statements (SQLite: for roster.bulk.writer_process)."""
+        counter = [db.driver(self._counter())] if self.counter_after != self.counter_before else []
+        return [*counter, *self._rows(db)]
+
+    def _counter(self):
+        return update(_STUDIES).where(_STUDIES.c.id == self.study_id).values(id_counter=self.counter_after, updated_at=_STUDIES.c.updated_at)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -376,10 +386,10 @@ class Batch:
         self.audit_same = {"at": at, "username": user, "source": source}
         self.audit = db.payload([(s.pk, action, audit.changes_json(changes)) for s, action, changes in self.events]) if self.events else None
 
-    def _write(self, db: Bulk) -> None:
+    def _rows(self, db: Bulk) -> Iterator[Statement]:
         if self.inserts is not None:
-            db.insert(_T, _INSERT_COLUMNS, self.inserts, self.insert_same)
+            yield from db.inserts(_T, _INSERT_COLUMNS, self.inserts, self.insert_same)
         if self.updates is not None:
-            db.update(_T, _UPDATE_COLUMNS, self.updates)
+            yield from db.updates(_T, _UPDATE_COLUMNS, self.updates)
         if self.audit is not None:
-            db.insert(_AUDIT, _AUDIT_COLUMNS, self.audit, self.audit_same)
+            yield from db.inserts(_AUDIT, _AUDIT_COLUMNS, self.audit, self.audit_same)

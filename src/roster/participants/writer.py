@@ -10,6 +10,7 @@ themselves are `roster.participants.batch`. Flushes, never commits: the caller o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -27,16 +28,22 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     RecordLike,
     Result,
 )
+from roster.fastsql import Bulk
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
+
+if TYPE_CHECKING:
+    from roster.bulk.writer_process import Step
 
 _STUDIES = Study.__table__
 # What plan_batch returns and write_planned takes.
 Plan = Batch
 
 _SITES = Site.__table__
-_STUDY_ROW = (_STUDIES.c.revision, _STUDIES.c.id_counter, _STUDIES.c.enrollment_cap, _STUDIES.c.participant_id_method,
-              _STUDIES.c.participant_id_template, _STUDIES.c.status)
+# What a batch is decided with (`Plan.settings`): a change to any of them means deciding it again.
+_STUDY_SETTINGS = (_STUDIES.c.enrollment_cap, _STUDIES.c.participant_id_method, _STUDIES.c.participant_id_template, _STUDIES.c.status)
+_STUDY_ROW = (_STUDIES.c.revision, *_STUDY_SETTINGS, _STUDIES.c.id_counter)
+_SITE_SETTINGS = (_SITES.c.enrollment_cap, _SITES.c.status)
 
 
 def lock_study(session: Session, study_id: int):
@@ -44,22 +51,32 @@ def lock_study(session: Session, study_id: int):
     this first. The lock serialises them on PostgreSQL (SQLite's BEGIN IMMEDIATE already does): caps,
     the ID counter and key uniqueness hold across concurrent jobs. The revision tells a batch decided
     ahead of its transaction (`plan_batch`) whether anyone wrote in between. Returns the study row."""
+    return session.execute(_lock(study_id)).one()
+
+
+def _lock(study_id: int):
     # updated_at stays: neither the lock nor the counter is a change of the study's settings.
-    return session.execute(
-        update(_STUDIES).where(_STUDIES.c.id == study_id)
-        .values(revision=_STUDIES.c.revision + 1, updated_at=_STUDIES.c.updated_at).returning(*_STUDY_ROW)
-    ).one()
+    return (update(_STUDIES).where(_STUDIES.c.id == study_id)
+            .values(revision=_STUDIES.c.revision + 1, updated_at=_STUDIES.c.updated_at).returning(*_STUDY_ROW))
 
 
-def _open_site(session: Session, study: Study, site: Site, row) -> int | None:
-    """The site's enrollment cap, once the study (`row`, as lock_study or a plan's snapshot read it) and
-    the site are found available. A bulk job was checked when it was uploaded and may run much later: a
+def _site_settings(site_id: int):
+    return select(*_SITE_SETTINGS).where(_SITES.c.id == site_id)
+
+
+def _open_site(session: Session, study: Study, site: Site, row) -> tuple:
+    """The site's settings (cap, status), once the study (`row`, as lock_study or a plan's snapshot read it)
+    and the site are found available. A bulk job was checked when it was uploaded and may run much later: a
     study or site locked meanwhile stops it at its next batch (DomainError, studyNotAvailable or
     siteNotAvailable), and the single endpoint's own check cannot race a lock either: changing a study
     updates the row lock_study locks, and changing a site takes that lock too (studies.service.update_site)."""
-    cap, status = session.execute(select(_SITES.c.enrollment_cap, _SITES.c.status).where(_SITES.c.id == site.id)).one()
-    check_available(study.oid, row.status, site.oid, status)
-    return cap
+    settings = tuple(session.execute(_site_settings(site.id)).one())
+    check_available(study.oid, row.status, site.oid, settings[1])
+    return settings
+
+
+def _settings(row, site_settings: tuple) -> tuple:
+    return tuple(row)[1:1 + len(_STUDY_SETTINGS)], site_settings
 
 
 def apply_batch(
@@ -82,7 +99,7 @@ def apply_batch(
         return []
     batch = Batch(study.id, site.id, register, username, source, id_column)
     row = lock_study(session, study.id)
-    batch.decide(session, records, row, _open_site(session, study, site, row), None)
+    batch.decide(session, records, row, _open_site(session, study, site, row)[0], None)
     batch.write(session)
     return batch.results
 
@@ -96,16 +113,16 @@ def plan_batch(
     else wrote to the study in between, or decides it again under the lock (`apply_batch`) if someone did."""
     batch = Batch(study.id, site.id, register, username, source, id_column)
     row = reads.execute(select(*_STUDY_ROW).where(_STUDIES.c.id == study.id)).one()
-    site_cap = _open_site(reads, study, site, row)
+    site_settings = _open_site(reads, study, site, row)
+    batch.settings = _settings(row, site_settings)
     if after is None:
         batch.base = row.revision
     else:
         batch.base = after.base + 1
         # The snapshot must be the state before `after` or after it, with nothing else in between.
-        batch.stale = row.revision not in (after.base, after.base + 1) or (tuple(row)[2:], site_cap) != after.settings
-    batch.settings = (tuple(row)[2:], site_cap)
+        batch.stale = row.revision not in (after.base, after.base + 1) or batch.settings != after.settings
     if not batch.stale:
-        batch.decide(reads, records, row, site_cap, after)
+        batch.decide(reads, records, row, site_settings[0], after)
     batch.records = records
     return batch
 
@@ -116,8 +133,8 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
     # Locked even for a batch without records: the next batch's plan counts on this batch's revision.
     row = lock_study(session, study.id)
     # Checked first, so that even a batch with nothing to write stops once the study or site is locked.
-    site_cap = _open_site(session, study, site, row)
-    current = not plan.stale and row.revision == plan.base + 1 and (tuple(row)[2:], site_cap) == plan.settings
+    settings = _settings(row, _open_site(session, study, site, row))
+    current = not plan.stale and row.revision == plan.base + 1 and settings == plan.settings
     if not plan.records:
         return [], not current
     if current and plan.ids_free(session):
@@ -132,3 +149,20 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
     redone = apply_batch(session, study, site, plan.records, register=plan.register, username=plan.username,
                          source=plan.source, id_column=plan.id_column)
     return redone, True
+
+
+def planned_steps(session: Session, plan: Plan, study: Study, site: Site) -> list[Step]:
+    """write_planned's fast way as steps for the SQLite writer process (roster.bulk.writer_process): the
+    study lock, the same checks (the revision after the plan's, the settings it was decided with, planned
+    ids still free) and the plan's statements. When a check fails there, the caller runs write_planned,
+    which decides the batch again under the lock (or stops the job, for a study or site locked meanwhile).
+    The plan must not be stale."""
+    db = Bulk(session)
+    study_settings, site_settings = plan.settings
+    steps: list[Step] = [(*db.driver(_lock(study.id)), (plan.base + 1, *study_settings)),
+                         (*db.driver(_site_settings(site.id)), site_settings)]
+    if not plan.records:
+        return steps
+    if plan.created:
+        steps.append((*plan.ids_free_check(db), (1,)))
+    return steps + [(sql, params, None) for sql, params in plan.statements(db)]

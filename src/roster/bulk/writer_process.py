@@ -1,0 +1,229 @@
+"""SQLite: a helper process that writes a bulk job's batches, so that the database's work runs on a second
+core while the worker decides the next batch (roster.bulk.importer).
+
+On PostgreSQL the server does the writing, and the worker's writer thread holds no GIL while it waits. SQLite
+does its work inside the process that asks, under that process's GIL: a writer thread there measured slower
+than none. So the worker sends each batch, as the very statements it would have run (SQL text and driver
+parameters, built by roster.fastsql and SQLAlchemy in the worker), to this process, which runs them in one
+transaction and answers.
+
+It knows nothing of Roster and imports only the standard library (small, and quick to start). Its checks
+are generic: a step may require that the row it returns starts with given values (the study's revision and
+settings the batch was decided with), or that it returns a row at all (the fenced checkpoint). When a check
+fails, or a unique constraint (an access code drawn meanwhile by another study), it rolls back and says so,
+and the worker writes the batch itself, deciding it again under the lock, as it would without this process.
+A batch that this process committed and could not report (it died) is no different from a worker that died
+after its commit: the job's checkpoint says which rows are done.
+
+Run as `python -m roster.bulk.writer_process`: requests on stdin, answers on stdout (pickled).
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import pickle
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from roster import sqliteconn
+
+# One step: SQL text, its parameters, and its check: None (none), ROW (it must return a row, which the
+# answer carries), or a tuple (the row it returns must start with these values).
+ROW = True
+Step = tuple[str, Sequence[Any], Any]
+
+# Answers: (WRITTEN, [rows of the ROW steps]) | (STALE, step index) | (MISSING, step index) | (CONFLICT, message)
+WRITTEN, STALE, MISSING, CONFLICT, ERROR = "written", "stale", "missing", "conflict", "error"
+
+# A batch of 1000 rows is about 650 KB pickled; a pipe of 1 MiB (Linux's unprivileged limit) takes it
+# without the worker waiting for this process to read it.
+_PIPE_BYTES = 1 << 20
+
+
+def run(connection: sqlite3.Connection, steps: Sequence[Step]) -> tuple[str, Any]:
+    """The steps in one transaction (BEGIN IMMEDIATE, as roster.db's writers). Nothing stays written
+    unless the answer is WRITTEN."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        rows = []
+        for index, (sql, params, check) in enumerate(steps):
+            cursor = connection.execute(sql, params)
+            if check is None:
+                continue
+            row = cursor.fetchone()
+            cursor.close()
+            if check is ROW:
+                if row is None:
+                    connection.rollback()
+                    return MISSING, index
+                rows.append(tuple(row))
+            elif row is None or tuple(row[: len(check)]) != tuple(check):
+                connection.rollback()
+                return STALE, index
+        connection.commit()
+        return WRITTEN, rows
+    except sqlite3.IntegrityError as exc:
+        connection.rollback()
+        return CONFLICT, str(exc)
+    except BaseException:
+        if connection.in_transaction:
+            connection.rollback()
+        raise
+
+
+def _open(path: str) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, timeout=30)
+    sqliteconn.configure(connection)
+    # Only batches are written here, and a batch lands with its checkpoint or not at all: one lost in a
+    # crash of the machine is done again (roster.db.Database.transaction, relaxed).
+    connection.execute("PRAGMA " + sqliteconn.RELAXED)
+    return connection
+
+
+def serve(requests: Connection, answers: Connection) -> None:
+    """The process's loop: (database path, steps) in, an answer out, until None or the worker is gone."""
+    sqliteconn.bind_none_cheaply()
+    path, connection = None, None
+    while True:
+        try:
+            request = requests.recv()
+        except EOFError:  # the worker exited
+            break
+        if request is None:
+            break
+        try:
+            if request[0] != path:  # one database at a time (a worker serves one)
+                if connection is not None:
+                    connection.close()
+                path, connection = None, None
+                connection = _open(request[0])
+                path = request[0]
+            answer = run(connection, request[1])
+        except Exception as exc:
+            # The type and SQLite's message (which names tables and constraints, never values).
+            answer = ERROR, f"{type(exc).__name__}: {exc}"
+        try:
+            answers.send(answer)
+        except OSError:  # the worker died waiting: what was committed, its job's checkpoint says
+            break
+    if connection is not None:
+        connection.close()
+
+
+class WriterProcess:
+    """The worker's handle on one writer process."""
+
+    def __init__(self) -> None:
+        # The process finds this package the way this process did (an installed package, or a source tree).
+        here = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH"))))}
+        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        stdin, stdout = self.process.stdin, self.process.stdout
+        assert stdin is not None and stdout is not None
+        try:
+            fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+        except (OSError, AttributeError):  # not Linux, or a lower limit: writes just wait for the reader
+            pass
+        self._requests = Connection(os.dup(stdin.fileno()), readable=False)
+        self._answers = Connection(os.dup(stdout.fileno()), writable=False)
+        stdin.close()
+        stdout.close()
+        self.busy = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @staticmethod
+    def encode(path: str, steps: Sequence[Step]) -> bytes:
+        """A request, pickled ahead (by the thread that decides batches, not the one that waits)."""
+        return pickle.dumps((path, steps), pickle.HIGHEST_PROTOCOL)
+
+    def call(self, request: bytes) -> tuple[str, Any]:
+        """Sends an encoded request and waits for its answer. Raises ConnectionError when the process is gone."""
+        self.busy = True
+        try:
+            self._requests.send_bytes(request)
+            answer = self._answers.recv()
+        except (EOFError, OSError) as exc:
+            raise ConnectionError(f"the bulk writer process is gone (exit {self.process.poll()})") from exc
+        self.busy = False
+        if answer[0] == ERROR:
+            raise RuntimeError(f"bulk writer process: {answer[1]}")
+        return answer
+
+    def close(self, timeout: float = 5) -> None:
+        for end in (self._requests, self._answers):
+            end.close()  # the process reads EOF and exits
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+_idle: list[WriterProcess] = []
+_lock = threading.Lock()
+
+
+@contextmanager
+def leased() -> Iterator[WriterProcess]:
+    """A writer process for one job: an idle one, or a new one. It goes back to the pool after the job
+    unless it died or was left in the middle of a request."""
+    with _lock:
+        writer = _idle.pop() if _idle else None
+    if writer is None or not writer.alive():
+        writer = WriterProcess()
+    try:
+        yield writer
+    finally:
+        if writer.busy or not writer.alive():
+            writer.close(timeout=0)
+        else:
+            with _lock:
+                _idle.append(writer)
+
+
+def prestart() -> None:
+    """Starts a writer process ahead of the first job (a worker that is about to poll)."""
+    with _lock:
+        if not _idle:
+            _idle.append(WriterProcess())
+
+
+@atexit.register
+def close_all() -> None:
+    with _lock:
+        writers = list(_idle)
+        _idle.clear()
+    for writer in writers:
+        writer.close()
+
+
+def _main() -> None:
+    # The worker decides when this process ends (by closing its pipe), after its current batch: a Ctrl-C
+    # in the terminal, or a service manager's SIGTERM to every process of the worker, must not cut a
+    # batch short here while the worker itself stops gracefully.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The protocol has stdout to itself: anything printed goes to stderr.
+    answers = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)
+    serve(Connection(os.dup(0), writable=False), answers)
+
+
+if __name__ == "__main__":
+    _main()
