@@ -4,10 +4,11 @@ SQLAlchemy's executemany processes every parameter of every row in Python (type 
 datetimes), which costs more than the database's own work at bulk rates. Here a batch's rows go to the
 driver with as little Python per row as possible, in as few statements as possible: on PostgreSQL ONE
 parameter, a JSON array encoded by the json module's C code; on SQLite multi-row statements, as many
-rows each as its limit on bound variables allows. Lists of keys travel as one JSON parameter on both. A
-statement that takes a whole batch runs in the database without the GIL, which lets the importer's
-writer thread work beside its planner. Values that need a type's processing (a timestamp, say) are
-processed once per batch with SQLAlchemy's own processor (`bind`, `stamp`).
+rows each as its limit on bound variables allows. Lists of keys travel as one JSON parameter on both. On
+PostgreSQL a statement that takes a whole batch runs in the server without the GIL, which lets the
+importer's writer thread wait beside its planner; on SQLite the statements (`inserts`, `updates`,
+`driver`) go to a writer process instead (roster.bulk.writer_process). Values that need a type's
+processing (a timestamp, say) are processed once per batch with SQLAlchemy's own processor (`bind`, `stamp`).
 """
 
 from __future__ import annotations
@@ -141,8 +142,8 @@ class Bulk:
         """A SQLAlchemy Core statement as the driver takes it (SQL text, positional parameters processed by
         their types), as this connection would have run it. SQLite only: its parameters are positional."""
         compiled = statement.compile(dialect=self.dialect)
-        if compiled.positiontup is None:
-            raise ValueError(f"{self.dialect.name}: parameters are not positional")
+        if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
+            raise ValueError(f"{self.dialect.name}: not a statement with plain positional parameters")
         params = compiled.params
         values = []
         for name in compiled.positiontup:

@@ -3,18 +3,21 @@ transaction, its checks send the batch back to be decided again, and a job survi
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import sqlite3
+import threading
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from roster.bulk import writer_process
 from roster.bulk.models import Job
 from roster.bulk.worker import drain
 from roster.bulk.writer_process import CONFLICT, MISSING, ROW, STALE, WRITTEN, WriterProcess, run
 from roster.participants import writer
+from roster.participants.models import AuditEvent
 from tests.bulk.conftest import csv_of, outcomes
 from tests.bulk.test_overlap import _other_study, _plan, a_plan_whose_access_code_another_study_took
 
@@ -77,17 +80,32 @@ def test_the_process_writes_what_it_is_sent_and_ends_when_its_pipe_closes(table,
     assert names(table) == ["one", "two"]
 
 
+def spy_on_answers(monkeypatch) -> list[tuple[int, str]]:
+    """(process id, answer) of every request the writer processes answer."""
+    answers: list[tuple[int, str]] = []
+    real = WriterProcess.call
+
+    def call(self, request):
+        answer = real(self, request)
+        answers.append((self.pid, answer[0]))
+        return answer
+
+    monkeypatch.setattr(WriterProcess, "call", call)
+    return answers
+
+
 @sqlite_only
 def test_sqlite_jobs_write_their_batches_through_the_writer_process(bulk, monkeypatch):
-    calls = []
-    real = WriterProcess.call
-    monkeypatch.setattr(WriterProcess, "call", lambda self, request: calls.append(self.pid) or real(self, request))
+    answers = spy_on_answers(monkeypatch)
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     job, log = bulk.run(csv_of("W-1,Ann,,,,", "W-2,Bea,,,,", "W-1,Dup,,,,", "W-3,,,bad-email,,", "W-4,Cy,,,,"), register="y")
     assert job["status"] == "COMPLETED" and outcomes(log) == ["created", "created", "failed", "failed", "created"]
-    assert len(calls) == 3 and len(set(calls)) == 1
     stored = bulk.participants()
     assert sorted(stored) == ["W-1", "W-2", "W-4"] and all(p["access_code"] for p in stored.values())
+    # Updates too, in a second job: every batch written as decided, by one process kept for both jobs.
+    job, log = bulk.run(csv_of("W-1,Anna,,,,", "W-2,Bea,,,,", "W-4,,Lee,,,"), register="y")
+    assert outcomes(log) == ["updated", "unchanged", "updated"]
+    assert [outcome for _pid, outcome in answers] == [WRITTEN] * 5 and len({pid for pid, _ in answers}) == 1
 
 
 @sqlite_only
@@ -118,6 +136,71 @@ def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes
     assert killed[0] not in [w.pid for w in writer_process._idle]
 
 
+@sqlite_only
+def test_a_batch_committed_by_a_writer_process_that_died_before_answering_is_not_written_again(bulk, monkeypatch):
+    bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
+    job_uuid = bulk.upload(csv_of(*(f"A-{i},N{i},,,," for i in range(1, 8))))
+    real = WriterProcess.call
+    calls = []
+
+    def commit_then_die(self, request):
+        answer = real(self, request)
+        calls.append(answer[0])
+        if len(calls) == 2:  # the second batch is committed, and its answer never arrives
+            os.kill(self.pid, signal.SIGKILL)
+            self.process.wait()
+            self.busy = True
+            raise ConnectionError("the bulk writer process is gone")
+        return answer
+
+    monkeypatch.setattr(WriterProcess, "call", commit_then_die)
+    drain(bulk.db, bulk.settings)
+    job = bulk.job(job_uuid)
+    assert job["status"] == "COMPLETED" and job["counts"]["created"] == 7 and job["counts"]["processed"] == 7
+    # Every row logged once, every participant written once: the resumed attempt started after row 4.
+    assert [e["row"] for e in bulk.log(job_uuid)] == list(range(1, 8))
+    with bulk.db.read_sessions() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEvent)) == 7
+        assert s.scalar(select(Job.attempts).where(Job.uuid == job_uuid)) == 2
+
+
+@sqlite_only
+def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_commit(bulk, monkeypatch):
+    """The checkpoint's lease is read from the database's clock when it runs, not when the batch was decided."""
+    bulk.settings = bulk.settings.model_copy(update={"batch_size": 2, "job_lease_seconds": 30})
+    job_uuid = bulk.upload(csv_of("L-1,N,,,,", "L-2,N,,,,", "L-3,N,,,,"))
+    real = WriterProcess.call
+    left = []
+
+    def call_while_someone_holds_the_lock(self, request):
+        if not left:
+            holder = sqlite3.connect(bulk.db.sqlite_file, isolation_level=None, check_same_thread=False)
+            holder.execute("BEGIN IMMEDIATE")
+            threading.Timer(2.0, holder.rollback).start()
+        answer = real(self, request)
+        with bulk.db.read_sessions() as s:
+            expires = s.scalar(select(Job.lease_expires_at).where(Job.uuid == job_uuid))
+        left.append((expires - dt.datetime.now(dt.UTC)).total_seconds())
+        return answer
+
+    monkeypatch.setattr(WriterProcess, "call", call_while_someone_holds_the_lock)
+    drain(bulk.db, bulk.settings)
+    assert bulk.job(job_uuid)["status"] == "COMPLETED"
+    assert left[0] > 29  # decided 2 s before its commit: a lease from then would have had 28 s left
+
+
+@sqlite_only
+def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bulk, monkeypatch, caplog):
+    def cannot_start(self):
+        raise OSError("no process slots")
+
+    monkeypatch.setattr(writer_process, "_idle", [])
+    monkeypatch.setattr(WriterProcess, "__init__", cannot_start)
+    job, log = bulk.run(csv_of("F-1,Ann,,,,", "F-2,Bea,,,,"))
+    assert job["status"] == "COMPLETED" and outcomes(log) == ["created", "created"]
+    assert "could not start" in caplog.text
+
+
 def _send(bulk, plan, study, site) -> tuple:
     with bulk.db.read_sessions() as session:
         steps = writer.planned_steps(session, plan, study, site)
@@ -136,8 +219,10 @@ def test_a_plan_the_writer_process_runs_is_written_as_decided_while_nothing_chan
 
 
 @sqlite_only
-@pytest.mark.parametrize("meanwhile", ["participant changed", "study locked", "site cap changed", "id taken by another study"])
-def test_a_plan_whose_study_changed_meanwhile_comes_back_stale_and_writes_nothing(bulk, meanwhile):
+@pytest.mark.parametrize(("meanwhile", "step"), [
+    ("participant changed", 0), ("study locked", 0), ("study cap changed", 0), ("site cap changed", 1), ("id taken by another study", 2),
+])
+def test_a_plan_whose_study_changed_meanwhile_comes_back_stale_and_writes_nothing(bulk, meanwhile, step):
     bulk.run(csv_of("R-1,Ann,Old,,,"))
     with bulk.db.read_sessions() as reads:
         plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"}), writer.Record("R-2", {})])
@@ -146,6 +231,8 @@ def test_a_plan_whose_study_changed_meanwhile_comes_back_stale_and_writes_nothin
             writer.apply_batch(session, study, site, [writer.Record("R-1", {"lastName": "New"})], register=False, username="dm", source="api")
     elif meanwhile == "study locked":
         bulk.set_study(status="locked")
+    elif meanwhile == "study cap changed":
+        bulk.set_study(enrollmentCap=50)
     elif meanwhile == "site cap changed":
         bulk.set_site(site.oid, enrollmentCap=50)
     else:
@@ -153,8 +240,7 @@ def test_a_plan_whose_study_changed_meanwhile_comes_back_stale_and_writes_nothin
         with bulk.db.transaction() as session:
             writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
     before = bulk.participants()
-    outcome, _step = _send(bulk, plan, study, site)
-    assert outcome == STALE
+    assert _send(bulk, plan, study, site) == (STALE, step)
     assert bulk.participants() == before
 
 

@@ -75,7 +75,7 @@ class Importer:
         self.stop = stop or threading.Event()
         self.lost = lost or threading.Event()
         self.processed = claim.processed
-        self.writer: writer_process.WriterProcess | None = None  # SQLite with the overlap: who writes the batches
+        self.sqlite_writer: writer_process.WriterProcess | None = None  # SQLite with the overlap: writes the batches
 
     def run(self) -> str:
         """Runs the job to its end; returns the status it ended in (or "" when it was taken from us)."""
@@ -144,10 +144,9 @@ class Importer:
         thread, which waits for the database without holding the GIL): the database's work and ours overlap.
         On PostgreSQL the server writes; on SQLite, a writer process (roster.bulk.writer_process). A batch
         decided from a state that someone else changed meanwhile is decided again under the lock."""
-        overlap = self.settings.bulk_overlap
         header, batches = self._reading()
-        with self._writer_process(overlap) as self.writer, ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread:
-            overlap = overlap and (self.db.dialect == "postgresql" or self.writer is not None)
+        with self._writer_process() as self.sqlite_writer, ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread:
+            overlap = self.settings.bulk_overlap and (self.db.dialect == "postgresql" or self.sqlite_writer is not None)
             pending: Future | None = None
             previous: _Plan | None = None
             try:
@@ -177,13 +176,16 @@ class Importer:
         return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
 
     @contextmanager
-    def _writer_process(self, overlap: bool) -> Iterator[writer_process.WriterProcess | None]:
-        """SQLite with the overlap on: a writer process for this job (None otherwise)."""
-        if not overlap or self.db.sqlite_file is None:
+    def _writer_process(self) -> Iterator[writer_process.WriterProcess | None]:
+        """SQLite with the overlap on: a writer process for this job (None otherwise, or when none can start)."""
+        if not self.settings.bulk_overlap or self.db.sqlite_file is None or not writer_process.SUPPORTED:
             yield None
             return
-        with writer_process.leased() as writer:
-            yield writer
+        try:
+            with writer_process.leased() as process:
+                yield process
+        finally:
+            self.sqlite_writer = None  # back in the pool, or closed
 
     def _cancelled(self) -> str:
         return CANCELLED if queue.cancel(self.db, self.claim) else ""
@@ -232,7 +234,7 @@ class Importer:
             plan = _Plan(rows, keys, batch, rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written))
             if not batch.stale:
                 plan.entries, plan.counts = self._log_entries(plan, batch.results, bulk)
-                if self.writer is not None:
+                if self.sqlite_writer is not None:
                     plan.request = self._request(session, plan)
         return plan
 
@@ -256,12 +258,12 @@ class Importer:
         last = rows[-1].entry.row
         if plan.request is not None:
             request, plan.request = plan.request, None
-            outcome, detail = self.writer.call(request)
+            outcome, detail = self.sqlite_writer.call(request)
             if outcome == writer_process.WRITTEN:
                 self.processed = last
                 return queue.checkpointed(self.claim, detail[0]), False
             if outcome == writer_process.MISSING:  # the checkpoint's fence: the job is no longer ours
-                queue.checkpointed(self.claim, None)
+                raise LeaseLost(self.claim.uuid)
             # STALE or CONFLICT: rolled back there; written here, decided again under the lock.
         # A batch lands with its checkpoint or not at all, so a batch lost in a crash of the machine is
         # simply done again: its commit need not wait for the disk (the job's end does, as usual).

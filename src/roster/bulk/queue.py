@@ -86,14 +86,20 @@ def enqueue(
     return job
 
 
+# SQLite's clock as the UTCDateTime column stores time (SQLAlchemy's "YYYY-MM-DD HH:MM:SS.ffffff"); SQLite's
+# own clock has milliseconds.
+_SQLITE_NOW = "%Y-%m-%d %H:%M:%f000"
+
+
 def _clock(dialect: str, lease_seconds: int = 0):
-    """Now, plus `lease_seconds`, for lease times. PostgreSQL's clock on PostgreSQL: workers on several
-    machines then agree on when a lease runs out even if their own clocks do not (a worker whose clock ran
-    ahead would take healthy jobs over). SQLite's workers share one machine and its clock."""
+    """Now, plus `lease_seconds`, for lease times: the database's clock, read when the statement runs.
+    Workers on several machines (PostgreSQL) then agree on when a lease runs out even if their own clocks do
+    not (a worker whose clock ran ahead would take healthy jobs over), and a statement built ahead of its
+    transaction (the SQLite writer process's checkpoint) still renews the lease from the time it commits."""
     if dialect == "postgresql":
         now = func.now()
         return now + literal(dt.timedelta(seconds=lease_seconds), Interval()) if lease_seconds else now
-    return utcnow() + dt.timedelta(seconds=lease_seconds)
+    return func.strftime(_SQLITE_NOW, "now", f"+{lease_seconds} seconds")
 
 
 def claim(db: Database, lease_seconds: int) -> Claim | None:

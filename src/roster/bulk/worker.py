@@ -103,7 +103,7 @@ def _fixed_mmap_threshold() -> None:
 def run_one(db: Database, settings: Settings, stop: threading.Event | None = None) -> bool:
     """Claims and runs one job; False when there was nothing to claim."""
     _prepare_process()
-    if settings.bulk_overlap and db.sqlite_file is not None:
+    if settings.bulk_overlap and db.sqlite_file is not None and writer_process.SUPPORTED:
         writer_process.prestart()  # ready before a job comes, as the worker itself is
     claim = queue.claim(db, settings.job_lease_seconds)
     if claim is None:

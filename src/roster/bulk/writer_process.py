@@ -7,21 +7,21 @@ than none. So the worker sends each batch, as the very statements it would have 
 parameters, built by roster.fastsql and SQLAlchemy in the worker), to this process, which runs them in one
 transaction and answers.
 
-It knows nothing of Roster and imports only the standard library (small, and quick to start). Its checks
-are generic: a step may require that the row it returns starts with given values (the study's revision and
+It knows nothing of Roster's models or rules: it imports the standard library and roster.sqliteconn only
+(small, and quick to start). Its checks are generic: a step may require that the row it returns starts with given values (the study's revision and
 settings the batch was decided with), or that it returns a row at all (the fenced checkpoint). When a check
 fails, or a unique constraint (an access code drawn meanwhile by another study), it rolls back and says so,
 and the worker writes the batch itself, deciding it again under the lock, as it would without this process.
 A batch that this process committed and could not report (it died) is no different from a worker that died
 after its commit: the job's checkpoint says which rows are done.
 
-Run as `python -m roster.bulk.writer_process`: requests on stdin, answers on stdout (pickled).
+The worker starts it (`WriterProcess`): requests on its stdin, answers on its stdout, pickled.
 """
 
 from __future__ import annotations
 
 import atexit
-import fcntl
+import logging
 import os
 import pickle
 import signal
@@ -37,17 +37,32 @@ from typing import Any
 
 from roster import sqliteconn
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
+# The process talks over pipes as file descriptors (POSIX); elsewhere every batch is written in the worker.
+SUPPORTED = os.name == "posix"
+
+log = logging.getLogger("roster.worker")
+
 # One step: SQL text, its parameters, and its check: None (none), ROW (it must return a row, which the
 # answer carries), or a tuple (the row it returns must start with these values).
-ROW = True
+ROW = "row"
 Step = tuple[str, Sequence[Any], Any]
 
 # Answers: (WRITTEN, [rows of the ROW steps]) | (STALE, step index) | (MISSING, step index) | (CONFLICT, message)
 WRITTEN, STALE, MISSING, CONFLICT, ERROR = "written", "stale", "missing", "conflict", "error"
 
-# A batch of 1000 rows is about 650 KB pickled; a pipe of 1 MiB (Linux's unprivileged limit) takes it
-# without the worker waiting for this process to read it.
+# A batch of 1000 rows is about 650 KB pickled. A pipe of 1 MiB (Linux's limit without privileges) takes
+# it in one piece instead of 64 KiB at a time, each waiting for the other process to be scheduled.
 _PIPE_BYTES = 1 << 20
+# Writer processes kept for later jobs (one per busy worker thread is made as needed).
+_MAX_IDLE = 1
+# How the worker starts the process: -P keeps the working directory off its import path, and this package's
+# own location goes last, so a source tree that is not installed is found without shadowing anything.
+_START = "import sys; sys.path.append(sys.argv[1]); from roster.bulk.writer_process import _main; _main()"
 
 
 def run(connection: sqlite3.Connection, steps: Sequence[Step]) -> tuple[str, Any]:
@@ -62,7 +77,7 @@ def run(connection: sqlite3.Connection, steps: Sequence[Step]) -> tuple[str, Any
                 continue
             row = cursor.fetchone()
             cursor.close()
-            if check is ROW:
+            if check == ROW:
                 if row is None:
                     connection.rollback()
                     return MISSING, index
@@ -83,17 +98,26 @@ def run(connection: sqlite3.Connection, steps: Sequence[Step]) -> tuple[str, Any
 
 def _open(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, timeout=30)
-    sqliteconn.configure(connection)
-    # Only batches are written here, and a batch lands with its checkpoint or not at all: one lost in a
-    # crash of the machine is done again (roster.db.Database.transaction, relaxed).
-    connection.execute("PRAGMA " + sqliteconn.RELAXED)
+    try:
+        sqliteconn.configure(connection)
+        # Only batches are written here, and a batch lands with its checkpoint or not at all: one lost in a
+        # crash of the machine is done again (roster.db.Database.transaction, relaxed).
+        connection.execute("PRAGMA " + sqliteconn.RELAXED)
+    except BaseException:
+        connection.close()
+        raise
     return connection
+
+
+def _file(path: str) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 def serve(requests: Connection, answers: Connection) -> None:
     """The process's loop: (database path, steps) in, an answer out, until None or the worker is gone."""
     sqliteconn.bind_none_cheaply()
-    path, connection = None, None
+    opened, connection = None, None
     while True:
         try:
             request = requests.recv()
@@ -102,15 +126,18 @@ def serve(requests: Connection, answers: Connection) -> None:
         if request is None:
             break
         try:
-            if request[0] != path:  # one database at a time (a worker serves one)
+            # One database at a time (a worker serves one); a file replaced at the same path is opened anew.
+            path = request[0]
+            if (path, _file(path)) != opened:
                 if connection is not None:
                     connection.close()
-                path, connection = None, None
-                connection = _open(request[0])
-                path = request[0]
+                opened, connection = None, None
+                connection = _open(path)
+                opened = path, _file(path)
             answer = run(connection, request[1])
         except Exception as exc:
-            # The type and SQLite's message (which names tables and constraints, never values).
+            # The type and the driver's message (SQLite's name tables and constraints). The worker raises it,
+            # and logs only the type, as for any failed batch.
             answer = ERROR, f"{type(exc).__name__}: {exc}"
         try:
             answers.send(answer)
@@ -124,15 +151,13 @@ class WriterProcess:
     """The worker's handle on one writer process."""
 
     def __init__(self) -> None:
-        # The process finds this package the way this process did (an installed package, or a source tree).
         here = str(Path(__file__).resolve().parents[2])
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (here, os.environ.get("PYTHONPATH"))))}
-        self.process = subprocess.Popen([sys.executable, "-m", __name__], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.process = subprocess.Popen([sys.executable, "-P", "-c", _START, here], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         try:
             fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        except (OSError, AttributeError):  # not Linux, or a lower limit: writes just wait for the reader
+        except (OSError, AttributeError):  # not Linux, or a lower limit: sending just waits for the reader
             pass
         self._requests = Connection(os.dup(stdin.fileno()), readable=False)
         self._answers = Connection(os.dup(stdout.fileno()), writable=False)
@@ -180,13 +205,20 @@ _lock = threading.Lock()
 
 
 @contextmanager
-def leased() -> Iterator[WriterProcess]:
-    """A writer process for one job: an idle one, or a new one. It goes back to the pool after the job
-    unless it died or was left in the middle of a request."""
+def leased() -> Iterator[WriterProcess | None]:
+    """A writer process for one job: an idle one, or a new one; None when none can be started (the job's
+    batches are then written in the worker). It goes back to the pool after the job unless it died or was
+    left in the middle of a request."""
     with _lock:
         writer = _idle.pop() if _idle else None
-    if writer is None or not writer.alive():
-        writer = WriterProcess()
+    if writer is not None and not writer.alive():
+        writer.close(timeout=0)
+        writer = None
+    if writer is None:
+        writer = _start()
+        if writer is None:
+            yield None
+            return
     try:
         yield writer
     finally:
@@ -194,14 +226,30 @@ def leased() -> Iterator[WriterProcess]:
             writer.close(timeout=0)
         else:
             with _lock:
-                _idle.append(writer)
+                kept = len(_idle) < _MAX_IDLE
+                if kept:
+                    _idle.append(writer)
+            if not kept:
+                writer.close()
 
 
 def prestart() -> None:
     """Starts a writer process ahead of the first job (a worker that is about to poll)."""
     with _lock:
-        if not _idle:
-            _idle.append(WriterProcess())
+        if _idle:
+            return
+    writer = _start()
+    if writer is not None:
+        with _lock:
+            _idle.append(writer)
+
+
+def _start() -> WriterProcess | None:
+    try:
+        return WriterProcess()
+    except OSError as exc:  # e.g. no process slots left: the worker writes its batches itself
+        log.warning("the bulk writer process could not start (%s); batches are written in the worker", type(exc).__name__)
+        return None
 
 
 @atexit.register

@@ -76,6 +76,7 @@ def _open_site(session: Session, study: Study, site: Site, row) -> tuple:
 
 
 def _settings(row, site_settings: tuple) -> tuple:
+    # _STUDY_ROW is (revision, *_STUDY_SETTINGS, …): planned_steps checks the locked row's start against these.
     return tuple(row)[1:1 + len(_STUDY_SETTINGS)], site_settings
 
 
