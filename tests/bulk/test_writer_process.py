@@ -137,7 +137,7 @@ def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes
 
 
 @sqlite_only
-def test_a_batch_committed_by_a_writer_process_that_died_before_answering_is_not_written_again(bulk, monkeypatch):
+def test_a_batch_committed_by_a_writer_process_whose_answer_was_lost_is_not_written_again(bulk, monkeypatch):
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     job_uuid = bulk.upload(csv_of(*(f"A-{i},N{i},,,," for i in range(1, 8))))
     real = WriterProcess.call
@@ -146,7 +146,7 @@ def test_a_batch_committed_by_a_writer_process_that_died_before_answering_is_not
     def commit_then_die(self, request):
         answer = real(self, request)
         calls.append(answer[0])
-        if len(calls) == 2:  # the second batch is committed, and its answer never arrives
+        if len(calls) == 2:  # the second batch is committed; the process dies and its answer is lost
             os.kill(self.pid, signal.SIGKILL)
             self.process.wait()
             self.busy = True
@@ -170,35 +170,52 @@ def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_com
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2, "job_lease_seconds": 30})
     job_uuid = bulk.upload(csv_of("L-1,N,,,,", "L-2,N,,,,", "L-3,N,,,,"))
     real = WriterProcess.call
-    left = []
+    holder = sqlite3.connect(bulk.db.sqlite_file, isolation_level=None, check_same_thread=False)
+    released, expiries = [], []
+
+    def release() -> None:
+        released.append(dt.datetime.now(dt.UTC))
+        holder.rollback()
+
+    timer = threading.Timer(2.0, release)
 
     def call_while_someone_holds_the_lock(self, request):
-        if not left:
-            holder = sqlite3.connect(bulk.db.sqlite_file, isolation_level=None, check_same_thread=False)
+        if not expiries:
             holder.execute("BEGIN IMMEDIATE")
-            threading.Timer(2.0, holder.rollback).start()
+            timer.start()
         answer = real(self, request)
         with bulk.db.read_sessions() as s:
-            expires = s.scalar(select(Job.lease_expires_at).where(Job.uuid == job_uuid))
-        left.append((expires - dt.datetime.now(dt.UTC)).total_seconds())
+            expiries.append(s.scalar(select(Job.lease_expires_at).where(Job.uuid == job_uuid)))
         return answer
 
     monkeypatch.setattr(WriterProcess, "call", call_while_someone_holds_the_lock)
-    drain(bulk.db, bulk.settings)
+    try:
+        drain(bulk.db, bulk.settings)
+    finally:
+        timer.join()
+        holder.close()
     assert bulk.job(job_uuid)["status"] == "COMPLETED"
-    assert left[0] > 29  # decided 2 s before its commit: a lease from then would have had 28 s left
+    # Committed after the lock was released: a lease from when the batch was decided (2 s before) would end sooner.
+    assert expiries[0] >= released[0] + dt.timedelta(seconds=30) - dt.timedelta(milliseconds=5)
 
 
 @sqlite_only
-def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bulk, monkeypatch, caplog):
-    def cannot_start(self):
-        raise OSError("no process slots")
+@pytest.mark.parametrize("failure", ["cannot start", "runs other code"])
+def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bulk, monkeypatch, caplog, failure):
+    if failure == "cannot start":
+        def cannot_start(self):
+            raise OSError("no process slots")
 
+        monkeypatch.setattr(WriterProcess, "__init__", cannot_start)
+    else:
+        # Another copy of Roster found first on the process's path: it answers with another file.
+        monkeypatch.setattr(writer_process, "_this_file", lambda: "/elsewhere/roster/bulk/writer_process.py")
     monkeypatch.setattr(writer_process, "_idle", [])
-    monkeypatch.setattr(WriterProcess, "__init__", cannot_start)
+    monkeypatch.setattr(writer_process, "_failed_at", None)
     job, log = bulk.run(csv_of("F-1,Ann,,,,", "F-2,Bea,,,,"))
     assert job["status"] == "COMPLETED" and outcomes(log) == ["created", "created"]
-    assert "could not start" in caplog.text
+    assert caplog.text.count("could not start") == 1  # once, not at every poll
+    assert writer_process._idle == []
 
 
 def _send(bulk, plan, study, site) -> tuple:

@@ -29,6 +29,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
@@ -58,8 +59,13 @@ WRITTEN, STALE, MISSING, CONFLICT, ERROR = "written", "stale", "missing", "confl
 # A batch of 1000 rows is about 650 KB pickled. A pipe of 1 MiB (Linux's limit without privileges) takes
 # it in one piece instead of 64 KiB at a time, each waiting for the other process to be scheduled.
 _PIPE_BYTES = 1 << 20
-# Writer processes kept for later jobs (one per busy worker thread is made as needed).
+# Writer processes kept idle for later jobs, per worker process (a busy worker thread gets one of its own).
 _MAX_IDLE = 1
+# The process says it is ready, and which code it runs: the same file as the worker's, same protocol.
+_PROTOCOL = 1
+_READY_SECONDS = 15
+# After a failed start, batches are written in the worker for a while before the next try.
+_RETRY_SECONDS = 60.0
 # How the worker starts the process: -P keeps the working directory off its import path, and this package's
 # own location goes last, so a source tree that is not installed is found without shadowing anything.
 _START = "import sys; sys.path.append(sys.argv[1]); from roster.bulk.writer_process import _main; _main()"
@@ -151,19 +157,31 @@ class WriterProcess:
     """The worker's handle on one writer process."""
 
     def __init__(self) -> None:
+        """Starts the process and waits for it to say it is ready. Raises OSError when it does not, or
+        when it runs other code than this worker (another copy of Roster found first on its path)."""
         here = str(Path(__file__).resolve().parents[2])
         self.process = subprocess.Popen([sys.executable, "-P", "-c", _START, here], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
-        try:
-            fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
-        except (OSError, AttributeError):  # not Linux, or a lower limit: sending just waits for the reader
-            pass
-        self._requests = Connection(os.dup(stdin.fileno()), readable=False)
-        self._answers = Connection(os.dup(stdout.fileno()), writable=False)
-        stdin.close()
-        stdout.close()
         self.busy = False
+        try:
+            try:
+                fcntl.fcntl(stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+            except (OSError, AttributeError):  # not Linux, or a lower limit: sending just waits for the reader
+                pass
+            self._requests = Connection(os.dup(stdin.fileno()), readable=False)
+            self._answers = Connection(os.dup(stdout.fileno()), writable=False)
+            stdin.close()
+            stdout.close()
+            if not self._answers.poll(_READY_SECONDS):
+                raise OSError("the bulk writer process did not start")
+            ready = self._answers.recv()
+            if ready != (_PROTOCOL, _this_file()):
+                raise OSError("the bulk writer process runs other code than this worker")
+        except (OSError, EOFError) as exc:
+            self.process.kill()
+            self.process.wait()
+            raise OSError(str(exc)) from None
 
     @property
     def pid(self) -> int:
@@ -241,15 +259,33 @@ def prestart() -> None:
     writer = _start()
     if writer is not None:
         with _lock:
-            _idle.append(writer)
+            kept = len(_idle) < _MAX_IDLE  # another thread may have started one meanwhile
+            if kept:
+                _idle.append(writer)
+        if not kept:
+            writer.close()
+
+
+_failed_at: float | None = None
 
 
 def _start() -> WriterProcess | None:
-    try:
-        return WriterProcess()
-    except OSError as exc:  # e.g. no process slots left: the worker writes its batches itself
-        log.warning("the bulk writer process could not start (%s); batches are written in the worker", type(exc).__name__)
+    global _failed_at
+    if _failed_at is not None and time.monotonic() - _failed_at < _RETRY_SECONDS:
         return None
+    try:
+        writer = WriterProcess()
+    except OSError as exc:  # e.g. no process slots left: the worker writes its batches itself
+        if _failed_at is None:
+            log.warning("the bulk writer process could not start (%s); batches are written in the worker", exc)
+        _failed_at = time.monotonic()
+        return None
+    _failed_at = None
+    return writer
+
+
+def _this_file() -> str:
+    return str(Path(__file__).resolve())
 
 
 @atexit.register
@@ -270,6 +306,7 @@ def _main() -> None:
     # The protocol has stdout to itself: anything printed goes to stderr.
     answers = Connection(os.dup(1), readable=False)
     os.dup2(2, 1)
+    answers.send((_PROTOCOL, _this_file()))
     serve(Connection(os.dup(0), writable=False), answers)
 
 
