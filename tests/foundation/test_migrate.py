@@ -61,6 +61,15 @@ def empty_url(backend: str, tmp_path, pg_server_url) -> Iterator[str]:
     drop()
 
 
+def _a_study_and_its_site(conn) -> None:
+    """Study 1 and its site 1, in columns every revision has."""
+    conn.execute(sa.text(
+        "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
+        "VALUES ('S', 's', 'n', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"))
+    conn.execute(sa.text(
+        "INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) VALUES (1, 'X', 'x', 'n', 'available', '2026-01-01', '2026-01-01')"))
+
+
 def test_the_schema_the_migrations_build_is_the_models_schema(empty_url):
     db = Database(empty_url)
     try:
@@ -77,11 +86,7 @@ def test_the_bulk_index_migration_goes_down_and_up_again_keeping_every_row(empty
     try:
         upgrade(db, "0001")
         with db.engine.begin() as conn:
-            conn.execute(sa.text(
-                "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
-                "VALUES ('S', 's', 'n', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"))
-            conn.execute(sa.text(
-                "INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) VALUES (1, 'X', 'x', 'n', 'available', '2026-01-01', '2026-01-01')"))
+            _a_study_and_its_site(conn)
             conn.execute(sa.text(
                 "INSERT INTO jobs (uuid, type, status, study_id, site_id, register, source_file_name, created_by, date_created, processed, "
                 "created, updated, unchanged, failed, warnings, attempts, cancel_requested, upload_size) "
@@ -107,5 +112,28 @@ def test_the_bulk_index_migration_goes_down_and_up_again_keeping_every_row(empty
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT count(*) FROM job_log_entries")).scalar() == 3
             assert [conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in ("participants", "audit_events", "participant_mrns")] == [1, 1, 1]
+    finally:
+        db.dispose()
+
+
+def test_going_below_0004_refuses_while_a_participant_names_a_missing_site_and_restores_the_keys_after(empty_url):
+    db = Database(empty_url)
+    try:
+        upgrade(db)
+        with db.engine.begin() as conn:
+            _a_study_and_its_site(conn)
+            for pk, site in ((1, 1), (2, 99)):
+                conn.execute(sa.text(
+                    "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
+                    f"VALUES ({pk}, 1, {site}, 'P-{pk}', 'p-{pk}', 'SS_P{pk}', 'available', 'Active', '2026-01-01', '2026-01-01')"))
+        with pytest.raises(RuntimeError, match="1 participants name a site that no longer exists"):
+            downgrade(db, "0003")
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM participants WHERE site_id = 99"))
+        downgrade(db, "0003")
+        keys = {(fk["constrained_columns"][0], fk["referred_table"]) for fk in sa.inspect(db.engine).get_foreign_keys("participants")}
+        assert keys == {("study_id", "studies"), ("site_id", "sites")}
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT participant_id FROM participants")).scalars().all() == ["P-1"]
     finally:
         db.dispose()
