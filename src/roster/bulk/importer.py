@@ -8,7 +8,8 @@ below the checkpoint, so every row is applied and logged exactly once however of
 
 The in-file duplicate check asks the job's own log entries (indexed by the casefolded ID) whether an
 earlier row carried the same ID, instead of keeping a set of every ID in memory: the worker's memory
-stays the same for 10k rows and for 1M, and a resumed job sees exactly what the first worker saw.
+stays the same for 10k rows and for 1M, and a resumed job sees exactly what the first worker saw. A
+fixed-size filter (roster.bulk.keyfilter) spares the question for IDs that cannot have occurred before.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sqlalchemy import select
 from roster import codes
 from roster.bulk import queue, writer_process
 from roster.bulk.csvreader import ID_COLUMN, Header, read_csv
+from roster.bulk.keyfilter import KeyFilter
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.rows import Row, batches
@@ -75,6 +77,9 @@ class Importer:
         self.stop = stop or threading.Event()
         self.lost = lost or threading.Event()
         self.processed = claim.processed
+        # The IDs of the job's earlier rows, when this worker decided all of them (it started the job at
+        # its first row): the duplicate check then asks the log only about IDs the filter cannot rule out.
+        self.earlier = KeyFilter() if claim.processed == 0 else None
         self.sqlite_writer: writer_process.WriterProcess | None = None  # SQLite with the overlap: writes the batches
 
     def run(self) -> str:
@@ -216,8 +221,11 @@ class Importer:
             self.db.snapshot(session)
             bulk = Bulk(session)
             keys = {r.key for r in rows if r.key}
-            with bulk.keyed():
-                seen = {r[0] for r in bulk.by_keys("t.participant_key", "job_log_entries", "participant_key", keys, scope=("job_id", job.id))}
+            asked = keys if self.earlier is None else self.earlier.maybe_seen(keys)
+            seen = set()
+            if asked:
+                with bulk.keyed():
+                    seen = {r[0] for r in bulk.by_keys("t.participant_key", "job_log_entries", "participant_key", asked, scope=("job_id", job.id))}
             if previous is not None:
                 seen |= previous.keys & keys
             records = []
