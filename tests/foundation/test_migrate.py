@@ -137,3 +137,17 @@ def test_going_below_0004_refuses_while_a_participant_names_a_missing_site_and_r
             assert conn.execute(sa.text("SELECT participant_id FROM participants")).scalars().all() == ["P-1"]
     finally:
         db.dispose()
+
+
+def test_on_postgresql_participants_pages_keep_room_for_updates_until_downgraded(fresh_postgres_url):
+    db = Database(fresh_postgres_url)
+    options = sa.text("SELECT reloptions FROM pg_class WHERE relname = 'participants'")
+    try:
+        upgrade(db)
+        with db.engine.connect() as conn:
+            assert conn.execute(options).scalar() == ["fillfactor=50"]
+        downgrade(db, "0004")
+        with db.engine.connect() as conn:
+            assert conn.execute(options).scalar() is None
+    finally:
+        db.dispose()

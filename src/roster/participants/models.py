@@ -24,6 +24,8 @@ def _not_null(column: str) -> dict[str, Any]:
 
 
 class Participant(Base):
+    # On PostgreSQL the table is created with fillfactor 50 (migration 0005): room on each page for updates
+    # that touch no index. SQLAlchemy cannot say so here.
     __tablename__ = "participants"
     __table_args__ = (
         # Key first: the bulk writer looks up a batch's keys (and OIDs) through these indexes, and an index
