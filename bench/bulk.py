@@ -73,6 +73,7 @@ class RunResult:
     note: str = ""           # e.g. "TIMEOUT": the job did not finish in --job-timeout; rows/s is of the rows done
     writer_rss_mib: float = 0.0  # SQLite: the writer process's VmHWM (in peak_rss_mib)
     writer_cpu_s: float = 0.0    # SQLite: the writer process's CPU (in cpu_s)
+    size: int = 0            # the --sizes entry this run belongs to (`rows` is what a timed-out run got done)
 
 
 # --------------------------------------------------------------------------------------------- databases
@@ -423,7 +424,8 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
                         results.append(RunResult(
                             backend, label, done, gen.size / MiB, upload_s, run.seconds, done / run.seconds, run.cpu_s, run.db_cpu_s,
                             run.peak_rss_mib, worker.sampler.peak / MiB, worker.idle_rss_mib, api_rss, ok, got,
-                            instructions=run.instructions, note=note, writer_rss_mib=run.writer_rss_mib, writer_cpu_s=run.writer_cpu_s))
+                            instructions=run.instructions, note=note, writer_rss_mib=run.writer_rss_mib, writer_cpu_s=run.writer_cpu_s,
+                            size=n))
                         db_cpu = "" if run.db_cpu_s is None else f" + DB {run.db_cpu_s:.2f} s"
                         counted = "" if run.instructions is None else f", {run.instructions / done:,.0f} instructions/row ({worker.counts.name})"
                         if run.writer_rss_mib:
@@ -499,30 +501,39 @@ def table(results: list[RunResult]) -> str:
 
 def verdicts(results: list[RunResult]) -> list[str]:
     """The targets, judged on the median of a size's runs (`--repeat`): on a shared virtual machine one run
-    of the same code can be a third slower than the next."""
+    of the same code can be a third slower than the next. A size with a failed run (timed out, counts
+    wrong) misses its target, whatever the others did."""
     if INSTRUCTIONS:
         return ["(under callgrind: no verdicts; compare instructions per row between runs)"]
     mixed: dict[tuple[str, int], list[RunResult]] = {}
     for r in results:
-        if r.run == "mixed" and r.counts_ok:
-            mixed.setdefault((r.backend, r.rows), []).append(r)
+        if r.run == "mixed":
+            mixed.setdefault((r.backend, r.size), []).append(r)
 
-    def median(backend: str, rows: int, field: str) -> tuple[float, str]:
-        values = [getattr(r, field) for r in mixed[backend, rows]]
-        every = "" if len(values) == 1 else f" (median of {', '.join(f'{v:,.1f}' if field.endswith('mib') else f'{v:,.0f}' for v in values)})"
-        return statistics.median(values), every
+    def median(backend: str, size: int, field: str) -> tuple[float, str, bool]:
+        """The median of the size's good runs, how it was made, and whether every run was good."""
+        runs = mixed[backend, size]
+        good = [getattr(r, field) for r in runs if r.counts_ok]
+        failed = len(runs) - len(good)
+        shown = [f"{v:,.1f}" if field.endswith("mib") else f"{v:,.0f}" for v in good]
+        every = f" (median of {', '.join(shown)})" if len(good) > 1 else ""
+        if failed:
+            every += f" ({failed} of {len(runs)} runs failed: {', '.join(r.note or 'COUNTS WRONG' for r in runs if not r.counts_ok)})"
+        return (statistics.median(good) if good else 0.0), every, not failed
 
     out = []
     for backend in dict.fromkeys(r.backend for r in results):
         if (backend, 100_000) in mixed:
             target = 25_000 if backend == "sqlite" else 15_000
-            rps, every = median(backend, 100_000, "rows_per_s")
-            out.append(f"target {backend} 100k >= {target:,} rows/s: {rps:,.0f}{every} -> {'MET' if rps >= target else 'NOT MET'}")
+            rps, every, all_good = median(backend, 100_000, "rows_per_s")
+            out.append(f"target {backend} 100k >= {target:,} rows/s: {rps:,.0f}{every} -> {'MET' if all_good and rps >= target else 'NOT MET'}")
         if (backend, 10_000) in mixed and (backend, 1_000_000) in mixed:
-            (small, small_every), (large, large_every) = median(backend, 10_000, "peak_rss_mib"), median(backend, 1_000_000, "peak_rss_mib")
-            growth = large / small - 1
+            small, small_every, small_good = median(backend, 10_000, "peak_rss_mib")
+            large, large_every, large_good = median(backend, 1_000_000, "peak_rss_mib")
+            growth = large / small - 1 if small else float("inf")
+            met = small_good and large_good and growth <= 0.10
             out.append(f"target {backend} peak RSS 1M within 10% of 10k: {small:.1f}{small_every} -> {large:.1f}{large_every} MiB "
-                       f"({growth:+.1%}) -> {'MET' if growth <= 0.10 else 'NOT MET'}")
+                       f"({growth:+.1%}) -> {'MET' if met else 'NOT MET'}")
     return out
 
 
@@ -562,6 +573,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--without-audit", action="store_true",
                         help="the worker writes no audit events: bulk throughput as it was before the audit trail, for comparison")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     global WITHOUT_AUDIT, INSTRUCTIONS, OVERLAP
     WITHOUT_AUDIT = args.without_audit
     OVERLAP = not args.no_overlap

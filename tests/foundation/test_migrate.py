@@ -116,23 +116,28 @@ def test_the_bulk_index_migration_goes_down_and_up_again_keeping_every_row(empty
         db.dispose()
 
 
-def test_going_below_0004_refuses_while_a_participant_names_a_missing_site_and_restores_the_keys_after(empty_url):
+def test_going_below_0004_refuses_while_a_participant_names_a_missing_study_or_site_and_restores_the_keys_after(empty_url):
     db = Database(empty_url)
     try:
         upgrade(db)
         with db.engine.begin() as conn:
             _a_study_and_its_site(conn)
-            for pk, site in ((1, 1), (2, 99)):
+            for pk, study, site in ((1, 1, 1), (2, 1, 99), (3, 98, 1)):
                 conn.execute(sa.text(
                     "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
-                    f"VALUES ({pk}, 1, {site}, 'P-{pk}', 'p-{pk}', 'SS_P{pk}', 'available', 'Active', '2026-01-01', '2026-01-01')"))
-        with pytest.raises(RuntimeError, match="1 participants name a site that no longer exists"):
-            downgrade(db, "0003")
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM participants WHERE site_id = 99"))
+                    f"VALUES ({pk}, {study}, {site}, 'P-{pk}', 'p-{pk}', 'SS_P{pk}', 'available', 'Active', '2026-01-01', '2026-01-01')"))
+        for orphan, message in (("study_id = 98", "1 participants name a study that no longer exists"),
+                                ("site_id = 99", "1 participants name a site that no longer exists")):
+            with pytest.raises(RuntimeError, match=message):
+                downgrade(db, "0003")
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"DELETE FROM participants WHERE {orphan}"))
         downgrade(db, "0003")
-        keys = {(fk["constrained_columns"][0], fk["referred_table"]) for fk in sa.inspect(db.engine).get_foreign_keys("participants")}
-        assert keys == {("study_id", "studies"), ("site_id", "sites")}
+        keys = {(fk["constrained_columns"][0], fk["referred_table"], fk["options"].get("ondelete"))
+                for fk in sa.inspect(db.engine).get_foreign_keys("participants")}
+        assert keys == {("study_id", "studies", "CASCADE"), ("site_id", "sites", "CASCADE")}
+        upgrade(db)
+        assert sa.inspect(db.engine).get_foreign_keys("participants") == []
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT participant_id FROM participants")).scalars().all() == ["P-1"]
     finally:

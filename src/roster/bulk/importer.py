@@ -77,9 +77,10 @@ class Importer:
         self.stop = stop or threading.Event()
         self.lost = lost or threading.Event()
         self.processed = claim.processed
-        # The IDs of the job's earlier rows, when this worker decided all of them (it started the job at
-        # its first row): the duplicate check then asks the log only about IDs the filter cannot rule out.
-        self.earlier = KeyFilter() if claim.processed == 0 else None
+        # The ID keys of the job's earlier rows, when this worker decided all of them (it started the job at
+        # its first row): the duplicate check then asks the log only about keys the filter cannot rule out.
+        # None (a job resumed from a checkpoint): the log is asked about every key.
+        self.seen_filter: KeyFilter | None = KeyFilter() if claim.processed == 0 else None
         self.sqlite_writer: writer_process.WriterProcess | None = None  # SQLite with the overlap: writes the batches
 
     def run(self) -> str:
@@ -221,7 +222,7 @@ class Importer:
             self.db.snapshot(session)
             bulk = Bulk(session)
             keys = {r.key for r in rows if r.key}
-            asked = keys if self.earlier is None else self.earlier.maybe_seen(keys)
+            asked = keys if self.seen_filter is None else self.seen_filter.maybe_seen(keys)
             seen = set()
             if asked:
                 with bulk.keyed():

@@ -77,7 +77,8 @@ class LogEntry(Base):
     __table_args__ = (
         # (job_id, outcome, row): the outcome-filtered log and failedRows read in row order without a sort.
         Index("ix_job_log_entries_job_outcome", "job_id", "outcome", "row"),
-        # The in-file duplicate check asks "did an earlier row of this job have this ID?" per batch. Key
+        # The in-file duplicate check asks "did an earlier row of this job have this ID?" for the keys its
+        # filter cannot rule out (roster.bulk.keyfilter), or all of a resumed job's. Key
         # first: the lookup must go by key whatever the planner believes about a new job's row count.
         Index("ix_job_log_entries_key_job", "participant_key", "job_id"),
         # SQLite: the table itself is the (job_id, row) tree; a rowid would be one more insert per row.

@@ -24,8 +24,8 @@ def _not_null(column: str) -> dict[str, Any]:
 
 
 class Participant(Base):
-    # On PostgreSQL the table is created with fillfactor 50 (migration 0005): room on each page for updates
-    # that touch no index. SQLAlchemy cannot say so here.
+    # On PostgreSQL migration 0005 sets fillfactor 50: room on each page for updates that touch no index.
+    # Not stated here: SQLAlchemy 2.0, which pyproject.toml allows, has no table option for it.
     __tablename__ = "participants"
     __table_args__ = (
         # Key first: the bulk writer looks up a batch's keys (and OIDs) through these indexes, and an index

@@ -23,7 +23,8 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-_KEYS = {"fk_participants_study_id_studies": ("study_id", "studies"), "fk_participants_site_id_sites": ("site_id", "sites")}
+# constraint -> (column, referred table, what one row of it is called)
+_KEYS = {"fk_participants_study_id_studies": ("study_id", "studies", "study"), "fk_participants_site_id_sites": ("site_id", "sites", "site")}
 
 
 def upgrade() -> None:
@@ -35,13 +36,13 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # The restored keys need every participant's study and site: stop and say how many do not have them.
-    for column, table in _KEYS.values():
+    for column, table, one in _KEYS.values():
         orphans = op.get_bind().execute(
             sa.text(f"SELECT count(*) FROM participants WHERE {column} NOT IN (SELECT id FROM {table})")
         ).scalar()
         if orphans:
-            raise RuntimeError(f"{orphans} participants name a {table[:-1]} that no longer exists; "
+            raise RuntimeError(f"{orphans} participants name a {one} that no longer exists; "
                                "move or keep them before downgrading below 0004")
     with op.batch_alter_table("participants") as batch:
-        for name, (column, table) in _KEYS.items():
+        for name, (column, table, _one) in _KEYS.items():
             batch.create_foreign_key(name, table, [column], ["id"], ondelete="CASCADE")
