@@ -110,15 +110,23 @@ def wipe(db: Database) -> None:
                 conn.execute(sa.text(f"DELETE FROM {table}"))
 
 
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Still argon2id through the same functions, at the cheapest cost: the production parameters take
-    50-300 ms a hash on this machine. `test_passwords_are_stored_as_argon2id_hashes` checks those."""
+def cheap_hashing():
+    """Still argon2id through the same code, at the cheapest cost: the production parameters take 50-300 ms
+    a hash on this machine. `test_passwords_are_stored_as_argon2id_hashes` and tests/foundation/test_signin_load.py
+    use those."""
     from argon2 import PasswordHasher
 
+    from roster.auth.passwords import PasswordHashing
+
+    return PasswordHashing(PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The process's default hasher (what create_app, the CLI in-process and `roster demo` use) made cheap."""
     from roster.auth import passwords
 
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    monkeypatch.setattr(passwords, "DEFAULT", cheap_hashing())
 
 
 @pytest.fixture

@@ -12,7 +12,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster import __version__
+from roster import __version__, security
+from roster.auth import passwords
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
 from roster.auth.tokens import TokenService
@@ -90,8 +91,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db.dispose()
 
 
-def create_app(settings: Settings | None = None, *, db: Database | None = None, embedded_workers: bool = True) -> FastAPI:
-    """Raises ConfigError (one line) for settings that cannot work, e.g. PostgreSQL without ROSTER_JWT_SECRET."""
+def create_app(
+    settings: Settings | None = None, *, db: Database | None = None, embedded_workers: bool = True,
+    hashing: passwords.PasswordHashing | None = None,
+) -> FastAPI:
+    """Raises ConfigError (one line) for settings that cannot work, e.g. PostgreSQL without ROSTER_JWT_SECRET.
+    `hashing`: the password hasher and its bound (default: argon2id's production parameters, one hash per core)."""
     settings = settings or get_settings()
     # First: an unusable or missing secret stops start-up before anything else is set up.
     tokens = TokenService(settings)
@@ -99,6 +104,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
     app.state.tokens = tokens
+    app.state.hashing = hashing or passwords.default()
     app.state.start_workers = None
     if embedded_workers and settings.worker_count > 0:
         from roster.bulk.worker import start_embedded
@@ -107,6 +113,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     install_error_handlers(app)
 
     app.add_middleware(RequestLog)
+    security.install(app, settings)
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -82,6 +82,12 @@ MRN_TOO_LONG = "MRN_TOO_LONG"
 MRN_REQUIRED = "MRN_REQUIRED"
 INVALID_INCLUDE_ACCESS_CODE = "errorCode.invalidIncludeAccessCodeParameter"
 
+# Hardening (SPEC §14)
+TOO_MANY_ATTEMPTS = "errorCode.tooManyAttempts"
+WEAK_PASSWORD = "errorCode.weakPassword"
+BODY_TOO_LARGE = "errorCode.bodyTooLarge"
+MALFORMED_MULTIPART = "errorCode.malformedMultipart"
+
 # Plain-words explanations, for `detail` and the web page.
 MESSAGES: dict[str, str] = {
     UNAUTHORIZED: "A valid bearer token is required.",
@@ -153,6 +159,10 @@ MESSAGES: dict[str, str] = {
     MRN_TOO_LONG: "MRN value exceeds 100 character limit.",
     MRN_REQUIRED: "A medical record number entry needs an mrn.",
     INVALID_INCLUDE_ACCESS_CODE: "The includeAccessCode parameter must be y or n.",
+    TOO_MANY_ATTEMPTS: "Too many failed sign-ins for this username or from this address; try again later.",
+    WEAK_PASSWORD: "The password must be at least 12 characters and must not contain the username.",
+    BODY_TOO_LARGE: "The request body is larger than 1 MiB.",
+    MALFORMED_MULTIPART: "The multipart/form-data body is malformed.",
 }
 
 

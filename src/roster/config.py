@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     worker_poll_seconds: float = Field(0.5, gt=0)
     log_level: str = "INFO"
+    # Sign-in throttling (SPEC §14): failures counted within the window, per username and per client address.
+    signin_max_failures_per_user: int = Field(5, ge=1)
+    signin_max_failures_per_address: int = Field(20, ge=1)
+    signin_window_minutes: int = Field(15, ge=1, le=24 * 60)
+    # Origins allowed to call the API from a browser (CORS); empty: CORS off.
+    cors_origins: Annotated[list[str], NoDecode] = []
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
@@ -76,6 +82,21 @@ class Settings(BaseSettings):
     def _long_secret(cls, value: str) -> str:
         if value and len(value) < MIN_SECRET_LENGTH:
             raise ValueError(f"must be at least {MIN_SECRET_LENGTH} characters (e.g. `openssl rand -hex 32`)")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(r"https?://[^\s/?#]+", origin):
+                raise ValueError(f"each origin is scheme://host[:port] (or *), not {origin!r}")
         return value
 
     @field_validator("log_level")
@@ -196,7 +217,9 @@ def _create_secret_file(path: Path) -> None:
     The link is atomic and fails when the file exists, so two processes starting at once agree on
     one secret and neither ever reads a half-written file. The file is created 0600.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from roster.private import private_dir
+
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:

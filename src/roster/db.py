@@ -13,6 +13,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from roster import sqliteconn
+from roster.private import private_database
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -71,8 +72,8 @@ def _sqlite_begin(conn) -> None:
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
+            private_database(Path(parsed.database))  # 0600 in a 0700 directory (SPEC §14)
         # LIFO: the connection used last is used next, so a worker keeps reusing one or two connections and
         # their page caches instead of filling one cache per pooled connection as its database grows.
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20, pool_use_lifo=True)

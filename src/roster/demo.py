@@ -15,6 +15,7 @@ from roster.auth.models import Role
 from roster.auth.tokens import TokenService
 from roster.config import Settings
 from roster.db import Database
+from roster.private import private_dir
 from roster.studies import schemas as study_schemas
 from roster.studies import service as studies
 
@@ -71,7 +72,7 @@ def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
         seed(session)
     tokens = TokenService(settings)
     csv_path = settings.data_dir / "demo-participants.csv"
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(csv_path.parent)
     csv_path.write_text(SAMPLE_CSV, encoding="utf-8")
     if not tokens.can_issue:
         # An external identity provider issues the tokens; Roster holds no signing key.

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from roster.auth.models import User
+from roster.auth.revocation import require_live
 from roster.auth.tokens import TokenService
 from roster.config import Settings
 from roster.db import Database
@@ -63,12 +64,12 @@ def bearer_token(request: Request) -> str:
 
 
 def load_user(session: Session, tokens: TokenService, token: str) -> User:
-    username = tokens.username_from(token)
-    # A NUL names no user, and PostgreSQL refuses it as a query parameter.
-    user = None if "\x00" in username else session.scalar(select(User).where(User.username_key == username.lower()))
+    verified = tokens.verify(token)  # its username is one the database can take (no NUL, valid UTF-8)
+    user = session.scalar(select(User).where(User.username_key == verified.username.lower()))
     if user is None or not user.enabled:
         # Checked on every request, so disabling a user stops its tokens at once.
         raise Unauthorized("unknown or disabled user")
+    require_live(session, user, verified)
     return user
 
 

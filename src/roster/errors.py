@@ -92,10 +92,15 @@ async def _validation_handler(_request: Request, exc: RequestValidationError) ->
     return JSONResponse(body, status_code=422)
 
 
-_HTTP_CODES = {404: codes.NOT_FOUND, 405: codes.METHOD_NOT_ALLOWED, 401: codes.UNAUTHORIZED}
+_HTTP_CODES = {404: codes.NOT_FOUND, 405: codes.METHOD_NOT_ALLOWED, 401: codes.UNAUTHORIZED, 413: codes.BODY_TOO_LARGE}
 
 
 async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (not UTF-8, nested too deep): a body that cannot be read is
+        # invalid like any malformed one, 422 validationFailed (decisions.md), not a bare 400.
+        error = {"field": "body", "message": "the body cannot be parsed (not UTF-8 JSON, or nested too deeply)", "type": "json_invalid"}
+        return JSONResponse({"message": codes.VALIDATION_FAILED, "params": {"errors": [error]}, "detail": f"body: {error['message']}"}, status_code=422)
     code = _HTTP_CODES.get(exc.status_code, codes.VALIDATION_FAILED if exc.status_code < 500 else codes.INTERNAL_ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else codes.message_for(code)
     return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=exc.headers)

@@ -147,13 +147,16 @@ def test_create_user_with_password_from_the_environment(client, db, settings, tm
     assert again.returncode != 0 and len(again.stderr.strip().splitlines()) == 1 and "userAlreadyExists" in again.stderr
 
 
-@pytest.mark.parametrize("how", ["no password", "short password"])
+@pytest.mark.parametrize("how", ["no password", "short password", "password with the username"])
 def test_create_user_refuses_a_missing_or_weak_password(tmp_path, how):
+    """SPEC §14: the CLI applies the setup API's password rules (12+ characters, not the username)."""
     env = {"ROSTER_DATABASE_URL": f"sqlite:///{tmp_path}/r.db", "ROSTER_DATA_DIR": str(tmp_path / "data")}
-    env |= {"ROSTER_PASSWORD": "short"} if how == "short password" else {}
+    env |= {"short password": {"ROSTER_PASSWORD": "elevenchars"}, "password with the username": {"ROSTER_PASSWORD": "my-name-is-PAT-ok"}}.get(how, {})
     result = run(["admin", "create-user", "pat"], env, tmp_path)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    if how != "no password":
+        assert "errorCode.weakPassword" in result.stderr and env["ROSTER_PASSWORD"] not in result.stderr
 
 
 def test_demo_is_idempotent_and_prints_a_working_token(api, client, db, settings, make_client, tmp_path, backend):

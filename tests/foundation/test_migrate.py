@@ -117,15 +117,19 @@ def test_the_bulk_index_migration_goes_down_and_up_again_keeping_every_row(empty
 
 
 def test_going_below_0004_refuses_while_a_participant_names_a_missing_study_or_site_and_restores_the_keys_after(empty_url):
+    """Between 0004 and 0006 participants have no foreign keys; 0004's downgrade and 0006's upgrade both
+    refuse to restore them over rows that name a missing study or site."""
     db = Database(empty_url)
     try:
-        upgrade(db)
+        upgrade(db, "0005")
         with db.engine.begin() as conn:
             _a_study_and_its_site(conn)
             for pk, study, site in ((1, 1, 1), (2, 1, 99), (3, 98, 1)):
                 conn.execute(sa.text(
                     "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
                     f"VALUES ({pk}, {study}, {site}, 'P-{pk}', 'p-{pk}', 'SS_P{pk}', 'available', 'Active', '2026-01-01', '2026-01-01')"))
+        with pytest.raises(RuntimeError, match="1 participants name a study that does not exist"):
+            upgrade(db)
         for orphan, message in (("study_id = 98", "1 participants name a study that no longer exists"),
                                 ("site_id = 99", "1 participants name a site that no longer exists")):
             with pytest.raises(RuntimeError, match=message):
@@ -136,10 +140,18 @@ def test_going_below_0004_refuses_while_a_participant_names_a_missing_study_or_s
         keys = {(fk["constrained_columns"][0], fk["referred_table"], fk["options"].get("ondelete"))
                 for fk in sa.inspect(db.engine).get_foreign_keys("participants")}
         assert keys == {("study_id", "studies", "CASCADE"), ("site_id", "sites", "CASCADE")}
-        upgrade(db)
+        upgrade(db, "0005")
         assert sa.inspect(db.engine).get_foreign_keys("participants") == []
+        upgrade(db)  # 0006: the keys again, without a cascade
+        keys = {(fk["constrained_columns"][0], fk["referred_table"], fk["options"].get("ondelete"))
+                for fk in sa.inspect(db.engine).get_foreign_keys("participants")}
+        assert keys == {("study_id", "studies", None), ("site_id", "sites", None)}
         with db.engine.connect() as conn:
             assert conn.execute(sa.text("SELECT participant_id FROM participants")).scalars().all() == ["P-1"]
+        with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
+                "VALUES (4, 1, 99, 'P-4', 'p-4', 'SS_P4', 'available', 'Active', '2026-01-01', '2026-01-01')"))
     finally:
         db.dispose()
 

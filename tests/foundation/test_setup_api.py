@@ -149,12 +149,13 @@ def test_a_password_change_takes_effect(client, api):
     assert client.post(TOKEN_URL, json={"username": "dana", "password": "a-brand-new-password"}).status_code == 200
 
 
-def test_passwords_are_stored_as_argon2id_hashes(client, api, db, monkeypatch):
+def test_passwords_are_stored_as_argon2id_hashes(client, api, db, app):
     from argon2 import PasswordHasher
 
-    from roster.auth import passwords, service
+    from roster.auth import service
+    from roster.auth.passwords import PasswordHashing
 
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher())  # the production parameters
+    app.state.hashing = PasswordHashing()  # the production parameters
     api.user("dana")
     with db.read_sessions() as session:
         stored = service.get_user(session, "dana").password_hash

@@ -43,6 +43,8 @@ class User(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Tokens issued before this moment are ended (a password change, a disable); None: none ended.
+    tokens_valid_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
     roles: Mapped[list[RoleAssignment]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -61,3 +63,28 @@ class RoleAssignment(Base):
     user: Mapped[User] = relationship(back_populates="roles")
     study = relationship("Study", lazy="joined")
     site = relationship("Site", lazy="joined")
+
+
+class RevokedToken(Base):
+    """A token ended through the revoke endpoint (RFC 7009), kept until it would have expired anyway."""
+
+    __tablename__ = "revoked_tokens"
+
+    # The token's `jti`, or a hash of its claims when it has none (an identity provider's token).
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SignInFailure(Base):
+    """One failed (or still running) sign-in, counted per username and per client address (SPEC §14)."""
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (
+        Index("ix_sign_in_failures_username_at", "username_key", "at"),
+        Index("ix_sign_in_failures_address_at", "client_address", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username_key: Mapped[str] = mapped_column(String(200))
+    client_address: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)

@@ -1,21 +1,87 @@
-"""Password hashing with argon2id (argon2-cffi's defaults follow RFC 9106's recommendations)."""
+"""Password hashing with argon2id (argon2-cffi's defaults follow RFC 9106's recommendations), bounded, and
+the rules a new password must meet (SPEC §14).
+
+Each argon2 hash takes 64 MiB and most of a core for a fraction of a second, so a burst of sign-ins
+would otherwise take as many hashes at once as it has requests. `PasswordHashing` lets at most
+`max_concurrent` hashes (default: one per core) run at once in a process: sign-ins wait their turn on an
+asyncio semaphore, holding no thread, no database connection and no hash memory; every other caller (the
+setup API, the CLI) waits on a thread semaphore of the same size. The app keeps one on `app.state.hashing`.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import threading
+from functools import cached_property
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from starlette.concurrency import run_in_threadpool
 
-_hasher = PasswordHasher()
-# Verifying against this when the user does not exist keeps timing the same for both cases.
-_DUMMY_HASH = _hasher.hash("roster-dummy-password")
+from roster import codes
+from roster.errors import DomainError
 
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+MIN_PASSWORD_LENGTH = 12
 
 
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
+class PasswordHashing:
+    def __init__(self, hasher: PasswordHasher | None = None, max_concurrent: int | None = None) -> None:
+        self.hasher = hasher or PasswordHasher()
+        self.max_concurrent = max_concurrent or os.cpu_count() or 1
+        self._slots = threading.BoundedSemaphore(self.max_concurrent)
+        self._gate: asyncio.Semaphore | None = None
+        self._gate_loop: asyncio.AbstractEventLoop | None = None
+
+    @cached_property
+    def _dummy_hash(self) -> str:
+        # Verifying against this when the user does not exist makes an unknown username take as long as a
+        # wrong password (same parameters, same work).
+        return self.hash("roster-dummy-password")
+
+    def hash(self, password: str) -> str:
+        with self._slots:
+            return self.hasher.hash(password)
+
+    def verify(self, password_hash: str | None, password: str) -> bool:
+        """True only for a real hash that matches; a missing hash (unknown user) costs a hash all the same."""
+        stored = password_hash or self._dummy_hash
+        with self._slots:
+            try:
+                return self.hasher.verify(stored, password) and password_hash is not None
+            except (VerificationError, InvalidHashError):
+                return False
+
+    def _loop_gate(self) -> asyncio.Semaphore:
+        # An asyncio semaphore belongs to one event loop; a new loop (tests start several) gets a new one.
+        loop = asyncio.get_running_loop()
+        if self._gate is None or self._gate_loop is not loop:
+            self._gate, self._gate_loop = asyncio.Semaphore(self.max_concurrent), loop
+        return self._gate
+
+    async def verify_async(self, password_hash: str | None, password: str) -> bool:
+        """`verify` in a worker thread, entered only when a hashing slot is free."""
+        if password_hash is None:
+            _ = await run_in_threadpool(lambda: self._dummy_hash)  # computed once, off the event loop
+        async with self._loop_gate():
+            return await run_in_threadpool(self.verify, password_hash, password)
+
+
+# The process's default; `create_app` takes another (tests pass cheap parameters).
+DEFAULT = PasswordHashing()
+
+
+def default() -> PasswordHashing:
+    return DEFAULT
+
+
+def check_strength(username: str, password: str) -> None:
+    """SPEC §14: at least 12 characters, not containing the username (any case) → 422 weakPassword."""
+    problems = []
+    if len(password) < MIN_PASSWORD_LENGTH:
+        problems.append(f"at least {MIN_PASSWORD_LENGTH} characters")
+    if username and username.casefold() in password.casefold():
+        problems.append("not containing the username")
+    if problems:
+        detail = f"The password must be {' and '.join(problems)}."
+        raise DomainError(codes.WEAK_PASSWORD, 422, {"field": "password", "minLength": MIN_PASSWORD_LENGTH}, detail=detail)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Path, Request, Response, status
 from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from roster import codes
-from roster.auth import schemas, service
+from roster.auth import revocation, schemas, service, signin, throttle
 from roster.auth.models import User
 from roster.auth.tokens import TokenService
-from roster.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep, AdminFirstRoute, get_tokens
+from roster.deps import AdminUser, CurrentUser, SessionDep, AdminFirstRoute, get_tokens
 from roster.errors import DomainError
 from roster.schemas import MAX_INT32
 
@@ -26,23 +26,42 @@ def wants_json(request: Request) -> bool:
 
 
 @router.post("/user-service/api/oauth/token", responses={200: {"content": {"text/plain": {}}}})
-def issue_token(
+async def issue_token(
     body: schemas.TokenRequest,
     request: Request,
-    session: ReadSessionDep,
     tokens: Annotated[TokenService, Depends(get_tokens)],
 ) -> Response:
+    # Async: the request waits for a hashing slot without a thread or a connection (roster.auth.signin).
     if not tokens.can_issue:
         raise DomainError(codes.NOT_FOUND, 404, detail="Tokens are issued by the configured identity provider, not by Roster.")
-    user = service.authenticate(session, body.username, body.password)
-    if user is None:
-        raise DomainError(codes.INVALID_CREDENTIALS, 401, headers={"WWW-Authenticate": "Bearer"})
-    token, ttl = tokens.issue(user.username)
+    state = request.app.state
+    address = request.client.host if request.client else None
+    username = await signin.sign_in(
+        state.db, state.hashing, throttle.Limits.from_settings(state.settings), body.username, body.password, address
+    )
+    token, ttl = tokens.issue(username)
     # RFC 6749 §5.1: responses carrying a token must not be cached.
     headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
     if wants_json(request):
         return JSONResponse(schemas.TokenOut(access_token=token, expires_in=ttl).model_dump(), headers=headers)
     return PlainTextResponse(token, headers=headers)
+
+
+@router.post("/user-service/api/oauth/revoke", responses={200: {"description": "The token is ended (or was never valid)"}})
+def revoke_token(
+    token: Annotated[str, Form(max_length=10_000)],
+    session: SessionDep,
+    tokens: Annotated[TokenService, Depends(get_tokens)],
+    token_type_hint: Annotated[str | None, Form()] = None,
+) -> Response:
+    """RFC 7009: ends the token in the form body at once. 200 also for a token that is unknown, invalid or
+    already expired (§2.2: the client cannot act on the difference, and a probe learns nothing)."""
+    try:
+        verified = tokens.verify(token)
+    except DomainError:
+        return Response(status_code=200)
+    revocation.revoke(session, verified)
+    return Response(status_code=200)
 
 
 @router.get("/pages/auth/api/me", response_model=schemas.MeOut)
@@ -51,8 +70,8 @@ def me(user: CurrentUser, session: SessionDep) -> schemas.MeOut:
 
 
 @admin.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.UserOut)
-def create_user(body: schemas.UserCreate, session: SessionDep, _admin: AdminUser) -> User:
-    return service.create_user(session, body)
+def create_user(body: schemas.UserCreate, request: Request, session: SessionDep, _admin: AdminUser) -> User:
+    return service.create_user(session, body, request.app.state.hashing)
 
 
 @admin.get("", response_model=list[schemas.UserOut])
@@ -61,8 +80,8 @@ def list_users(session: SessionDep, _admin: AdminUser) -> list[User]:
 
 
 @admin.patch("/{username}", response_model=schemas.UserOut)
-def update_user(username: str, body: schemas.UserUpdate, session: SessionDep, _admin: AdminUser) -> User:
-    return service.update_user(session, service.get_user(session, username), body)
+def update_user(username: str, body: schemas.UserUpdate, request: Request, session: SessionDep, _admin: AdminUser) -> User:
+    return service.update_user(session, service.get_user(session, username), body, request.app.state.hashing)
 
 
 @admin.post("/{username}/roles", status_code=status.HTTP_201_CREATED, response_model=schemas.RoleOut)

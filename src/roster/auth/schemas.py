@@ -25,7 +25,8 @@ class TokenOut(ApiModel):
     expires_in: int
 
 
-Password = Annotated[str, Field(min_length=8, max_length=1000)]
+# Strength (length, not the username) is checked by roster.auth.passwords.check_strength: 422 weakPassword.
+Password = Annotated[str, Field(max_length=1000)]
 DisplayName = Annotated[PlainText, Field(max_length=200)]
 Email = Annotated[EmailStr, Field(max_length=255)]
 

@@ -9,16 +9,20 @@ from sqlalchemy.orm import Session
 from roster import codes
 from roster.auth import schemas
 from roster.auth.models import Role, RoleAssignment, User
-from roster.auth.passwords import hash_password, verify_password
+from roster.auth import passwords
+from roster.auth.passwords import PasswordHashing
 from roster.auth.permissions import Action, StudyAccess, study_access
+from roster.auth.revocation import end_all_tokens
+from roster.auth.tokens import can_name_a_user
 from roster.errors import Conflict, NotFound
 from roster.studies import service as studies
 from roster.studies.models import Study
 
 
 def find_user(session: Session, username: str) -> User | None:
-    # A NUL (from a URL's %00 or a token claim) can match no user, and PostgreSQL refuses it as a parameter.
-    if "\x00" in username:
+    # A NUL (from a URL's %00 or a token claim) or a lone surrogate can match no user, and the database
+    # refuses them as parameters.
+    if not can_name_a_user(username):
         return None
     return session.scalar(select(User).where(User.username_key == username.lower()))
 
@@ -30,17 +34,13 @@ def get_user(session: Session, username: str) -> User:
     return user
 
 
-def authenticate(session: Session, username: str, password: str) -> User | None:
-    user = find_user(session, username)
-    ok = verify_password(user.password_hash if user else None, password)
-    return user if ok and user is not None and user.enabled else None
-
-
-def create_user(session: Session, body: schemas.UserCreate) -> User:
+def create_user(session: Session, body: schemas.UserCreate, hashing: PasswordHashing | None = None) -> User:
+    passwords.check_strength(body.username, body.password)
     if find_user(session, body.username) is not None:
         raise Conflict(codes.USER_ALREADY_EXISTS, {"username": body.username})
+    password_hash = (hashing or passwords.default()).hash(body.password)
     user = User(
-        username=body.username, username_key=body.username.lower(), password_hash=hash_password(body.password),
+        username=body.username, username_key=body.username.lower(), password_hash=password_hash,
         admin=body.admin, display_name=body.display_name, email=body.email, enabled=True,
     )
     session.add(user)
@@ -52,11 +52,16 @@ def create_user(session: Session, body: schemas.UserCreate) -> User:
     return user
 
 
-def update_user(session: Session, user: User, body: schemas.UserUpdate) -> User:
+def update_user(session: Session, user: User, body: schemas.UserUpdate, hashing: PasswordHashing | None = None) -> User:
     # The schema refuses null for enabled/admin/password; null for displayName/email clears them.
     changes = body.model_dump(exclude_unset=True)
     if "password" in changes:
-        user.password_hash = hash_password(changes.pop("password"))
+        password = changes.pop("password")
+        passwords.check_strength(user.username, password)
+        user.password_hash = (hashing or passwords.default()).hash(password)
+        end_all_tokens(user)  # SPEC §14: a password change ends every token issued before it
+    if changes.get("enabled") is False:
+        end_all_tokens(user)  # ... and so does a disable, for good: re-enabling does not revive them
     for field, value in changes.items():
         setattr(user, field, value)
     session.flush()

@@ -107,8 +107,10 @@ def download_log(
 def failed_rows(
     job_uuid: str, session: SessionDep, db: DatabaseDep, user: CurrentUser, open: bool = False
 ) -> StreamingResponse:
-    """The failed rows with the upload's own header and delimiter, ready to fix and upload again."""
+    """The failed rows with the upload's own header and delimiter, ready to fix and upload again. They hold
+    the upload's personal data: only for a caller that may read it at the job's site now (else 403)."""
     job, _, _ = service.get_visible_job(session, user, job_uuid)
+    service.require_pii(session, user, job)
     header = service.upload_header(session, job)
     rows = service.failed_rows(db, job.id, len(header.names), header.columns["ParticipantID"])
     filename = f"{service.file_stem(job)}-failed-rows.csv"

@@ -63,6 +63,14 @@ def get_visible_job(session: Session, user: User, value: str) -> tuple[Job, str,
     return found
 
 
+def require_pii(session: Session, user: User, job: Job) -> None:
+    """PII reaches only a role that may read it at the job's site *now* (SPEC §1, §10). A job's creator keeps
+    seeing the job, its log and the log CSV (IDs, statuses, codes: no PII), but its failed rows (the
+    upload's own cells: names, emails) only while it may read PII there: else 403, noRoleSetUp when it
+    holds no role in the study any more, noSufficientPrivileges when it holds one without PII."""
+    study_access(session, user, job.study_id).require(Action.READ_PII, job.site_id)
+
+
 def visible_jobs_clause(session: Session, user: User, study: Study) -> ColumnElement[bool]:
     """The caller's own jobs plus every job at a site where it may write (all sites for a study-level role)."""
     sites = study_access(session, user, study).site_ids(Action.WRITE)

@@ -34,6 +34,11 @@ def missing_file() -> DomainError:
     return DomainError(codes.MISSING_FILE, 400, {"part": FILE_FIELD})
 
 
+def malformed(exc: Exception) -> DomainError:
+    # The parser's own words ("Maximum header size exceeded") say what is wrong; they quote no content.
+    return DomainError(codes.MALFORMED_MULTIPART, 400, {"reason": str(exc)[:200]}, detail=f"The multipart/form-data body is malformed: {str(exc)[:200]}.")
+
+
 def _decode(value: bytes) -> str:
     try:
         return value.decode("utf-8")
@@ -131,8 +136,8 @@ async def receive_upload(request: Request, max_bytes: int) -> ReceivedUpload:
                 raise DomainError(codes.FILE_TOO_LARGE, 413, {"maxBytes": max_bytes})
             try:
                 parser.write(chunk)
-            except FormParserError:
-                raise missing_file() from None
+            except FormParserError as exc:
+                raise malformed(exc) from None
             if part.found and inspector is None:
                 inspector = UploadInspector(part.file_name, max_bytes)
             if part.data:

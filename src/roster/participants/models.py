@@ -40,10 +40,10 @@ class Participant(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # No foreign keys: per-row lookups and locks of the same study and site rows on every bulk insert,
-    # for a guarantee the writers already give; studies and sites are never deleted (migration 0004).
-    study_id: Mapped[int]
-    site_id: Mapped[int]
+    # Integrity first (SPEC §14): restored by migration 0006 after 0004 dropped them for speed. No cascade:
+    # a study or site with participants cannot be deleted.
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id"))
+    site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     participant_id: Mapped[str] = mapped_column(String(30))
     # casefold() can triple a character's length (e.g. 'ΐ'): 30 characters may need 90.
     participant_key: Mapped[str] = mapped_column(String(100))
