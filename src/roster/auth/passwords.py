@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cached_property
 
 from argon2 import PasswordHasher
@@ -59,12 +61,14 @@ class PasswordHashing:
             self._gate, self._gate_loop = asyncio.Semaphore(self.max_concurrent), loop
         return self._gate
 
-    async def verify_async(self, password_hash: str | None, password: str) -> bool:
-        """`verify` in a worker thread, entered only when a hashing slot is free."""
-        if password_hash is None:
-            _ = await run_in_threadpool(lambda: self._dummy_hash)  # computed once, off the event loop
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Waits (holding no thread) until fewer than `max_concurrent` sign-ins hash; run `verify` in a
+        thread inside it."""
+        if "_dummy_hash" not in self.__dict__:
+            await run_in_threadpool(lambda: self._dummy_hash)  # computed once, off the event loop
         async with self._loop_gate():
-            return await run_in_threadpool(self.verify, password_hash, password)
+            yield
 
 
 # The process's default; `create_app` takes another (tests pass cheap parameters).

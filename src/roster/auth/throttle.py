@@ -1,13 +1,14 @@
 """Sign-in throttling (SPEC §14), counted in the database so that every API process shares the counts.
 
-Each sign-in is written down as a failure *before* its password is hashed, and taken back when it
-succeeds: requests that arrive together count each other, so a burst cannot slip many guesses past the
-limit while the first ones are still hashing. When a username has `max_per_user` failures within the
-window, or a client address `max_per_address`, further attempts answer 429 tooManyAttempts with
-Retry-After (until enough of them have left the window), and no password is checked. A success clears
-its username's failures, never its address's (an attacker with one account of its own must not be able
-to reset the count of an address it guesses from). Unknown usernames are counted like known ones, so a
-429 tells nothing about who exists. Flushes, never commits.
+When a username has `per_user` failures within the window, or a client address `per_address`, further
+attempts answer 429 tooManyAttempts with Retry-After (until enough of them have left the window), and
+no password is checked. The check and the recording of a failure both happen while the attempt holds
+its hashing slot (roster.auth.signin), so a burst of guesses cannot all pass the check before the first
+failures are written: at most one per hashing slot slips past the limit. Successful sign-ins are not
+counted, so many people signing in at once from behind one proxy are not throttled. A success clears its
+username's failures, never its address's (an attacker with one account of its own must not be able to
+reset the count of an address it guesses from). Unknown usernames are counted like known ones, so a 429
+tells nothing about who exists. Flushes, never commits.
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def _blocked_until(session: Session, where: ColumnElement[bool], limit: int, sin
     return at + window if at is not None else None
 
 
-def begin_attempt(session: Session, limits: Limits, user_key: str, address: str) -> int:
-    """429 while throttled; else records the attempt as a failure and returns its id (see `succeeded`)."""
+def check(session: Session, limits: Limits, user_key: str, address: str) -> None:
+    """429 tooManyAttempts (with Retry-After) while the username or the address is throttled."""
     now = utcnow()
     since = now - limits.window
     until = [
@@ -70,14 +71,15 @@ def begin_attempt(session: Session, limits: Limits, user_key: str, address: str)
     if until:
         retry_after = max(1, math.ceil((max(until) - now).total_seconds()))
         raise DomainError(codes.TOO_MANY_ATTEMPTS, 429, {"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)})
+
+
+def failed(session: Session, limits: Limits, user_key: str, address: str) -> None:
+    now = utcnow()
     # Failures that have left the window count for nothing: dropped as new ones come in.
-    session.execute(delete(SignInFailure).where(SignInFailure.at <= since))
-    attempt = SignInFailure(username_key=user_key, client_address=address, at=now)
-    session.add(attempt)
+    session.execute(delete(SignInFailure).where(SignInFailure.at <= now - limits.window))
+    session.add(SignInFailure(username_key=user_key, client_address=address, at=now))
     session.flush()
-    return attempt.id
 
 
-def succeeded(session: Session, user_key: str, attempt_id: int) -> None:
+def succeeded(session: Session, user_key: str) -> None:
     session.execute(delete(SignInFailure).where(SignInFailure.username_key == user_key))
-    session.execute(delete(SignInFailure).where(SignInFailure.id == attempt_id))

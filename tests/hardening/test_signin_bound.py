@@ -1,0 +1,150 @@
+"""SPEC §14 / issue 13 item 3: password hashing is bounded per process. A burst of sign-ins neither grows
+the API process by more than 300 MiB nor keeps /healthz from answering within 0.5 s; at most one hash
+per core runs at once, the others wait holding no thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import psutil
+import pytest
+from argon2 import PasswordHasher
+
+from roster.auth import schemas, service
+from roster.auth.passwords import PasswordHashing
+from tests.support import PASSWORD
+
+TOKEN_URL = "/user-service/api/oauth/token"
+MiB = 1024 * 1024
+
+
+class SlowRecordingHasher(PasswordHasher):
+    """Cheap argon2 plus a pause, noting how many verifications run at the same moment."""
+
+    def __init__(self) -> None:
+        super().__init__(time_cost=1, memory_cost=8, parallelism=1)
+        self.lock = threading.Lock()
+        self.running = self.peak = self.calls = 0
+
+    def verify(self, hash, password):  # noqa: A002 (argon2's own parameter name)
+        with self.lock:
+            self.running += 1
+            self.calls += 1
+            self.peak = max(self.peak, self.running)
+        try:
+            time.sleep(0.15)
+            return super().verify(hash, password)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_at_most_max_concurrent_hashes_run_at_once(client, api, app):
+    api.user("alice")
+    recording = SlowRecordingHasher()
+    app.state.hashing = PasswordHashing(recording, max_concurrent=2)
+    results: list[int] = []
+
+    def sign_in(i: int) -> None:
+        username, password = ("alice", PASSWORD) if i % 2 else (f"nobody{i}", PASSWORD)
+        results.append(client.post(TOKEN_URL, json={"username": username, "password": password}).status_code)
+
+    threads = [threading.Thread(target=sign_in, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [200] * 5 + [401] * 5
+    assert recording.calls == 10  # unknown usernames are hashed too
+    assert recording.peak == 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(db, settings, tmp_path):
+    """`roster serve` in its own process, with the production argon2 parameters."""
+    with db.transaction() as session:  # the stored hash carries its parameters: production ones
+        service.create_user(session, schemas.UserCreate(username="alice", password=PASSWORD), PasswordHashing())
+    port = free_port()
+    env = os.environ | {
+        "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "ROSTER_DATA_DIR": str(tmp_path / "serve-data"), "ROSTER_EMBEDDED_WORKERS": "0", "ROSTER_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "roster.cli", "serve", "--port", str(port)], env=env, cwd=tmp_path,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stderr.read().decode()
+            assert time.monotonic() < deadline, "roster serve did not start"
+            time.sleep(0.2)
+        yield base, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_sixty_simultaneous_sign_ins_stay_within_300_mib_and_healthz_keeps_answering(live_server):
+    base, server = live_server
+    assert httpx.post(f"{base}{TOKEN_URL}", json={"username": "alice", "password": PASSWORD}).status_code == 200
+    baseline = server.memory_info().rss
+    peak = baseline
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, server.memory_info().rss)
+            time.sleep(0.02)
+
+    async def burst() -> tuple[list[int], list[float]]:
+        health: list[float] = []
+        async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=200)) as http:
+            async def sign_in(i: int) -> int:
+                # 50 of alice's sign-ins and 10 unknown usernames (fewer than the address's 20 failures).
+                username = "alice" if i % 6 else f"nobody{i}"
+                return (await http.post(TOKEN_URL, json={"username": username, "password": PASSWORD})).status_code
+
+            async def poll_health(stop: asyncio.Event) -> None:
+                while not stop.is_set():
+                    started = time.perf_counter()
+                    r = await http.get("/healthz")
+                    assert r.status_code == 200
+                    health.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.05)
+
+            stop = asyncio.Event()
+            poller = asyncio.create_task(poll_health(stop))
+            statuses = await asyncio.gather(*(sign_in(i) for i in range(60)))
+            stop.set()
+            await poller
+        return statuses, health
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        statuses, health = asyncio.run(burst())
+    finally:
+        done.set()
+        sampler.join()
+    assert sorted(statuses) == [200] * 50 + [401] * 10
+    assert len(health) >= 3 and max(health) < 0.5, health
+    assert (peak - baseline) / MiB < 300, ((peak - baseline) / MiB, baseline / MiB)
