@@ -43,7 +43,9 @@ def test_the_data_directory_database_and_secret_are_created_private(tmp_path):
 def test_a_world_readable_database_from_before_is_made_private(tmp_path):
     path = tmp_path / "old" / "roster.db"
     path.parent.mkdir()
-    upgrade(Database(f"sqlite:///{path}"))
+    db = Database(f"sqlite:///{path}")
+    upgrade(db)
+    db.dispose()
     os.chmod(path, 0o644)
     Database(f"sqlite:///{path}").dispose()
     assert mode(path) == 0o600
