@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     worker_poll_seconds: float = Field(0.5, gt=0)
     log_level: str = "INFO"
+    # Admission control (roster.admission): requests at work at once per API process, how long others wait.
+    max_concurrent_requests: int = Field(20, ge=1, le=500)
+    request_queue_seconds: float = Field(10, gt=0, le=300)
+    max_queued_requests: int = Field(1000, ge=0)
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
