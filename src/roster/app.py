@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+
+import anyio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,7 +22,8 @@ from roster.auth.tokens import TokenService
 from roster.bulk.jobs_router import router as jobs_router
 from roster.bulk.router import router as bulk_router
 from roster.config import Settings, get_settings
-from roster.db import Database
+from roster.admission import Admission
+from roster.db import Database, api_limits
 from roster.errors import (
     install_error_handlers,
     internal_error_response,
@@ -82,6 +85,10 @@ def _ms(started: float) -> float:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # Every admitted request uses one worker thread at a time (roster.admission); streamed answers and
+    # token checks take a few more. Never fewer than AnyIO's default.
+    limiter = anyio.to_thread.current_default_thread_limiter()
+    limiter.total_tokens = max(limiter.total_tokens, 2 * app.state.settings.max_concurrent_requests + 8)
     workers = app.state.start_workers(app) if app.state.start_workers else None
     try:
         yield
@@ -102,7 +109,7 @@ def create_app(
     tokens = TokenService(settings)
     app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
     app.state.settings = settings
-    app.state.db = db or Database(settings.database_url)
+    app.state.db = db or Database(settings.database_url, api_limits(settings.max_concurrent_requests))
     app.state.tokens = tokens
     app.state.hashing = hashing or passwords.default()
     app.state.start_workers = None
@@ -112,11 +119,16 @@ def create_app(
         app.state.start_workers = start_embedded
     install_error_handlers(app)
 
+    app.add_middleware(
+        Admission, limit=settings.max_concurrent_requests, queue_seconds=settings.request_queue_seconds,
+        max_queued=settings.max_queued_requests,
+    )
     app.add_middleware(RequestLog)
     security.install(app, settings)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
+        # async: answered on the event loop, with no thread or connection, however busy the process is
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["health"])

@@ -31,11 +31,12 @@ def _require_shared_secret(settings: Settings) -> None:
         _config_error(str(exc))
 
 
-def _database(settings: Settings, migrate: bool = True):
-    from roster.db import Database
+def _database(settings: Settings, migrate: bool = True, *, worker: bool = False):
+    from roster.db import Database, api_limits, worker_limits
     from roster.migrate import upgrade
 
-    db = Database(settings.database_url)
+    limits = worker_limits(settings.job_lease_seconds) if worker else api_limits(settings.max_concurrent_requests)
+    db = Database(settings.database_url, limits)
     if migrate:
         try:
             upgrade(db)
@@ -73,7 +74,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
     settings = _settings()
     _logging(settings)
-    run_forever(settings, _database(settings), concurrency=args.concurrency)
+    run_forever(settings, _database(settings, worker=True), concurrency=args.concurrency)
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> None:

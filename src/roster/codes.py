@@ -24,6 +24,8 @@ VALIDATION_FAILED = "errorCode.validationFailed"
 NOT_FOUND = "errorCode.notFound"
 METHOD_NOT_ALLOWED = "errorCode.methodNotAllowed"
 INTERNAL_ERROR = "errorCode.internalError"
+# 503 with Retry-After: saturated, or a lock held elsewhere; nothing was done (SPEC §10)
+SERVER_BUSY = "errorCode.serverBusy"
 
 # Setup (SPEC §3)
 STUDY_ALREADY_EXISTS = "errorCode.studyAlreadyExists"
@@ -111,6 +113,7 @@ MESSAGES: dict[str, str] = {
     NOT_FOUND: "Nothing is found at this address.",
     METHOD_NOT_ALLOWED: "This method is not allowed here.",
     INTERNAL_ERROR: "The server failed to handle the request.",
+    SERVER_BUSY: "Roster is busy; try again after the time the Retry-After header names.",
     STUDY_ALREADY_EXISTS: "A study with this OID already exists.",
     SITE_ALREADY_EXISTS: "A site with this OID already exists.",
     USER_ALREADY_EXISTS: "A user with this username already exists.",

@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     signin_window_minutes: int = Field(15, ge=1, le=24 * 60)
     # Origins allowed to call the API from a browser (CORS); empty: CORS off.
     cors_origins: Annotated[list[str], NoDecode] = []
+    # Admission control (roster.admission): requests at work at once per API process, how long others wait.
+    max_concurrent_requests: int = Field(20, ge=1, le=500)
+    request_queue_seconds: float = Field(10, gt=0, le=300)
+    max_queued_requests: int = Field(1000, ge=0)
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -54,6 +58,59 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
+@dataclass(frozen=True)
+class SessionLimits:
+    """How long one connection may wait or hold: what keeps a stuck or frozen process (or a flood of
+    requests) from holding everybody else. Chosen per process role (api_limits, worker_limits)."""
+
+    name: str  # PostgreSQL application_name: which role a session in pg_stat_activity belongs to
+    lock_timeout: float  # seconds a statement waits for a row or table lock (SQLite: for the database lock)
+    statement_timeout: float  # PostgreSQL: the longest one statement may run
+    idle_in_transaction: float  # PostgreSQL: the server ends a session idle this long inside a transaction
+    pool_size: int  # connections kept; at most as many again are opened under load
+    pool_timeout: float = 10.0  # seconds to wait for a pooled connection before sqlalchemy's TimeoutError
+
+    def postgres_settings(self, server_version: int) -> dict[str, str]:
+        values = {
+            "application_name": self.name,
+            "lock_timeout": f"{int(self.lock_timeout * 1000)}ms",
+            "statement_timeout": f"{int(self.statement_timeout * 1000)}ms",
+            "idle_in_transaction_session_timeout": f"{int(self.idle_in_transaction * 1000)}ms",
+        }
+        if server_version >= 170000:  # the whole transaction, where the server knows the setting
+            values["transaction_timeout"] = f"{int(max(self.statement_timeout, self.idle_in_transaction) * 1000)}ms"
+        return values
+
+
+def api_limits(concurrent_requests: int = 20) -> SessionLimits:
+    """API processes: a request that waits seconds for a lock is better answered 503 (Retry-After) than held."""
+    return SessionLimits("roster-api", lock_timeout=5, statement_timeout=30, idle_in_transaction=60,
+                         pool_size=concurrent_requests + 5)
+
+
+def worker_limits(lease_seconds: int, threads: int = 1) -> SessionLimits:
+    """Workers: no transaction outlives the lease. A frozen worker's open transaction is ended by the
+    server within a third of it, so its study lock goes back to API writers and to the worker that takes
+    the job over; a worker that waits a third of a lease for a lock retries its batch (roster.bulk.importer)."""
+    third = max(lease_seconds / 3, 1.0)
+    return SessionLimits("roster-worker", lock_timeout=third, statement_timeout=lease_seconds,
+                         idle_in_transaction=third, pool_size=4 * max(threads, 1))  # planner, writer, lease, reader
+
+
+def is_busy(exc: BaseException) -> bool:
+    """A wait that ran out (a lock, a statement, a pooled connection), not a fault: worth a retry."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    orig = exc.orig
+    # PostgreSQL: lock_not_available (lock_timeout), query_canceled (statement_timeout).
+    if getattr(orig, "sqlstate", None) in ("55P03", "57014"):
+        return True
+    # SQLite: busy_timeout ran out.
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(("database is locked", "database is busy"))
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
     sqliteconn.configure(dbapi_conn)  # FULL here, and at every BEGIN (_sqlite_begin)
 
@@ -69,15 +126,23 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN " + options.get("sqlite_begin", "IMMEDIATE"))
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, limits: SessionLimits | None = None) -> Engine:
+    limits = limits or api_limits()
     parsed = make_url(url)
+    pool = {"pool_size": limits.pool_size, "max_overflow": limits.pool_size, "pool_timeout": limits.pool_timeout,
+            # LIFO: the connection used last is used next, so a worker keeps reusing one or two connections
+            # and their page caches instead of filling one cache per pooled connection as its database grows.
+            "pool_use_lifo": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
             private_database(Path(parsed.database))  # 0600 in a 0700 directory (SPEC §14)
-        # LIFO: the connection used last is used next, so a worker keeps reusing one or two connections and
-        # their page caches instead of filling one cache per pooled connection as its database grows.
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=10, max_overflow=20, pool_use_lifo=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": limits.lock_timeout}, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)
+
+        @event.listens_for(engine, "connect")
+        def _busy_timeout(dbapi_conn, _record):  # after the pragmas, which set the writer process's default
+            dbapi_conn.execute(f"PRAGMA busy_timeout={int(limits.lock_timeout * 1000)}")
+
         sqliteconn.bind_none_cheaply()
 
         # pysqlite's own BEGIN handling is off so that we issue BEGIN IMMEDIATE ourselves.
@@ -89,15 +154,26 @@ def make_engine(url: str) -> Engine:
         return engine
     # A bounded connect: an unreachable server must fail a request (or /readyz) in seconds, not hang it.
     connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_use_lifo=True, connect_args=connect_args)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
+
+    @event.listens_for(engine, "connect")
+    def _session_limits(dbapi_conn, _record):
+        settings = limits.postgres_settings(dbapi_conn.info.server_version)
+        with dbapi_conn.cursor() as cursor:
+            for name, value in settings.items():
+                cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+        dbapi_conn.commit()
+
+    return engine
 
 
 class Database:
     """One engine and its session factory; the app and each worker hold one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, limits: SessionLimits | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.limits = limits or api_limits()
+        self.engine = make_engine(url, self.limits)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False

@@ -10,10 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
 from roster import codes
+from roster.db import is_busy
 
 log = logging.getLogger("roster.errors")
 
@@ -118,6 +121,23 @@ def route_template(scope: Scope) -> str:
     return _CONVERTER.sub(r"{\1}", path) if isinstance(path, str) else UNMATCHED_ROUTE
 
 
+def busy_response(retry_after: int, detail: str) -> JSONResponse:
+    """503 with Retry-After: the request was not carried out and may be sent again as it is."""
+    return JSONResponse(
+        {"message": codes.SERVER_BUSY, "params": {"retryAfter": retry_after}, "detail": detail},
+        status_code=503, headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
+    if is_busy(exc):
+        # A lock held elsewhere (a bulk batch, a frozen process) or every connection in use: the transaction
+        # was rolled back, nothing was written.
+        log.warning("busy: %s on %s %s", type(getattr(exc, "orig", None) or exc).__name__, request.method, route_template(request.scope))
+        return busy_response(2, "Roster is busy with other work on the same data; try again shortly.")
+    return await _unhandled(request, exc)
+
+
 def internal_error_response() -> JSONResponse:
     return JSONResponse(
         {"message": codes.INTERNAL_ERROR, "params": {}, "detail": codes.message_for(codes.INTERNAL_ERROR)},
@@ -136,4 +156,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_handler)
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
+    app.add_exception_handler(SQLAlchemyTimeoutError, _database_handler)
+    app.add_exception_handler(OperationalError, _database_handler)
     app.add_exception_handler(Exception, _unhandled)

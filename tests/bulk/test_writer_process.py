@@ -85,8 +85,8 @@ def spy_on_answers(monkeypatch) -> list[tuple[int, str]]:
     answers: list[tuple[int, str]] = []
     real = WriterProcess.call
 
-    def call(self, request):
-        answer = real(self, request)
+    def call(self, request, **kw):
+        answer = real(self, request, **kw)
         answers.append((self.pid, answer[0]))
         return answer
 
@@ -115,13 +115,13 @@ def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes
     real = WriterProcess.call
     calls, killed = [], []
 
-    def die_before_the_second_batch(self, request):
+    def die_before_the_second_batch(self, request, **kw):
         calls.append(self.pid)
         if len(calls) == 2:
             killed.append(self.pid)
             os.kill(self.pid, signal.SIGKILL)
             self.process.wait()
-        return real(self, request)
+        return real(self, request, **kw)
 
     monkeypatch.setattr(WriterProcess, "call", die_before_the_second_batch)
     drain(bulk.db, bulk.settings)
@@ -143,8 +143,8 @@ def test_a_batch_committed_by_a_writer_process_whose_answer_was_lost_is_not_writ
     real = WriterProcess.call
     calls = []
 
-    def commit_then_die(self, request):
-        answer = real(self, request)
+    def commit_then_die(self, request, **kw):
+        answer = real(self, request, **kw)
         calls.append(answer[0])
         if len(calls) == 2:  # the second batch is committed; the process dies and its answer is lost
             os.kill(self.pid, signal.SIGKILL)
@@ -179,11 +179,11 @@ def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_com
 
     timer = threading.Timer(2.0, release)
 
-    def call_while_someone_holds_the_lock(self, request):
+    def call_while_someone_holds_the_lock(self, request, **kw):
         if not expiries:
             holder.execute("BEGIN IMMEDIATE")
             timer.start()
-        answer = real(self, request)
+        answer = real(self, request, **kw)
         with bulk.db.read_sessions() as s:
             expiries.append(s.scalar(select(Job.lease_expires_at).where(Job.uuid == job_uuid)))
         return answer

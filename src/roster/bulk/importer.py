@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
@@ -32,7 +33,7 @@ from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, Uplo
 from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.rows import Row, batches
 from roster.config import Settings
-from roster.db import Database
+from roster.db import Database, is_busy
 from roster.errors import DomainError
 from roster.fastsql import Bulk, Payload
 from roster.participants import writer
@@ -47,6 +48,7 @@ _CHUNKS = UploadChunk.__table__
 _LOG = LogEntry.__table__
 _MAX_LOGGED_ID = 255
 _UNAVAILABLE = (codes.STUDY_NOT_AVAILABLE, codes.SITE_NOT_AVAILABLE)
+_BUSY_PAUSE, _BUSY_PAUSE_MAX = 0.1, 2.0  # seconds between tries of a batch that found the database busy
 
 
 class UploadUnreadable(Exception):
@@ -261,13 +263,27 @@ class Importer:
         return writer_process.WriterProcess.encode(self.db.sqlite_file, steps)
 
     def _write(self, plan: _Plan) -> tuple[bool, bool]:
-        """One batch in one transaction. Returns whether a cancel was requested and whether the batch had
-        to be decided again."""
+        """One batch in one transaction, tried again while the database is busy (a lock held elsewhere, e.g.
+        by a frozen worker until the server ends its transaction): a wait is not a failed attempt. Returns
+        whether a cancel was requested and whether the batch had to be decided again."""
+        pause = _BUSY_PAUSE
+        while True:
+            try:
+                return self._write_once(plan)
+            except Exception as exc:
+                if not is_busy(exc):
+                    raise
+                log.info("job %s: database busy (%s), the batch is tried again", self.claim.uuid, type(exc.__cause__ or exc).__name__)
+            self._check_stop()
+            time.sleep(pause)
+            pause = min(pause * 2, _BUSY_PAUSE_MAX)
+
+    def _write_once(self, plan: _Plan) -> tuple[bool, bool]:
         rows = plan.rows
         last = rows[-1].entry.row
         if plan.request is not None:
             request, plan.request = plan.request, None
-            outcome, detail = self.sqlite_writer.call(request)
+            outcome, detail = self.sqlite_writer.call(request, timeout=self.settings.job_lease_seconds)
             if outcome == writer_process.WRITTEN:
                 self.processed = last
                 return queue.checkpointed(self.claim, detail[0]), False

@@ -20,7 +20,7 @@ from roster.bulk import queue, writer_process
 from roster.bulk.importer import Importer, Stopped
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
-from roster.db import Database
+from roster.db import Database, worker_limits
 
 log = logging.getLogger("roster.worker")
 
@@ -148,6 +148,7 @@ class Workers:
     stop_event: threading.Event = field(default_factory=threading.Event)
     wake_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    owns_db: bool = False  # dispose of the engine on stop()
 
     def start(self) -> Workers:
         for n in range(self.concurrency):
@@ -176,6 +177,8 @@ class Workers:
         self.wake_event.set()
         for thread in self.threads:
             thread.join(timeout)
+        if self.owns_db:
+            self.db.dispose()
 
 
 def run_forever(settings: Settings, db: Database, concurrency: int = 1) -> None:
@@ -199,8 +202,9 @@ def run_forever(settings: Settings, db: Database, concurrency: int = 1) -> None:
 
 def start_embedded(app) -> Workers:
     """Worker threads in the server process (the embedded default); `app.state.wake_workers` is set
-    so that an upload wakes them at once."""
+    so that an upload wakes them at once. They have their own engine, with a worker's session limits."""
     settings: Settings = app.state.settings
-    workers = Workers(app.state.db, settings, settings.worker_count).start()
+    db = Database(app.state.db.url, worker_limits(settings.job_lease_seconds, settings.worker_count))
+    workers = Workers(db, settings, settings.worker_count, owns_db=True).start()
     app.state.wake_workers = workers.wake
     return workers

@@ -195,11 +195,17 @@ class WriterProcess:
         """A request, pickled ahead (by the thread that decides batches, not the one that waits)."""
         return pickle.dumps((path, steps), pickle.HIGHEST_PROTOCOL)
 
-    def call(self, request: bytes) -> tuple[str, Any]:
-        """Sends an encoded request and waits for its answer. Raises ConnectionError when the process is gone."""
+    def call(self, request: bytes, timeout: float | None = None) -> tuple[str, Any]:
+        """Sends an encoded request and waits for its answer. Raises ConnectionError when the process is gone,
+        or did not answer within `timeout` seconds: then it is killed, so that a stuck process cannot keep
+        the database locked (its transaction dies with it); the job's checkpoint says what was written."""
         self.busy = True
         try:
             self._requests.send_bytes(request)
+            if timeout is not None and not self._answers.poll(timeout):
+                self.process.kill()
+                self.process.wait()
+                raise ConnectionError(f"the bulk writer process did not answer within {timeout:.0f}s and was stopped")
             answer = self._answers.recv()
         except (EOFError, OSError) as exc:
             raise ConnectionError(f"the bulk writer process is gone (exit {self.process.poll()})") from exc
