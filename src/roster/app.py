@@ -12,12 +12,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster import __version__
+from roster import __version__, logs, metrics
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
 from roster.auth.tokens import TokenService
 from roster.bulk.jobs_router import router as jobs_router
+from roster.bulk.jobstats import JobsCollector
 from roster.bulk.router import router as bulk_router
+from roster.bulk.workers_router import router as workers_router
 from roster.config import Settings, get_settings
 from roster.db import Database
 from roster.errors import (
@@ -71,8 +73,10 @@ class RequestLog:
                 "%s %s %s %.1fms unhandled %s%s", scope["method"], route_template(scope), status if answered else 500,
                 _ms(started), type(exc).__name__, " after the answer started" if answered else "",
             )
+            metrics.observe_request(scope["method"], route_template(scope), status if answered else 500, time.perf_counter() - started)
             return
         access_log.info("%s %s %s %.1fms", scope["method"], route_template(scope), status, _ms(started))
+        metrics.observe_request(scope["method"], route_template(scope), status or 500, time.perf_counter() - started)
 
 
 def _ms(started: float) -> float:
@@ -107,6 +111,10 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     install_error_handlers(app)
 
     app.add_middleware(RequestLog)
+    # After RequestLog, so outside it: its lines (500s included) name the request's ID, answers carry it.
+    logs.add_request_ids(app)
+    if settings.metrics:
+        metrics.install(app, [JobsCollector(app.state.db, settings.job_lease_seconds)])
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -122,6 +130,7 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
         return JSONResponse({"status": "ok", "database": app.state.db.dialect})
 
     routers = (auth_router, users_admin_router, studies_router, bulk_router, jobs_router, participants_router, openspecimen_router, web_router)
+    routers += (workers_router,)
     for router in routers:
         app.include_router(router)
     return app

@@ -18,6 +18,7 @@ SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 # Plain PostgreSQL URLs (as hosting platforms hand them out) mean the one driver we ship.
 POSTGRES_ALIASES = ("postgres", "postgresql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output: 256/384/512 bits for HS256/384/512.
 MIN_SECRET_LENGTH = 32
 HMAC_SECRET_LENGTHS = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -52,6 +53,12 @@ class Settings(BaseSettings):
     job_max_attempts: int = Field(3, ge=1)
     worker_poll_seconds: float = Field(0.5, gt=0)
     log_level: str = "INFO"
+    # Operating Roster (SPEC §13): log format, /metrics, retention of stored uploads and of whole jobs.
+    log_format: str = "text"
+    metrics: bool = True
+    upload_retention_days: int = Field(30, ge=0)
+    job_retention_days: int | None = Field(None, ge=1)  # None: keep jobs forever
+    purge_interval_seconds: float = Field(3600, gt=0)
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
@@ -84,6 +91,18 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return value.lower()
+
+    @field_validator("job_retention_days", mode="before")
+    @classmethod
+    def _keep_forever(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "keep", "forever") else value
 
     @field_validator("public_base_url", "jwks_url")
     @classmethod
