@@ -54,9 +54,8 @@ def _logging(settings: Settings) -> dict:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from roster.app import create_app
-
     from roster import logs, metrics
+    from roster.app import create_app
 
     settings = _settings()
     _require_shared_secret(settings)

@@ -15,7 +15,15 @@ from sqlalchemy import func, select
 
 from roster import metrics
 from roster.bulk import heartbeat
-from roster.bulk.models import CANCELLED, COMPLETED, FAILED, FINISHED, IN_PROGRESS, IN_QUEUE, Job
+from roster.bulk.models import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    FINISHED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    Job,
+)
 from roster.bulk.queue import Claim
 from roster.db import Database
 
@@ -113,7 +121,7 @@ class JobsCollector:
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             with self.db.read_sessions() as session, session.begin():
-                by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).tuples().all())
+                by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
                 workers = heartbeat.live_count(session, self.lease_seconds)
         except Exception as exc:
             log.warning("metrics: jobs not read (%s)", type(exc).__name__)
