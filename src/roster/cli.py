@@ -54,8 +54,9 @@ def _logging(settings: Settings) -> dict:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from roster import logs, metrics
     from roster.app import create_app
+
+    from roster import logs, metrics
 
     settings = _settings()
     _require_shared_secret(settings)

@@ -6,13 +6,7 @@ import unicodedata
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")

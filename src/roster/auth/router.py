@@ -12,14 +12,7 @@ from roster import codes
 from roster.auth import schemas, service
 from roster.auth.models import User
 from roster.auth.tokens import TokenService
-from roster.deps import (
-    AdminFirstRoute,
-    AdminUser,
-    CurrentUser,
-    ReadSessionDep,
-    SessionDep,
-    get_tokens,
-)
+from roster.deps import AdminUser, CurrentUser, ReadSessionDep, SessionDep, AdminFirstRoute, get_tokens
 from roster.errors import DomainError
 from roster.schemas import MAX_INT32
 

@@ -14,18 +14,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    Text,
-    cast,
-    delete,
-    func,
-    or_,
-    select,
-    true,
-    update,
-)
+from sqlalchemy import ColumnElement, Select, Text, cast, delete, func, or_, select, true, update
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -33,15 +22,7 @@ from roster.auth.models import User
 from roster.auth.permissions import Action, study_access
 from roster.bulk.csvreader import Header, read_csv
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
-from roster.bulk.models import (
-    CANCELLED,
-    COMPLETED,
-    IN_PROGRESS,
-    IN_QUEUE,
-    Job,
-    LogEntry,
-    UploadChunk,
-)
+from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, LogEntry, UploadChunk
 from roster.db import Database, utcnow
 from roster.errors import Conflict, DomainError, Forbidden, NotFound
 from roster.schemas import Page, PageParams

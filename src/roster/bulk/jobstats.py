@@ -15,15 +15,7 @@ from sqlalchemy import func, select
 
 from roster import metrics
 from roster.bulk import heartbeat
-from roster.bulk.models import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    FINISHED,
-    IN_PROGRESS,
-    IN_QUEUE,
-    Job,
-)
+from roster.bulk.models import CANCELLED, COMPLETED, FAILED, FINISHED, IN_PROGRESS, IN_QUEUE, Job
 from roster.bulk.queue import Claim
 from roster.db import Database
 

@@ -25,15 +25,7 @@ from sqlalchemy import Interval, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
-from roster.bulk.models import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    IN_PROGRESS,
-    IN_QUEUE,
-    Job,
-    UploadChunk,
-)
+from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, Job, UploadChunk
 from roster.db import Database, utcnow
 
 log = logging.getLogger("roster.queue")

@@ -16,7 +16,6 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from roster.fastsql import Bulk
 from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary, for its callers)
     CONTACT_FIELDS,
     CREATED,
@@ -29,6 +28,7 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     RecordLike,
     Result,
 )
+from roster.fastsql import Bulk
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 from sqlalchemy import select
 
-from roster.deps import AdminFirstRoute, AdminUser, SessionDep
+from roster.deps import AdminUser, SessionDep, AdminFirstRoute
 from roster.studies import schemas, service
 from roster.studies.models import Study
 
