@@ -68,7 +68,10 @@ def _cluster_lock(conn: Connection, wait: bool) -> Iterator[bool]:
             conn.commit()
 
 
-def purge(db: Database, settings: Settings, *, now: dt.datetime | None = None, wait: bool = True) -> PurgeResult | None:
+def purge(
+    db: Database, settings: Settings, *, now: dt.datetime | None = None, wait: bool = True,
+    log_rows_per_transaction: int = LOG_ROWS_PER_TRANSACTION,
+) -> PurgeResult | None:
     """Deletes what retention says is due at `now`; None when another process is purging (wait=False)."""
     now = now or utcnow()
     with db.engine.connect() as conn, _cluster_lock(conn, wait) as got:
@@ -77,7 +80,7 @@ def purge(db: Database, settings: Settings, *, now: dt.datetime | None = None, w
         result = PurgeResult()
         _purge_uploads(conn, now - dt.timedelta(days=settings.upload_retention_days), now, result)
         if settings.job_retention_days is not None:
-            _purge_jobs(conn, now - dt.timedelta(days=settings.job_retention_days), result)
+            _purge_jobs(conn, now - dt.timedelta(days=settings.job_retention_days), result, log_rows_per_transaction)
         with conn.begin():
             result.heartbeats = conn.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen < now - STALE_HEARTBEAT)).rowcount
     return result
@@ -103,7 +106,7 @@ def _purge_uploads(conn: Connection, cutoff: dt.datetime, now: dt.datetime, resu
         result.upload_bytes += sum(row.upload_size or 0 for row in due)
 
 
-def _purge_jobs(conn: Connection, cutoff: dt.datetime, result: PurgeResult) -> None:
+def _purge_jobs(conn: Connection, cutoff: dt.datetime, result: PurgeResult, per_transaction: int) -> None:
     """Log first, in short transactions, then upload and job together: a job cut short half-way is still
     due and is finished next time. A job visible meanwhile shows part of its log, which is about to go."""
     while True:
@@ -113,7 +116,7 @@ def _purge_jobs(conn: Connection, cutoff: dt.datetime, result: PurgeResult) -> N
             return
         while True:
             with conn.begin():
-                rows = select(LogEntry.row).where(LogEntry.job_id == job_id).order_by(LogEntry.row).limit(LOG_ROWS_PER_TRANSACTION)
+                rows = select(LogEntry.row).where(LogEntry.job_id == job_id).order_by(LogEntry.row).limit(per_transaction)
                 upto = conn.execute(select(func.max(rows.subquery().c.row))).scalar()
                 if upto is None:
                     break
