@@ -85,3 +85,40 @@ def test_metrics_can_be_turned_off(settings, db):
 
 def test_metrics_are_not_in_the_openapi_document(client):
     assert "/metrics" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_several_api_processes_report_their_sum(tmp_path):
+    """`roster serve --workers 2`: prometheus-client's multiprocess mode, whichever process answers the scrape."""
+    import subprocess
+    import time
+
+    import httpx
+
+    from tests.foundation.test_cli import _command, free_port
+
+    port = free_port()
+    env = {"ROSTER_DATA_DIR": str(tmp_path / "data"), "ROSTER_EMBEDDED_WORKERS": "0"}
+    process = subprocess.Popen(**_command(["serve", "--port", str(port), "--workers", "2"], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert process.poll() is None, process.communicate()
+            try:
+                httpx.get(f"{base}/readyz", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "roster serve did not start listening"
+                time.sleep(0.3)
+        answered = sum(httpx.get(f"{base}/healthz", timeout=5).status_code == 200 for _ in range(20))
+        families = {f.name: f.samples for f in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=5).text)}
+    finally:
+        process.terminate()
+        try:
+            process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+    assert answered == 20
+    assert value(families["roster_http_requests"], "roster_http_requests_total", route="/healthz", status="200") == 20
+    assert "roster_jobs" in families
