@@ -14,13 +14,15 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster import __version__, security
+from roster import __version__, logs, metrics, security
 from roster.auth import passwords
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
 from roster.auth.tokens import TokenService
 from roster.bulk.jobs_router import router as jobs_router
+from roster.bulk.jobstats import JobsCollector
 from roster.bulk.router import router as bulk_router
+from roster.bulk.workers_router import router as workers_router
 from roster.config import Settings, get_settings
 from roster.admission import Admission
 from roster.db import Database, api_limits
@@ -75,8 +77,10 @@ class RequestLog:
                 "%s %s %s %.1fms unhandled %s%s", scope["method"], route_template(scope), status if answered else 500,
                 _ms(started), type(exc).__name__, " after the answer started" if answered else "",
             )
+            metrics.observe_request(scope["method"], route_template(scope), status if answered else 500, time.perf_counter() - started)
             return
         access_log.info("%s %s %s %.1fms", scope["method"], route_template(scope), status, _ms(started))
+        metrics.observe_request(scope["method"], route_template(scope), status or 500, time.perf_counter() - started)
 
 
 def _ms(started: float) -> float:
@@ -125,6 +129,10 @@ def create_app(
     )
     app.add_middleware(RequestLog)
     security.install(app, settings)
+    # After RequestLog, so outside it: its lines (500s included) name the request's ID, answers carry it.
+    logs.add_request_ids(app)
+    if settings.metrics:
+        metrics.install(app, [JobsCollector(app.state.db, settings.job_lease_seconds)])
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
@@ -141,6 +149,7 @@ def create_app(
         return JSONResponse({"status": "ok", "database": app.state.db.dialect})
 
     routers = (auth_router, users_admin_router, studies_router, bulk_router, jobs_router, participants_router, openspecimen_router, web_router)
+    routers += (workers_router,)
     for router in routers:
         app.include_router(router)
     return app

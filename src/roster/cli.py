@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import NoReturn
@@ -46,16 +45,19 @@ def _database(settings: Settings, migrate: bool = True, *, worker: bool = False)
     return db
 
 
-def _logging(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # Alembic narrates every plugin and context at INFO; its warnings and errors still show.
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+def _logging(settings: Settings) -> dict:
+    """One format for every line of the process (ROSTER_LOG_FORMAT); returns the config for uvicorn too."""
+    from roster import logs
+
+    return logs.configure(settings)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from roster.app import create_app
+
+    from roster import logs, metrics
 
     settings = _settings()
     _require_shared_secret(settings)
@@ -66,15 +68,67 @@ def cmd_serve(args: argparse.Namespace) -> None:
     except ConfigError as exc:
         _config_error(str(exc))
     # Uvicorn's access log prints query strings, which may hold search terms: ours prints paths only.
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level=settings.log_level.lower())
+    # Its own lines go through Roster's logging config (applied again in each process of --workers N).
+    server = {
+        "host": args.host, "port": args.port, "access_log": False, "log_level": settings.log_level.lower(),
+        "log_config": logs.logging_config(settings), "proxy_headers": args.proxy_headers,
+        "forwarded_allow_ips": args.forwarded_allow_ips, "root_path": args.root_path,
+    }
+    if args.workers == 1:
+        uvicorn.run(app, **server)
+        return
+    # Several processes, each building its own app from the same ROSTER_* settings; their metrics are
+    # summed through prometheus-client's multiprocess files (docs/operations.md).
+    db.dispose()
+    created = metrics.prepare_multiprocess() if settings.metrics else None
+    try:
+        uvicorn.run("roster.app:create_app", factory=True, workers=args.workers, **server)
+    finally:
+        metrics.cleanup_multiprocess(created)
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from roster.bulk.worker import run_forever
 
     settings = _settings()
+    if args.check:
+        _check_worker(settings)
     _logging(settings)
-    run_forever(settings, _database(settings, worker=True), concurrency=args.concurrency)
+    db = _database(settings, worker=True)
+    if args.metrics_port is not None:
+        from roster import metrics
+        from roster.bulk.jobstats import JobsCollector
+
+        metrics.serve(args.metrics_port, [JobsCollector(db, settings.job_lease_seconds)])
+    run_forever(settings, db, concurrency=args.concurrency)
+
+
+def _check_worker(settings: Settings) -> NoReturn:
+    """`roster worker --check`: exit 0 when a worker on this host beat within its lease, else 1 (health check)."""
+    from roster.bulk import heartbeat
+
+    db = _database(settings, migrate=False)
+    try:
+        live = heartbeat.check(db, settings.job_lease_seconds)
+    except Exception as exc:
+        print(f"roster: cannot reach the database: {type(exc).__name__}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        db.dispose()
+    if not live:
+        print(f"roster: no worker on {heartbeat.HOST} beat within {settings.job_lease_seconds}s", file=sys.stderr)
+        raise SystemExit(1)
+    print(f"roster: a worker on {heartbeat.HOST} is live")
+    raise SystemExit(0)
+
+
+def cmd_db_purge(_args: argparse.Namespace) -> None:
+    from roster.bulk.retention import purge
+
+    settings = _settings()
+    _logging(settings)
+    result = purge(_database(settings, worker=True), settings, wait=True)
+    print(f"roster: purged {result}")
 
 
 def cmd_db_upgrade(_args: argparse.Namespace) -> None:
@@ -125,6 +179,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"Upload the sample file {result.csv_path} once `roster serve` runs:\n{result.curl}\n")
 
 
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="roster", description="Roster participant registry")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,15 +193,24 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="migrate the database if needed and start the API (and embedded workers)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=_positive, default=1, help="API processes (metrics summed across them)")
+    serve.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=False,
+                       help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a proxy)")
+    serve.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
+                       help="comma-separated proxy addresses to trust, or *; default $FORWARDED_ALLOW_IPS or 127.0.0.1")
+    serve.add_argument("--root-path", default="", metavar="PATH", help="the path prefix a proxy serves Roster under")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only")
     worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--metrics-port", type=int, default=None, metavar="N", help="serve Prometheus metrics on this port")
+    worker.add_argument("--check", action="store_true", help="exit 0 when a worker on this host beat within its lease (health check)")
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database commands")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
+    db_sub.add_parser("purge", help="delete what retention says is due, now").set_defaults(func=cmd_db_purge)
 
     admin = sub.add_parser("admin", help="administration")
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)

@@ -40,6 +40,7 @@ JOB_NOT_FOUND = "errorCode.jobNotFound"
 JOB_NOT_CANCELLABLE = "errorCode.jobNotCancellable"
 JOB_ATTEMPTS_EXHAUSTED = "errorCode.jobAttemptsExhausted"
 JOB_UPLOAD_UNREADABLE = "errorCode.jobUploadUnreadable"
+FILE_EXPIRED = "errorCode.fileExpired"
 
 # Per-record rules (SPEC §5)
 MALFORMED_ROW = "errorCode.malformedRow"
@@ -124,6 +125,7 @@ MESSAGES: dict[str, str] = {
     JOB_NOT_CANCELLABLE: "Only a queued or running job can be cancelled.",
     JOB_ATTEMPTS_EXHAUSTED: "The job was abandoned after too many worker failures.",
     JOB_UPLOAD_UNREADABLE: "The stored upload could not be read.",
+    FILE_EXPIRED: "The stored file was deleted by retention (ROSTER_UPLOAD_RETENTION_DAYS) after the job ended.",
     MALFORMED_ROW: "The row has a different number of cells than the header, or broken quoting.",
     MISSING_PARTICIPANT_ID: "Participant ID is empty.",
     PARTICIPANT_ID_TOO_LONG: "Participant ID exceeds 30 characters limit.",

@@ -18,6 +18,7 @@ SUPPORTED_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql+psycopg")
 # Plain PostgreSQL URLs (as hosting platforms hand them out) mean the one driver we ship.
 POSTGRES_ALIASES = ("postgres", "postgresql")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 # RFC 7518 §3.2: an HMAC key must be at least as long as the hash output: 256/384/512 bits for HS256/384/512.
 MIN_SECRET_LENGTH = 32
 HMAC_SECRET_LENGTHS = {"HS256": 32, "HS384": 48, "HS512": 64}
@@ -62,6 +63,12 @@ class Settings(BaseSettings):
     max_concurrent_requests: int = Field(20, ge=1, le=500)
     request_queue_seconds: float = Field(10, gt=0, le=300)
     max_queued_requests: int = Field(1000, ge=0)
+    # Operating Roster (SPEC §13): log format, /metrics, retention of stored uploads and of whole jobs.
+    log_format: str = "text"
+    metrics: bool = True
+    upload_retention_days: int = Field(30, ge=0)
+    job_retention_days: int | None = Field(None, ge=1)  # None: keep jobs forever
+    purge_interval_seconds: float = Field(3600, gt=0)
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
@@ -109,6 +116,18 @@ class Settings(BaseSettings):
         if value.upper() not in LOG_LEVELS:
             raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
         return value.upper()
+
+    @field_validator("log_format")
+    @classmethod
+    def _log_format(cls, value: str) -> str:
+        if value.lower() not in LOG_FORMATS:
+            raise ValueError(f"must be one of {', '.join(LOG_FORMATS)}")
+        return value.lower()
+
+    @field_validator("job_retention_days", mode="before")
+    @classmethod
+    def _keep_forever(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "keep", "forever") else value
 
     @field_validator("public_base_url", "jwks_url")
     @classmethod

@@ -196,6 +196,8 @@ def upload_chunks(session: Session, job_id: int) -> Iterator[bytes]:
 
 def upload_header(session: Session, job: Job) -> Header:
     """The upload's header as the file wrote it (names and delimiter), re-read from the stored upload."""
+    if job.upload_purged_at is not None:  # retention deleted it (roster.bulk.retention)
+        raise DomainError(codes.FILE_EXPIRED, 410, {"uuid": job.uuid})
     try:
         header, _entries = read_csv(upload_chunks(session, job.id))
     except DomainError:

@@ -56,6 +56,8 @@ class Job(Base):
     # Stored upload
     upload_size: Mapped[int] = mapped_column(BigInteger, default=0)  # bytes; ROSTER_MAX_UPLOAD_BYTES may pass 2 GiB
     upload_sha256: Mapped[str | None] = mapped_column(String(64))
+    # Set when retention deleted the stored upload (ROSTER_UPLOAD_RETENTION_DAYS): failedRows answers 410.
+    upload_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class UploadChunk(Base):
@@ -101,3 +103,20 @@ class LogEntry(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # The row's own cells, for failedRows (kept for failed rows only).
     cells: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class WorkerHeartbeat(Base):
+    """A running worker process (`roster worker`, or `roster serve` with embedded workers): one row each,
+    renewed every third of the job lease; its row is deleted when it stops cleanly (SPEC §13)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    host: Mapped[str] = mapped_column(String(100), index=True)
+    pid: Mapped[int] = mapped_column(Integer)
+    version: Mapped[str] = mapped_column(String(40))
+    threads: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    # UUIDs of the jobs its threads run now (job UUIDs only: no personal data).
+    current_jobs: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -16,8 +16,9 @@ import threading
 from dataclasses import dataclass, field
 
 from roster import codes
-from roster.bulk import queue, writer_process
+from roster.bulk import heartbeat, queue, retention, writer_process
 from roster.bulk.importer import Importer, Stopped
+from roster.bulk.jobstats import JobRun
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
 from roster.db import Database, worker_limits
@@ -111,11 +112,12 @@ def run_one(db: Database, settings: Settings, stop: threading.Event | None = Non
     if claim.attempts > settings.job_max_attempts:
         queue.exhausted(db, claim)
         return True
-    log.info("job %s: attempt %d started (from row %d)", claim.uuid, claim.attempts, claim.processed + 1)
-    with _Heartbeat(db, claim, settings.job_lease_seconds) as beat:
+    # JobRun logs the attempt's start and end lines (counts, seconds, rows/s) and counts its metrics.
+    with JobRun(db, claim), _Heartbeat(db, claim, settings.job_lease_seconds) as beat:
         try:
             status = Importer(db, settings, claim, stop=stop, lost=beat.lost).run()
-            log.info("job %s: %s", claim.uuid, status or "taken over by another worker")
+            if not status:
+                log.info("job %s: taken over by another worker", claim.uuid)
         except LeaseLost:
             log.warning("job %s: lease lost, the batch in progress was rolled back", claim.uuid)
         except Stopped:
@@ -149,8 +151,13 @@ class Workers:
     wake_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     owns_db: bool = False  # dispose of the engine on stop()
+    beat: heartbeat.Heartbeat | None = None
+    purger: retention.Purger | None = None
 
     def start(self) -> Workers:
+        # The process's heartbeat row and its share of the cluster's purging (SPEC §13).
+        self.beat = heartbeat.Heartbeat(self.db, self.settings.job_lease_seconds, self.concurrency).start()
+        self.purger = retention.Purger(self.db, self.settings).start()
         for n in range(self.concurrency):
             thread = threading.Thread(target=self._loop, name=f"roster-worker-{n + 1}", daemon=True)
             thread.start()
@@ -179,6 +186,9 @@ class Workers:
             thread.join(timeout)
         if self.owns_db:
             self.db.dispose()
+        for helper in (self.purger, self.beat):
+            if helper is not None:
+                helper.stop()
 
 
 def run_forever(settings: Settings, db: Database, concurrency: int = 1) -> None:
