@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster import __version__
+from roster import __version__, openapi
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
 from roster.auth.tokens import TokenService
@@ -95,7 +95,11 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     settings = settings or get_settings()
     # First: an unusable or missing secret stops start-up before anything else is set up.
     tokens = TokenService(settings)
-    app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Roster", version=__version__, lifespan=lifespan,
+        # /docs is served by roster.openapi from local assets; no ReDoc (it would load from a CDN).
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+    )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url)
     app.state.tokens = tokens
@@ -124,4 +128,5 @@ def create_app(settings: Settings | None = None, *, db: Database | None = None, 
     routers = (auth_router, users_admin_router, studies_router, bulk_router, jobs_router, participants_router, openspecimen_router, web_router)
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
     return app

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic.alias_generators import to_camel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
 from roster import codes
@@ -95,10 +96,23 @@ async def _validation_handler(_request: Request, exc: RequestValidationError) ->
 _HTTP_CODES = {404: codes.NOT_FOUND, 405: codes.METHOD_NOT_ALLOWED, 401: codes.UNAUTHORIZED}
 
 
-async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, codes.VALIDATION_FAILED if exc.status_code < 500 else codes.INTERNAL_ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else codes.message_for(code)
-    return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """RFC 9110 §15.5.6: every method the path answers, not only those of the first route Starlette tried
+    (GET and POST on one path are two routes)."""
+    def answers(method: str) -> bool:
+        probe = {**request.scope, "method": method}
+        return any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if answers(m))
 
 
 # A route template names what was asked for without the IDs in it; an unmatched path is never logged.

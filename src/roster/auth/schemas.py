@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, StrictBool
 
@@ -27,7 +27,8 @@ class TokenOut(ApiModel):
 
 Password = Annotated[str, Field(min_length=8, max_length=1000)]
 DisplayName = Annotated[PlainText, Field(max_length=200)]
-Email = Annotated[EmailStr, Field(max_length=255)]
+# 254: the longest address email-validator (behind EmailStr) accepts (RFC 5321 §4.5.3.1.3).
+Email = Annotated[EmailStr, Field(max_length=254)]
 
 
 class UserCreate(ApiModel):
@@ -75,7 +76,7 @@ class RoleOut(OutModel):
 class SiteRef(OutModel):
     oid: str
     name: str
-    status: str
+    status: Literal["available", "locked"]
     # What the caller may do here: the web page offers upload only where canWrite.
     can_write: bool
     can_read_pii: bool
@@ -85,9 +86,9 @@ class SiteRef(OutModel):
 class StudyRef(OutModel):
     oid: str
     name: str
-    status: str
+    status: Literal["available", "locked"]
     participate_active: bool
-    participant_id_method: str
+    participant_id_method: Literal["manual", "system"]
     study_level_role: Role | None
     sites: list[SiteRef]
 
