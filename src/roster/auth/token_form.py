@@ -13,7 +13,9 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
+from roster import codes
 from roster.auth.schemas import TokenRequest
+from roster.errors import DomainError
 from roster.openapi import schema_ref
 
 FORM = "application/x-www-form-urlencoded"
@@ -33,7 +35,9 @@ async def token_request(request: Request) -> TokenRequest:
         data: Any = {key: value for key, value in form.items() if isinstance(value, str)}
         grant = data.pop("grant_type", None)
         if grant is not None and grant != "password":
-            raise _invalid(("grant_type",), "literal_error", "Input should be 'password'")
+            # Named as the form names it (field errors of bodies are otherwise camelCased).
+            error = {"field": "grant_type", "message": "Input should be 'password'", "type": "literal_error"}
+            raise DomainError(codes.VALIDATION_FAILED, 422, {"errors": [error]}, detail="grant_type: Input should be 'password'")
     else:
         # As FastAPI reads a JSON body: empty is a missing body, bad syntax a json_invalid error.
         raw = await request.body()
