@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from roster import __version__, logs, metrics, security
+from roster import __version__, logs, metrics, openapi, security
 from roster.auth import passwords
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
@@ -111,7 +111,11 @@ def create_app(
     settings = settings or get_settings()
     # First: an unusable or missing secret stops start-up before anything else is set up.
     tokens = TokenService(settings)
-    app = FastAPI(title="Roster", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="Roster", version=__version__, lifespan=lifespan,
+        # /docs is served by roster.openapi from local assets; no ReDoc (it would load from a CDN).
+        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+    )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url, api_limits(settings.max_concurrent_requests))
     app.state.tokens = tokens
@@ -152,4 +156,5 @@ def create_app(
     routers += (workers_router,)
     for router in routers:
         app.include_router(router)
+    openapi.install(app)
     return app

@@ -7,6 +7,7 @@ import os
 import sys
 from typing import NoReturn
 
+from roster import __version__
 from roster.config import ConfigError, Settings, get_settings
 
 
@@ -167,16 +168,22 @@ def cmd_demo(args: argparse.Namespace) -> None:
     settings = _settings()
     _require_shared_secret(settings)  # else the printed token would not work against `roster serve`
     try:
-        result = demo.run(settings, _database(settings), args.base_url)
+        base_url = (args.base_url or os.environ.get("ROSTER_URL") or f"http://127.0.0.1:{args.port}").rstrip("/")
+        result = demo.run(settings, _database(settings), base_url)
     except ConfigError as exc:
         _config_error(str(exc))
-    print(f"Demo study {demo.STUDY_OID} with sites {', '.join(o for o, _ in demo.SITES)}.")
+    print(f"Demo study {demo.STUDY_OID} with sites {', '.join(o for o, _ in demo.SITES)}; {demo.cap_sentence()}")
+    print(f"Server: {base_url} (start it with `roster serve{'' if args.port == 8000 else f' --port {args.port}'}`)")
     print(f"Users (password '{demo.DEMO_PASSWORD}', for this demo only): {', '.join(u[0] for u in demo.DEMO_USERS)}")
     if result.token is None:
         print("\nTokens come from the configured identity provider (ROSTER_JWT_ALGORITHMS names public-key algorithms).")
         return
     print(f"\nA token for 'datamanager' (valid {settings.token_ttl_minutes} minutes):\n{result.token}\n")
     print(f"Upload the sample file {result.csv_path} once `roster serve` runs:\n{result.curl}\n")
+    print("Or with the client:")
+    for line in result.client_commands:
+        print(f"  {line}")
+    print(f"\nAPI reference, to try every call: {base_url}/docs")
 
 
 def _positive(value: str) -> int:
@@ -187,12 +194,13 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="roster", description="Roster participant registry")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="roster", description="Roster participant registry: the server, and a client of it")
+    parser.add_argument("--version", action="version", version=f"roster {__version__}", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database if needed and start the API (and embedded workers)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=_positive, default=1, help="API processes (metrics summed across them)")
     serve.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=False,
                        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a proxy)")
@@ -202,27 +210,32 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only")
-    worker.add_argument("--concurrency", type=int, default=1)
+    worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="worker threads in this process (default 1)")
     worker.add_argument("--metrics-port", type=int, default=None, metavar="N", help="serve Prometheus metrics on this port")
     worker.add_argument("--check", action="store_true", help="exit 0 when a worker on this host beat within its lease (health check)")
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database commands")
-    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     db_sub.add_parser("upgrade", help="apply migrations").set_defaults(func=cmd_db_upgrade)
     db_sub.add_parser("purge", help="delete what retention says is due, now").set_defaults(func=cmd_db_purge)
 
     admin = sub.add_parser("admin", help="administration")
-    admin_sub = admin.add_subparsers(dest="admin_command", required=True)
+    admin_sub = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
     cu = admin_sub.add_parser("create-user", help="create a user (password from --password-stdin or ROSTER_PASSWORD)")
-    cu.add_argument("username")
-    cu.add_argument("--admin", action="store_true")
-    cu.add_argument("--password-stdin", action="store_true")
+    cu.add_argument("username", metavar="USERNAME", help="letters, digits and . _ @ + -")
+    cu.add_argument("--admin", action="store_true", help="the user manages studies, sites, users and roles")
+    cu.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin (else ROSTER_PASSWORD)")
     cu.set_defaults(func=cmd_create_user)
 
-    demo = sub.add_parser("demo", help="create demo data and print a token and a curl command")
-    demo.add_argument("--base-url", default="http://127.0.0.1:8000")
+    demo = sub.add_parser("demo", help="create demo data and print a token, curl and client commands")
+    demo.add_argument("--port", type=int, default=8000, help="the port `roster serve` listens on (default 8000)")
+    demo.add_argument("--base-url", metavar="URL", help="the server's URL in the printed commands (default: $ROSTER_URL, else http://127.0.0.1:PORT)")
     demo.set_defaults(func=cmd_demo)
+
+    from roster import client
+
+    client.register(sub)
     return parser
 
 

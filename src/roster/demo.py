@@ -45,12 +45,20 @@ class DemoResult:
     token: str | None
     csv_path: Path
     curl: str
+    client_commands: tuple[str, ...] = ()
+
+
+ENROLLMENT_CAP = 1000
+
+
+def cap_sentence() -> str:
+    return f"the study caps enrollment at {ENROLLMENT_CAP:,} participants (its sites have no cap of their own)."
 
 
 def seed(session: Session) -> None:
     study = studies.find_study(session, STUDY_OID) or studies.create_study(
         session,
-        study_schemas.StudyCreate(oid=STUDY_OID, name="Demo Study (JUNO)", participate_active=True, enrollment_cap=1000),
+        study_schemas.StudyCreate(oid=STUDY_OID, name="Demo Study (JUNO)", participate_active=True, enrollment_cap=ENROLLMENT_CAP),
     )
     sites = []
     for oid, name in SITES:
@@ -84,4 +92,9 @@ def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
         ["curl", "-X", "POST", shlex.quote(url), "-H", shlex.quote(f"Authorization: Bearer {token}"),
          "-F", shlex.quote(f"file=@{csv_path.resolve()}"), "-w", shlex.quote("\\n")]
     )
-    return DemoResult(token=token, csv_path=csv_path, curl=curl)
+    url_option = "" if base_url == "http://127.0.0.1:8000" else f" --url {shlex.quote(base_url)}"
+    client = (
+        f"roster login{url_option} --username datamanager   # password: {DEMO_PASSWORD}",
+        f"roster upload {shlex.quote(str(csv_path.resolve()))}{url_option} --study {shlex.quote(STUDY_OID)} --site {shlex.quote(SITES[0][0])} --register --wait",
+    )
+    return DemoResult(token=token, csv_path=csv_path, curl=curl, client_commands=client)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -63,6 +64,20 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+# Documents the scheme in OpenAPI (Swagger's Authorize button); auto_error=False so that a missing or
+# non-bearer header answers our 401 (errorCode.unauthorized, WWW-Authenticate), not FastAPI's.
+bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT", description="A token from POST /user-service/api/oauth/token")
+
+
+def bearer_credentials(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> str:
+    if credentials is None:
+        raise Unauthorized("a bearer token is required")
+    return credentials.credentials
+
+
+BearerToken = Annotated[str, Depends(bearer_credentials)]
+
+
 def load_user(session: Session, tokens: TokenService, token: str) -> User:
     verified = tokens.verify(token)  # its username is one the database can take (no NUL, valid UTF-8)
     user = session.scalar(select(User).where(User.username_key == verified.username.lower()))
@@ -73,10 +88,8 @@ def load_user(session: Session, tokens: TokenService, token: str) -> User:
     return user
 
 
-def current_user(
-    request: Request, session: SessionDep, tokens: Annotated[TokenService, Depends(get_tokens)]
-) -> User:
-    return load_user(session, tokens, bearer_token(request))
+def current_user(session: SessionDep, tokens: Annotated[TokenService, Depends(get_tokens)], token: BearerToken) -> User:
+    return load_user(session, tokens, token)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

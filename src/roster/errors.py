@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import Scope
 
 from roster import codes
@@ -98,7 +99,7 @@ async def _validation_handler(_request: Request, exc: RequestValidationError) ->
 _HTTP_CODES = {404: codes.NOT_FOUND, 405: codes.METHOD_NOT_ALLOWED, 401: codes.UNAUTHORIZED, 413: codes.BODY_TOO_LARGE}
 
 
-async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (not UTF-8, nested too deep): a body that cannot be read is
         # invalid like any malformed one, 422 validationFailed (decisions.md), not a bare 400.
@@ -106,7 +107,20 @@ async def _http_handler(_request: Request, exc: StarletteHTTPException) -> JSONR
         return JSONResponse({"message": codes.VALIDATION_FAILED, "params": {"errors": [error]}, "detail": f"body: {error['message']}"}, status_code=422)
     code = _HTTP_CODES.get(exc.status_code, codes.VALIDATION_FAILED if exc.status_code < 500 else codes.INTERNAL_ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else codes.message_for(code)
-    return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=exc.headers)
+    headers = exc.headers
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
+    return JSONResponse({"message": code, "params": {}, "detail": detail}, status_code=exc.status_code, headers=headers)
+
+
+def allowed_methods(request: Request) -> str:
+    """RFC 9110 §15.5.6: every method the path answers, not only those of the first route Starlette tried
+    (GET and POST on one path are two routes)."""
+    def answers(method: str) -> bool:
+        probe = {**request.scope, "method": method}
+        return any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes)
+
+    return ", ".join(m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if answers(m))
 
 
 # A route template names what was asked for without the IDs in it; an unmatched path is never logged.

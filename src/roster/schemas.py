@@ -6,7 +6,7 @@ import unicodedata
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -33,8 +33,8 @@ def _has_lone_surrogate(value: object) -> bool:
     return False
 
 
-# A single-line human-readable string (names, labels): no control characters.
-PlainText = Annotated[str, AfterValidator(_no_control_characters)]
+# A single-line human-readable string (names, labels): no control characters (Unicode category Cc).
+PlainText = Annotated[str, AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"})]
 # Integers stored in 32-bit columns: larger values would make the database, not the client, fail.
 MAX_INT32 = 2_147_483_647
 
@@ -50,10 +50,29 @@ def not_null(*fields: str) -> Any:
     return field_validator(*fields)(_not_null)
 
 
+def _not_null_in_schema(schema: dict[str, Any], cls: type[BaseModel]) -> None:
+    """OpenAPI: a `not_null` field is optional but not nullable, though typed `X | None`."""
+    for decorator in cls.__pydantic_decorators__.field_validators.values():
+        if getattr(decorator.func, "__func__", decorator.func) is not _not_null:
+            continue
+        for name in decorator.info.fields:
+            field = cls.model_fields[name]
+            prop = schema.get("properties", {}).get(field.alias or name, {})
+            prop.pop("default", None)
+            options = [o for o in prop.pop("anyOf", []) if o.get("type") != "null"]
+            if len(options) == 1:
+                prop.update(options[0])
+            elif options:
+                prop["anyOf"] = options
+
+
 class ApiModel(BaseModel):
     """camelCase on the wire; unknown fields in a request body are an error, not silently dropped."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True,
+        json_schema_extra=_not_null_in_schema,
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -92,6 +111,8 @@ def page_params(
     return PageParams(page=page, page_size=page_size)
 
 
+# OpenAPI only: the values parse_yes_no takes (it answers its own 400 code for others, not a 422).
+YES_NO_SCHEMA = {"pattern": r"^\s*([yY]([eE][sS])?|[nN][oO]?)\s*$"}
 _YES = frozenset({"y", "yes"})
 _NO = frozenset({"n", "no"})
 

@@ -32,9 +32,31 @@ def test_a_job_answers_every_field_with_utc_timestamps(world):
         "register": True, "sourceFileName": "juno.csv", "createdBy": "crc_a",
         "dateCreated": "2025-03-01T12:00:00Z", "dateStarted": "2025-03-01T12:00:01Z", "dateCompleted": "2025-03-01T12:00:05Z",
         "counts": {"rows": 3, "processed": 3, "created": 1, "updated": 1, "unchanged": 0, "failed": 1},
-        "progress": 1.0, "cancelRequested": False, "warnings": ["unknown column: Notes"], "error": None,
-        "errorMessage": None,
+        "progress": 1.0, "rowsPerSecond": None, "etaSeconds": None, "cancelRequested": False,
+        "warnings": ["unknown column: Notes"], "error": None, "errorMessage": None,
     }
+
+
+def test_a_running_job_tells_its_rate_and_time_left(world):
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
+    job = world.add_job("crc_a", status=IN_PROGRESS, rows_total=3000, processed=1000, date_started=started)
+    body = world.get(f"/jobs/{job}", "crc_a").json()
+    # 1000 rows in about 10 s (the request itself takes a moment): about 100 rows/s, 2000 rows left.
+    assert 90 <= body["rowsPerSecond"] <= 100
+    assert 20 <= body["etaSeconds"] <= 23
+
+
+@pytest.mark.parametrize(
+    ("status", "rows", "processed", "started"),
+    [(IN_QUEUE, None, 0, False), (IN_PROGRESS, 100, 0, True), (COMPLETED, 100, 100, True), (IN_PROGRESS, None, 50, True)],
+)
+def test_rate_and_eta_are_null_when_unknown(world, status, rows, processed, started):
+    """Not running, nothing processed yet: no rate. Rows not counted yet: a rate but no ETA."""
+    date_started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5) if started else None
+    job = world.add_job("crc_a", status=status, rows_total=rows, processed=processed, date_started=date_started)
+    body = world.get(f"/jobs/{job}", "crc_a").json()
+    assert body["etaSeconds"] is None
+    assert (body["rowsPerSecond"] is not None) == (status == IN_PROGRESS and processed > 0)
 
 
 @pytest.mark.parametrize(

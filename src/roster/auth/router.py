@@ -9,15 +9,16 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import select
 
 from roster import codes
-from roster.auth import revocation, schemas, service, signin, throttle
+from roster.auth import revocation, schemas, service, signin, throttle, token_form
 from roster.auth.models import User
 from roster.auth.tokens import TokenService
 from roster.deps import AdminUser, CurrentUser, SessionDep, AdminFirstRoute, get_tokens
 from roster.errors import DomainError
+from roster.openapi import errors, schema_ref
 from roster.schemas import MAX_INT32
 
 router = APIRouter(tags=["auth"])
-admin = APIRouter(prefix="/pages/auth/api/admin/users", tags=["setup"], route_class=AdminFirstRoute)
+admin = APIRouter(prefix="/pages/auth/api/admin/users", tags=["setup"], route_class=AdminFirstRoute, responses=errors(403))
 RoleId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
@@ -25,9 +26,12 @@ def wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "").lower()
 
 
-@router.post("/user-service/api/oauth/token", responses={200: {"content": {"text/plain": {}}}})
+@router.post(
+    "/user-service/api/oauth/token", openapi_extra=token_form.REQUEST_BODY,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}, "application/json": {"schema": schema_ref(schemas.TokenOut)}}}, **errors(401, 404, 429)},
+)
 async def issue_token(
-    body: schemas.TokenRequest,
+    body: Annotated[schemas.TokenRequest, Depends(token_form.token_request)],
     request: Request,
     tokens: Annotated[TokenService, Depends(get_tokens)],
 ) -> Response:
@@ -69,7 +73,7 @@ def me(user: CurrentUser, session: SessionDep) -> schemas.MeOut:
     return service.me(session, user)
 
 
-@admin.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.UserOut)
+@admin.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.UserOut, responses=errors(409))
 def create_user(body: schemas.UserCreate, request: Request, session: SessionDep, _admin: AdminUser) -> User:
     return service.create_user(session, body, request.app.state.hashing)
 
@@ -84,7 +88,7 @@ def update_user(username: str, body: schemas.UserUpdate, request: Request, sessi
     return service.update_user(session, service.get_user(session, username), body, request.app.state.hashing)
 
 
-@admin.post("/{username}/roles", status_code=status.HTTP_201_CREATED, response_model=schemas.RoleOut)
+@admin.post("/{username}/roles", status_code=status.HTTP_201_CREATED, response_model=schemas.RoleOut, responses=errors(409))
 def assign_role(username: str, body: schemas.RoleCreate, session: SessionDep, _admin: AdminUser) -> schemas.RoleOut:
     return service.role_out(service.assign_role(session, service.get_user(session, username), body))
 

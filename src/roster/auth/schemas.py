@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import EmailStr, Field, StrictBool
 
 from roster.auth.models import Role
+from roster.auth.passwords import MIN_PASSWORD_LENGTH
 from roster.schemas import ApiModel, OutModel, PlainText, not_null
 
 Username = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9._@+-]+$")
@@ -26,9 +27,11 @@ class TokenOut(ApiModel):
 
 
 # Strength (length, not the username) is checked by roster.auth.passwords.check_strength: 422 weakPassword.
-Password = Annotated[str, Field(max_length=1000)]
+# minLength is only documented here: pydantic would answer a short one validationFailed instead of weakPassword.
+Password = Annotated[str, Field(max_length=1000, json_schema_extra={"minLength": MIN_PASSWORD_LENGTH})]
 DisplayName = Annotated[PlainText, Field(max_length=200)]
-Email = Annotated[EmailStr, Field(max_length=255)]
+# 254: the longest address email-validator (behind EmailStr) accepts (RFC 5321 §4.5.3.1.3).
+Email = Annotated[EmailStr, Field(max_length=254)]
 
 
 class UserCreate(ApiModel):
@@ -76,7 +79,7 @@ class RoleOut(OutModel):
 class SiteRef(OutModel):
     oid: str
     name: str
-    status: str
+    status: Literal["available", "locked"]
     # What the caller may do here: the web page offers upload only where canWrite.
     can_write: bool
     can_read_pii: bool
@@ -86,9 +89,9 @@ class SiteRef(OutModel):
 class StudyRef(OutModel):
     oid: str
     name: str
-    status: str
+    status: Literal["available", "locked"]
     participate_active: bool
-    participant_id_method: str
+    participant_id_method: Literal["manual", "system"]
     study_level_role: Role | None
     sites: list[SiteRef]
 

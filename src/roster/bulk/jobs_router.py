@@ -22,6 +22,7 @@ from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUE
 from roster.csvout import MEDIA_TYPE, content_disposition, stream_csv
 from roster.deps import CurrentUser, DatabaseDep, SessionDep
 from roster.errors import DomainError
+from roster.openapi import errors
 from roster.schemas import Page, PageParams, page_params
 from roster.studies.service import get_site, get_study
 
@@ -40,14 +41,17 @@ def _invalid(field: str, allowed: tuple[str, ...]) -> DomainError:
     )
 
 
-def status_filter(statuses: Annotated[list[str] | None, Query(alias="status")] = None) -> list[str]:
+# Documented as enums (any case is accepted too, and an empty value means no filter).
+def status_filter(
+    statuses: Annotated[list[str] | None, Query(alias="status", json_schema_extra={"items": {"type": "string", "enum": [*JOB_STATUSES, ""]}})] = None,
+) -> list[str]:
     wanted = [part.strip().upper() for value in statuses or () for part in value.split(",") if part.strip()]
     if any(s not in JOB_STATUSES for s in wanted):
         raise _invalid("status", JOB_STATUSES)
     return wanted
 
 
-def outcome_filter(outcome: Annotated[str | None, Query()] = None) -> str | None:
+def outcome_filter(outcome: Annotated[str | None, Query(json_schema_extra={"enum": [*OUTCOMES, ""]})] = None) -> str | None:
     if outcome is None or not outcome.strip():
         return None
     value = outcome.strip().lower()
@@ -89,7 +93,10 @@ def job_log(
     return service.log_page(session, job, outcome, page)
 
 
-@router.get("/jobs/{job_uuid}/downloadFile", response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/jobs/{job_uuid}/downloadFile", response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+)
 def download_log(
     job_uuid: str, session: SessionDep, db: DatabaseDep, user: CurrentUser, open: bool = False
 ) -> StreamingResponse:
@@ -103,7 +110,10 @@ def download_log(
     )
 
 
-@router.get("/jobs/{job_uuid}/failedRows", response_class=StreamingResponse, responses={200: {"content": {"text/csv": {}}}})
+@router.get(
+    "/jobs/{job_uuid}/failedRows", response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **errors(409)},
+)
 def failed_rows(
     job_uuid: str, session: SessionDep, db: DatabaseDep, user: CurrentUser, open: bool = False
 ) -> StreamingResponse:
@@ -123,7 +133,7 @@ def failed_rows(
 
 @router.post(
     "/jobs/{job_uuid}/cancel", response_model=JobOut,
-    responses={202: {"model": JobOut, "description": "A running job will stop after its current batch"}},
+    responses={202: {"model": JobOut, "description": "A running job will stop after its current batch"}, **errors(409)},
 )
 def cancel_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> JSONResponse:
     job, study_oid, site_oid = service.get_visible_job(session, user, job_uuid)
@@ -132,7 +142,7 @@ def cancel_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> JSONRes
     return JSONResponse(body, status_code=status.HTTP_200_OK if cancelled_now else status.HTTP_202_ACCEPTED)
 
 
-@router.delete("/jobs/{job_uuid}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/jobs/{job_uuid}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(403))
 def delete_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> Response:
     service.delete_job(session, user, job_uuid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from roster.schemas import OutModel
 
 OUTCOMES = ("created", "updated", "unchanged", "failed")
+# The wire enums of SPEC §6 and §11 (revert and extract jobs log `deleted` / `restored`).
+JobType = Literal["BULK_ADD_PARTICIPANTS", "REVERT_BULK_ADD_PARTICIPANTS", "EXTRACT_PARTICIPANTS"]
+JobStatus = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED"]
+Outcome = Literal["created", "updated", "unchanged", "failed", "deleted", "restored"]
 # The downloadFile `Status` column (OpenClinica's words).
 OUTCOME_LABELS = {"created": "Created", "updated": "Updated", "unchanged": "Unchanged", "failed": "Failed"}
 LOG_CSV_HEADER = ("Row", "ParticipantID", "Participant OID", "Participate Status", "Status", "Message")
@@ -26,8 +30,8 @@ class JobCounts(OutModel):
 
 class JobOut(OutModel):
     uuid: str
-    type: str
-    status: str
+    type: JobType
+    status: JobStatus
     study_oid: str
     site_oid: str
     # `register` itself would shadow a BaseModel attribute; the wire name stays `register`.
@@ -39,6 +43,8 @@ class JobOut(OutModel):
     date_completed: dt.datetime | None
     counts: JobCounts
     progress: float = Field(ge=0, le=1)
+    rows_per_second: float | None = Field(None, description="While IN_PROGRESS: rows processed per second since the job started; else null")
+    eta_seconds: int | None = Field(None, description="While IN_PROGRESS and the rows are counted: seconds left at that rate; else null")
     cancel_requested: bool
     warnings: list[Any]
     error: str | None
@@ -57,6 +63,6 @@ class LogEntryOut(OutModel):
     line: int
     participant_id: str | None
     participant_oid: str | None
-    outcome: str
+    outcome: Outcome
     participate_status: str | None
     errors: list[LogError]

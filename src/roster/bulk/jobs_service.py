@@ -9,7 +9,9 @@ their flag alone), but an admin may delete any job by its UUID.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -89,7 +91,21 @@ def progress(job: Job) -> float:
     return 0.0
 
 
+def rate(job: Job, now: dt.datetime | None = None) -> tuple[float | None, int | None]:
+    """(rows per second, seconds left) of a running job: null until it has processed a row, and the
+    ETA also until the worker has counted the rows. An average since the start: steady enough for a bar."""
+    if job.status != IN_PROGRESS or job.date_started is None or not job.processed:
+        return None, None
+    elapsed = ((now or utcnow()) - job.date_started).total_seconds()
+    if elapsed <= 0:
+        return None, None
+    per_second = job.processed / elapsed
+    eta = None if job.rows_total is None else math.ceil(max(0, job.rows_total - job.processed) / per_second)
+    return round(per_second, 1), eta
+
+
 def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
+    rows_per_second, eta_seconds = rate(job)
     return JobOut(
         uuid=job.uuid, type=job.type, status=job.status, study_oid=study_oid, site_oid=site_oid,
         register_flag=job.register, source_file_name=job.source_file_name, created_by=job.created_by,
@@ -98,7 +114,7 @@ def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
             rows=job.rows_total, processed=job.processed, created=job.created, updated=job.updated,
             unchanged=job.unchanged, failed=job.failed,
         ),
-        progress=progress(job), cancel_requested=job.cancel_requested,
+        progress=progress(job), rows_per_second=rows_per_second, eta_seconds=eta_seconds, cancel_requested=job.cancel_requested,
         warnings=list(job.warnings or []), error=job.error,
         error_message=codes.message_for(job.error) if job.error else None,
     )

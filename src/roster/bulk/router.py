@@ -8,7 +8,7 @@ the answer is sent). Any failing check answers with its code, and nothing has be
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -20,9 +20,10 @@ from roster.auth.permissions import Action, require_site_action
 from roster.bulk import queue
 from roster.bulk.upload import ReceivedUpload, receive_upload
 from roster.db import Database
-from roster.deps import SessionDep, bearer_token, load_user
+from roster.deps import BearerToken, SessionDep, load_user
 from roster.errors import DomainError
-from roster.schemas import parse_yes_no
+from roster.openapi import UPLOAD_BODY, errors, schema_ref
+from roster.schemas import YES_NO_SCHEMA, OutModel, parse_yes_no
 from roster.studies.service import get_site, get_study, require_available
 
 P = "/pages/auth/api"
@@ -30,14 +31,20 @@ router = APIRouter(tags=["bulk"])
 
 
 
+class UploadAccepted(OutModel):
+    """The answer when `Accept` asks for JSON."""
+
+    job_uuid: str
+    status: Literal["IN_QUEUE"]
+
+
 def parse_register(value: str | None) -> bool:
     return parse_yes_no(value, codes.INVALID_REGISTER_PARAMETER)
 
 
-def _authorize(request: Request, study_oid: str, site_oid: str, register: str | None) -> dict:
+def _authorize(request: Request, token: str, study_oid: str, site_oid: str, register: str | None) -> dict:
     """Checks 1–8, in order, on a read session (on SQLite a write session would lock the database
     for as long as the client takes to send the body)."""
-    token = bearer_token(request)
     db: Database = request.app.state.db
     with db.read_sessions() as session, session.begin():
         user = load_user(session, request.app.state.tokens, token)
@@ -71,7 +78,12 @@ def _wants_json(request: Request) -> bool:
 @router.post(
     P + "/clinicaldata/studies/{studyOID}/sites/{siteOID}/participants/bulk",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"example": "job uuid: 3f1c…"}, "application/json": {}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string", "pattern": "^job uuid: [0-9a-f-]{36}$"}, "example": "job uuid: 3f1c…"},
+                          "application/json": {"schema": schema_ref(UploadAccepted)}}},
+        **errors(400, 403, 413),
+    },
+    openapi_extra=UPLOAD_BODY,
     summary="Upload a CSV of participants; answers with the job's UUID at once",
 )
 async def upload_participants(
@@ -79,10 +91,11 @@ async def upload_participants(
     studyOID: str,
     siteOID: str,
     session: SessionDep,
+    token: BearerToken,
     background: BackgroundTasks,
-    register: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n")] = None,
+    register: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)] = None,
 ) -> Response:
-    checked = await run_in_threadpool(_authorize, request, studyOID, siteOID, register)
+    checked = await run_in_threadpool(_authorize, request, token, studyOID, siteOID, register)
     upload = await receive_upload(request, request.app.state.settings.max_upload_bytes)
     try:
         job_uuid = await run_in_threadpool(_store, session, checked, upload)

@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, RootModel
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -26,6 +27,7 @@ from roster.auth.models import User
 from roster.auth.permissions import Action, StudyAccess, study_access
 from roster.deps import CurrentUser, SessionDep, TokenFirstRoute
 from roster.errors import DomainError, NotFound
+from roster.openapi import errors, json_body
 from roster.participants import schemas, service
 from roster.participants.models import Participant
 from roster.participants.router import RawBody
@@ -37,8 +39,18 @@ def _problem(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
+class Problem(BaseModel):
+    code: str
+    message: str
+
+
+class Problems(RootModel[list[Problem]]):
+    """OpenSpecimen's error body: a list of `{code, message}`."""
+
+
 class OpenSpecimenRoute(TokenFirstRoute):
     """Renders every error of these endpoints as OpenSpecimen does: a list of `{code, message}`."""
+
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -61,7 +73,10 @@ class OpenSpecimenRoute(TokenFirstRoute):
         return openspecimen_errors
 
 
-router = APIRouter(prefix="/rest/ng/participants", tags=["openspecimen"], route_class=OpenSpecimenRoute)
+router = APIRouter(
+    prefix="/rest/ng/participants", tags=["openspecimen"], route_class=OpenSpecimenRoute,
+    responses=errors(400, 401, 403, 404, model=Problems),
+)
 # A string, checked by hand: anything but a known numeric id is PARTICIPANT_NOT_FOUND, not a 422.
 ParticipantPk = Annotated[str, Path(alias="id", description="Roster's numeric participant id")]
 
@@ -96,7 +111,7 @@ def get_participant(participant_id: ParticipantPk, user: CurrentUser, session: S
     return _answer(session, study, participant, access)
 
 
-@router.put("/{id}", response_model=schemas.OpenSpecimenParticipantOut)
+@router.put("/{id}", response_model=schemas.OpenSpecimenParticipantOut, openapi_extra=json_body(schemas.OpenSpecimenParticipantIn))
 def update_participant(participant_id: ParticipantPk, user: CurrentUser, session: SessionDep, raw: RawBody) -> dict[str, Any]:
     """Replaces the profile; all rule errors together, as a 400 list."""
     participant, study, access = _participant(session, user, participant_id)

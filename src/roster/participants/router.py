@@ -27,9 +27,10 @@ from roster.auth.models import User
 from roster.auth.permissions import Action, require_site_action, study_access
 from roster.deps import CurrentUser, SessionDep, SettingsDep, TokenFirstRoute
 from roster.errors import DomainError
+from roster.openapi import errors, json_body
 from roster.participants import schemas, service
 from roster.participants.models import Participant
-from roster.schemas import Page, PageParams, page_params, parse_yes_no
+from roster.schemas import YES_NO_SCHEMA, Page, PageParams, page_params, parse_yes_no
 from roster.studies.models import Study
 from roster.studies.service import get_site, get_study, require_available
 
@@ -53,11 +54,28 @@ class SubresourceRoute(TokenFirstRoute):
         return match, child_scope
 
 
-def subresource(method: str, path: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+class ParticipantRoute(TokenFirstRoute):
+    """`…/participants/{participantID}` that leaves `X/audit` (a literal slash before a sub-resource's name)
+    to the sub-resource: PUT on an audit trail is 405, not a write to participant "X/audit"."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        raw_path = scope.get("raw_path")
+        if match is not Match.NONE and isinstance(raw_path, bytes):
+            head, _, last = raw_path.decode("latin-1").rpartition("/")
+            if not head.endswith("/participants") and unquote(last, encoding="utf-8", errors="replace") in SUBRESOURCES:
+                return Match.NONE, {}
+        return match, child_scope
+
+
+SUBRESOURCES = ("accessLink", "audit", "remove", "restore")
+
+
+def subresource(method: str, path: str, route_class: type[TokenFirstRoute] = SubresourceRoute, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`@router.<method>(path)` with SubresourceRoute (FastAPI's decorators take no route class)."""
 
     def decorator(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-        router.add_api_route(path, endpoint, methods=[method], route_class_override=SubresourceRoute, **kwargs)
+        router.add_api_route(path, endpoint, methods=[method], route_class_override=route_class, **kwargs)
         return endpoint
 
     return decorator
@@ -82,10 +100,10 @@ async def raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(raw_body)]
 
 
-@router.post("/sites/{siteOID}/participants", response_model=schemas.SingleParticipantOut)
+@router.post("/sites/{siteOID}/participants", response_model=schemas.SingleParticipantOut, responses=errors(400, 403), openapi_extra=json_body(schemas.SingleParticipantIn))
 def add_participant(
     study_oid: StudyOID, site_oid: SiteOID, user: CurrentUser, session: SessionDep, raw: RawBody,
-    register: Annotated[str | None, Query()] = None,
+    register: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)] = None,
 ) -> dict[str, Any]:
     """Adds or updates one participant with the bulk row's rules; 400 lists every rule broken."""
     study = get_study(session, study_oid)
@@ -99,7 +117,7 @@ def add_participant(
     return service.add_or_update(session, study, site, body, register=registering, username=user.username)
 
 
-@router.get("/participants", responses=_LIST)
+@router.get("/participants", responses={**_LIST, **errors(403)})
 def list_study_participants(
     study_oid: StudyOID, user: CurrentUser, session: SessionDep, page: Pages, status: Status = None, q: Search = None,
     site_oid: Annotated[str | None, Query(alias="siteOID")] = None,
@@ -115,7 +133,7 @@ def list_study_participants(
     return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(by_alias=True)
 
 
-@router.get("/sites/{siteOID}/participants", responses=_LIST)
+@router.get("/sites/{siteOID}/participants", responses={**_LIST, **errors(403)})
 def list_site_participants(
     study_oid: StudyOID, site_oid: SiteOID, user: CurrentUser, session: SessionDep, page: Pages, status: Status = None, q: Search = None,
 ) -> dict[str, Any]:
@@ -125,10 +143,10 @@ def list_site_participants(
     return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(by_alias=True)
 
 
-@subresource("GET", "/participants/{participantID:path}/accessLink", response_model=schemas.AccessLinkOut)
+@subresource("GET", "/participants/{participantID:path}/accessLink", response_model=schemas.AccessLinkOut, responses=errors(400, 403))
 def access_link(
     study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, settings: SettingsDep,
-    include_access_code: Annotated[str | None, Query(alias="includeAccessCode")] = None,
+    include_access_code: Annotated[str | None, Query(alias="includeAccessCode", json_schema_extra=YES_NO_SCHEMA)] = None,
 ) -> dict[str, Any]:
     """404 participantNotRegistered until the participant has an access code. Personal data: PII roles only."""
     study = get_study(session, study_oid)
@@ -138,7 +156,7 @@ def access_link(
     return service.access_link(settings.public_base_url, study, participant, include)
 
 
-@subresource("GET", "/participants/{participantID:path}/audit", responses=_AUDIT)
+@subresource("GET", "/participants/{participantID:path}/audit", responses={**_AUDIT, **errors(403)})
 def participant_audit(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, page: Pages) -> dict[str, Any]:
     """The audit trail, oldest first; values of personal fields withheld from monitors and viewers."""
     study = get_study(session, study_oid)
@@ -147,7 +165,7 @@ def participant_audit(study_oid: StudyOID, participant_id: ParticipantID, user: 
     return service.audit_page(session, participant, pii, page).model_dump(by_alias=True)
 
 
-@subresource("POST", "/participants/{participantID:path}/remove", responses=_RECORD)
+@subresource("POST", "/participants/{participantID:path}/remove", responses={**_RECORD, **errors(400, 403)})
 def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     """Idempotent: removing a removed participant changes nothing and writes no audit event."""
     study = get_study(session, study_oid)
@@ -156,7 +174,7 @@ def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user:
     return _record(session, user, study, participant)
 
 
-@subresource("POST", "/participants/{participantID:path}/restore", responses=_RECORD)
+@subresource("POST", "/participants/{participantID:path}/restore", responses={**_RECORD, **errors(400, 403)})
 def restore_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, site = service.writable(session, user, study, participant_id)
@@ -164,20 +182,20 @@ def restore_participant(study_oid: StudyOID, participant_id: ParticipantID, user
     return _record(session, user, study, participant)
 
 
-@router.get("/participants/{participantID:path}", responses=_RECORD)
+@subresource("GET", "/participants/{participantID:path}", ParticipantRoute, responses={**_RECORD, **errors(403)})
 def get_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, access = service.visible(session, user, study, participant_id)
     return service.Records(session, study).one(participant, access)
 
 
-@router.put("/participants/{participantID:path}", responses=_RECORD)
+@subresource("PUT", "/participants/{participantID:path}", ParticipantRoute, responses={**_RECORD, **errors(400, 403)}, openapi_extra=json_body(schemas.ProfileIn))
 def replace_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, raw: RawBody) -> dict[str, Any]:
     """Replaces the contact and profile fields: those left out become empty (activityStatus: Active)."""
     return _update(session, user, study_oid, participant_id, raw, replace=True)
 
 
-@router.patch("/participants/{participantID:path}", responses=_RECORD)
+@subresource("PATCH", "/participants/{participantID:path}", ParticipantRoute, responses={**_RECORD, **errors(400, 403)}, openapi_extra=json_body(schemas.ProfileIn))
 def patch_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, raw: RawBody) -> dict[str, Any]:
     """Changes only the fields sent; `null` (or an empty string) clears one."""
     return _update(session, user, study_oid, participant_id, raw, replace=False)

@@ -8,7 +8,7 @@ a well-formed body looks like; the field rules (lengths, permissible values, dat
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -89,9 +89,9 @@ class SingleParticipantIn(ApiModel):
 class SingleParticipantOut(OutModel):
     subject_key: str | None
     subject_oid: str | None
-    status: str | None
+    status: Literal["available", "removed"] | None
     participate_status: str | None
-    outcome: str
+    outcome: Literal["created", "updated", "unchanged"]
 
 
 class PmiIn(ApiModel):
@@ -178,7 +178,7 @@ class ParticipantOut(OutModel):
     subject_key: str
     subject_oid: str
     site_oid: str
-    status: str
+    status: Literal["available", "removed"]
     participate_status: str | None
     first_name: str | None
     last_name: str | None

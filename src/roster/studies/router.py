@@ -6,13 +6,14 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from roster.deps import AdminUser, SessionDep, AdminFirstRoute
+from roster.openapi import errors
 from roster.studies import schemas, service
 from roster.studies.models import Study
 
-router = APIRouter(prefix="/pages/auth/api/admin/studies", tags=["setup"], route_class=AdminFirstRoute)
+router = APIRouter(prefix="/pages/auth/api/admin/studies", tags=["setup"], route_class=AdminFirstRoute, responses=errors(403))
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.StudyOut)
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=schemas.StudyOut, responses=errors(409))
 def create_study(body: schemas.StudyCreate, session: SessionDep, _admin: AdminUser) -> schemas.StudyOut:
     return service.study_out(service.create_study(session, body))
 
@@ -33,7 +34,7 @@ def update_study(study_oid: str, body: schemas.StudyUpdate, session: SessionDep,
     return service.study_out(study)
 
 
-@router.post("/{study_oid}/sites", status_code=status.HTTP_201_CREATED, response_model=schemas.SiteOut)
+@router.post("/{study_oid}/sites", status_code=status.HTTP_201_CREATED, response_model=schemas.SiteOut, responses=errors(409))
 def create_site(study_oid: str, body: schemas.SiteCreate, session: SessionDep, _admin: AdminUser) -> schemas.SiteOut:
     site = service.create_site(session, service.get_study(session, study_oid), body)
     return service.site_out(site)

@@ -4,7 +4,7 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, StrictBool, StrictInt, ValidationInfo, field_validator
+from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationInfo, field_validator
 
 from roster.schemas import MAX_INT32, ApiModel, OutModel, PlainText, not_null
 
@@ -14,11 +14,17 @@ from roster.schemas import MAX_INT32, ApiModel, OutModel, PlainText, not_null
 # lookup key exactly as long as the OID.
 Oid = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21\x24\x26\x28-\x2E\x30-\x3B\x3D\x40-\x5B\x5D-\x5F\x61-\x7E]+$")]
 Name = Annotated[PlainText, Field(min_length=1, max_length=255)]
-Cap = Annotated[StrictInt, Field(ge=0, le=MAX_INT32)]
+# JSON Schema counts 806.0 as an integer (what OpenAPI promises); other floats and strings stay refused.
+Cap = Annotated[StrictInt, Field(ge=0, le=MAX_INT32), BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
 Status = Literal["available", "locked"]
 IdMethod = Literal["manual", "system"]
 # A generated ID is at least as long as its template, and participant IDs hold 30 characters.
-Template = Annotated[PlainText, Field(min_length=1, max_length=30)]
+Template = Annotated[PlainText, Field(min_length=1, max_length=30, json_schema_extra={"pattern": r"^[^#<>\x00-\x1f\x7f-\x9f]*#+[^#<>\x00-\x1f\x7f-\x9f]*$"})]
+# OpenAPI: participantIdMethod "system" needs a template (checked by check_template).
+_SYSTEM_NEEDS_TEMPLATE = {
+    "if": {"properties": {"participantIdMethod": {"const": "system"}}, "required": ["participantIdMethod"]},
+    "then": {"required": ["participantIdTemplate"], "properties": {"participantIdTemplate": {"type": "string"}}},
+}
 _TEMPLATE_RUN = re.compile(r"#+")
 
 
@@ -40,6 +46,7 @@ def no_nulls(model: ApiModel, *fields: str) -> None:
 
 
 class StudyCreate(ApiModel):
+    model_config = ApiModel.model_config | {"json_schema_extra": _SYSTEM_NEEDS_TEMPLATE}
     oid: Oid
     name: Name
     status: Status = "available"
@@ -93,7 +100,7 @@ class SiteUpdate(ApiModel):
 class SiteOut(OutModel):
     oid: str
     name: str
-    status: str
+    status: Status
     enrollment_cap: int | None
     study_oid: str
     created_at: dt.datetime
@@ -103,8 +110,8 @@ class SiteOut(OutModel):
 class StudyOut(OutModel):
     oid: str
     name: str
-    status: str
-    participant_id_method: str
+    status: Status
+    participant_id_method: IdMethod
     participant_id_template: str | None
     participate_active: bool
     enrollment_cap: int | None
