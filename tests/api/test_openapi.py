@@ -60,3 +60,17 @@ def test_docs_are_served_from_roster_itself(api: Api) -> None:
     assert bundle.status_code == 200 and len(bundle.content) > 100_000
     assert api.client.get("/swagger/swagger-ui.css").status_code == 200
     assert api.client.get("/redoc").status_code == 404
+
+
+def test_busy_too_large_and_throttled_answers_are_documented(api: Api) -> None:
+    """503 serverBusy can come from any gated route (admission, lock timeouts); 413 from any JSON body; 429
+    from the token endpoint; a weak password's minimum length is stated."""
+    doc = api.client.get("/openapi.json").json()
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            assert ("503" in operation["responses"]) is (path != "/healthz"), (method, path)
+            if "application/json" in operation.get("requestBody", {}).get("content", {}):
+                assert "413" in operation["responses"], (method, path)
+    assert "429" in doc["paths"]["/user-service/api/oauth/token"]["post"]["responses"]
+    created = doc["components"]["schemas"]["UserCreate"]["properties"]["password"]
+    assert created["minLength"] == 12

@@ -51,9 +51,9 @@ async def issue_token(
     return PlainTextResponse(token, headers=headers)
 
 
-@router.post("/user-service/api/oauth/revoke", responses={200: {"description": "The token is ended (or was never valid)"}})
+@router.post("/user-service/api/oauth/revoke", response_class=Response, responses={200: {"description": "The token is ended (or was never valid); no body"}})
 def revoke_token(
-    token: Annotated[str, Form(max_length=10_000)],
+    token: Annotated[str, Form(min_length=1, max_length=10_000)],
     session: SessionDep,
     tokens: Annotated[TokenService, Depends(get_tokens)],
     token_type_hint: Annotated[str | None, Form()] = None,

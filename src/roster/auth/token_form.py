@@ -48,6 +48,8 @@ async def token_request(request: Request) -> TokenRequest:
             raise _invalid((), "model_attributes_type", "Input should be a valid dictionary or object to extract fields from")
         try:
             data = json.loads(raw)
+        except RecursionError:  # nested too deeply to parse: unreadable, as FastAPI's own bodies (roster.errors)
+            raise _invalid((), "json_invalid", "JSON nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as exc:
             position = getattr(exc, "pos", 0)
             raise _invalid((position,), "json_invalid", "JSON decode error", ctx={"error": str(exc)}) from None
