@@ -23,6 +23,9 @@ from roster.errors import busy_response
 
 # Answered without admission: liveness must be told even when every slot is taken.
 UNGATED = frozenset({"/healthz"})
+# Routes with an admission of their own: a sign-in waits for a hashing slot (roster.auth.passwords), which is
+# bounded in count and time; holding a general slot meanwhile would let a sign-in flood starve every other call.
+SELF_ADMITTED = frozenset({"/user-service/api/oauth/token"})
 
 
 class Admission:
@@ -35,7 +38,7 @@ class Admission:
         self.waiting = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in UNGATED:
+        if scope["type"] != "http" or scope["path"] in UNGATED or scope["path"] in SELF_ADMITTED:
             await self.app(scope, receive, send)
             return
         if self._slots is None:

@@ -66,6 +66,49 @@ def test_at_most_max_concurrent_hashes_run_at_once(client, api, app):
     assert recording.peak == 2
 
 
+def test_a_sign_in_that_waits_too_long_for_a_hash_is_503_with_retry_after(client, api, app):
+    """The wait for a hashing slot is bounded: past it the answer is 503 serverBusy, no password checked."""
+    api.user("alice")
+    recording = SlowRecordingHasher()
+    app.state.hashing = PasswordHashing(recording, max_concurrent=1, queue_seconds=0.2)
+    answers: list[httpx.Response] = []
+
+    def sign_in() -> None:
+        answers.append(client.post(TOKEN_URL, json={"username": "alice", "password": PASSWORD}))
+
+    threads = [threading.Thread(target=sign_in) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    busy = [r for r in answers if r.status_code == 503]
+    assert sorted({r.status_code for r in answers}) == [200, 503] and len(busy) >= 3
+    assert all(r.json()["message"] == "errorCode.serverBusy" and int(r.headers["Retry-After"]) >= 1 for r in busy)
+    assert recording.calls == 6 - len(busy)  # a sign-in turned away checked no password
+
+
+def test_a_sign_in_flood_takes_no_slot_from_other_requests(client, api, app, settings):
+    """Sign-ins queue for their own slots, not the general ones: P/me answers while they wait."""
+    alice = api.user("alice")
+    app.state.hashing = PasswordHashing(SlowRecordingHasher(), max_concurrent=1)
+    results: list[int] = []
+
+    def sign_in() -> None:
+        results.append(client.post(TOKEN_URL, json={"username": "alice", "password": PASSWORD}).status_code)
+
+    threads = [threading.Thread(target=sign_in) for _ in range(settings.max_concurrent_requests + 20)]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    me = client.get("/pages/auth/api/me", headers=alice)
+    elapsed = time.monotonic() - started
+    for t in threads:
+        t.join()
+    assert me.status_code == 200 and elapsed < 1, elapsed  # behind 20 sign-ins it would wait ~3 s
+    assert results == [200] * len(threads)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

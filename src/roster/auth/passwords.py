@@ -11,6 +11,7 @@ setup API, the CLI) waits on a thread semaphore of the same size. The app keeps 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import threading
 from collections.abc import AsyncIterator
@@ -28,9 +29,16 @@ MIN_PASSWORD_LENGTH = 12
 
 
 class PasswordHashing:
-    def __init__(self, hasher: PasswordHasher | None = None, max_concurrent: int | None = None) -> None:
+    def __init__(
+        self, hasher: PasswordHasher | None = None, max_concurrent: int | None = None,
+        queue_seconds: float = 30.0, max_queued: int = 1000,
+    ) -> None:
         self.hasher = hasher or PasswordHasher()
         self.max_concurrent = max_concurrent or os.cpu_count() or 1
+        # A sign-in waits at most this long, behind at most this many others; then 503 serverBusy.
+        self.queue_seconds = queue_seconds
+        self.max_queued = max_queued
+        self.waiting = 0
         self._slots = threading.BoundedSemaphore(self.max_concurrent)
         self._gate: asyncio.Semaphore | None = None
         self._gate_loop: asyncio.AbstractEventLoop | None = None
@@ -64,11 +72,30 @@ class PasswordHashing:
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
         """Waits (holding no thread) until fewer than `max_concurrent` sign-ins hash; run `verify` in a
-        thread inside it."""
+        thread inside it. 503 serverBusy with Retry-After when `max_queued` already wait or the wait runs out."""
         if "_dummy_hash" not in self.__dict__:
             await run_in_threadpool(lambda: self._dummy_hash)  # computed once, off the event loop
-        async with self._loop_gate():
+        gate = self._loop_gate()
+        if gate.locked() and self.waiting >= self.max_queued:
+            raise _busy(self.queue_seconds)
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(self.queue_seconds):  # a slot granted as time runs out is kept (3.11)
+                await gate.acquire()
+        except TimeoutError:
+            raise _busy(self.queue_seconds) from None
+        finally:
+            self.waiting -= 1
+        try:
             yield
+        finally:
+            gate.release()
+
+
+def _busy(queue_seconds: float) -> DomainError:
+    retry = max(1, math.ceil(queue_seconds / 4))
+    return DomainError(codes.SERVER_BUSY, 503, {"retryAfter": retry}, detail="Too many sign-ins at once; try again shortly.",
+                       headers={"Retry-After": str(retry)})
 
 
 # The process's default; `create_app` takes another (tests pass cheap parameters).
