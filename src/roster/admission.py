@@ -20,6 +20,7 @@ import math
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roster.errors import busy_response
+from roster.metrics import HTTP_WAITING
 
 # Answered without admission: liveness must be told even when every slot is taken.
 UNGATED = frozenset({"/healthz"})
@@ -70,6 +71,7 @@ class Admission:
         if slots.locked() and self.waiting >= self.max_queued:
             return False
         self.waiting += 1
+        HTTP_WAITING.inc()
         try:
             # asyncio.timeout, not wait_for: a slot granted as the time runs out is never lost (3.11).
             async with asyncio.timeout(self.queue_seconds):
@@ -79,3 +81,4 @@ class Admission:
             return False
         finally:
             self.waiting -= 1
+            HTTP_WAITING.dec()

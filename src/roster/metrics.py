@@ -14,7 +14,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -28,6 +28,10 @@ HTTP_DURATION = Histogram(
     "roster_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+HTTP_WAITING = Gauge(
+    "roster_http_requests_waiting", "Requests waiting for an admission slot (roster.admission), summed over processes",
+    multiprocess_mode="livesum",
 )
 BULK_ROWS = Counter("roster_bulk_rows_total", "Bulk rows a worker finished, by outcome", ["outcome"])
 JOB_DURATION = Histogram(
