@@ -50,11 +50,13 @@ def test_thousands_of_short_unknown_columns_are_counted_not_listed(bulk):
 def test_warnings_stored_before_the_bound_are_bounded_when_read(bulk):
     uuid = bulk.upload(b"ParticipantID,Notes\nP-1,x\n")
     stored = [f"Unknown column ignored: {i}" + "y" * (1 << 20) for i in range(50)]
+    stored[1] = 'Unknown column ignored: Notes\nP-9,Jane Doe,jane@example.org'  # a quoted cell that ran on
     with bulk.db.transaction() as s:  # an old row, written before warnings were bounded
         s.execute(update(Job).where(Job.uuid == uuid).values(warnings=stored))
     warnings = bulk.job(uuid)["warnings"]
     assert len(warnings) == MAX_WARNINGS
-    assert warnings[:-1] == [w[:MAX_WARNING_CHARS] + "…" for w in stored[: MAX_WARNINGS - 1]]
+    assert warnings[1] == "Unknown column ignored: Notes…"
+    assert warnings[:1] + warnings[2:-1] == [w[:MAX_WARNING_CHARS] + "…" for w in stored[: MAX_WARNINGS - 1] if "Jane" not in w]
     assert warnings[-1] == f"and {50 - MAX_WARNINGS + 1} more warnings"
     body, size = jobs_list(bulk)
     assert body["items"][0]["warnings"] == warnings

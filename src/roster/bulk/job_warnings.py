@@ -24,10 +24,7 @@ CUT = "…"
 
 def shown_name(name: str) -> str:
     """The name up to its first control character (a line break) and at most MAX_NAME_CHARS, marked when cut."""
-    end = next((i for i, ch in enumerate(name[: MAX_NAME_CHARS + 1]) if unicodedata.category(ch) == "Cc"), None)
-    if end is not None:
-        return name[:end] + CUT
-    return name if len(name) <= MAX_NAME_CHARS else name[:MAX_NAME_CHARS] + CUT
+    return _cut(name, MAX_NAME_CHARS)
 
 
 def listing(one: str, many: str, names: Sequence[str]) -> list[str]:
@@ -45,11 +42,15 @@ def bounded(warnings: Iterable[Any] | None) -> list[str]:
     """At most MAX_WARNINGS warnings of at most MAX_WARNING_CHARS each; the last says how many were left out."""
     items = list(warnings or ())
     kept = items if len(items) <= MAX_WARNINGS else items[: MAX_WARNINGS - 1]
-    out = [_cut(w if isinstance(w, str) else json.dumps(w, ensure_ascii=False)) for w in kept]
+    out = [_cut(w if isinstance(w, str) else json.dumps(w, ensure_ascii=False), MAX_WARNING_CHARS) for w in kept]
     if len(kept) < len(items):
         out.append(f"and {len(items) - len(kept):,} more warnings")
     return out
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_WARNING_CHARS else text[:MAX_WARNING_CHARS] + CUT
+def _cut(text: str, limit: int) -> str:
+    # Also on read: a row stored before this bound may hold a header cell that ran on into data lines.
+    end = next((i for i, ch in enumerate(text[: limit + 1]) if unicodedata.category(ch) == "Cc"), None)
+    if end is not None:
+        return text[:end] + CUT
+    return text if len(text) <= limit else text[:limit] + CUT
