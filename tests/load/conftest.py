@@ -1,14 +1,11 @@
-"""A real `roster serve` process on a free loopback port over the test database (wiped), with a bootstrap
-admin written straight into it (a client could not create the first one) and everything else set up
-through the setup API over HTTP, as a site would."""
+"""A real `roster serve` process on a free loopback port (tests.support.start_serve) over the test
+database (wiped), with a bootstrap admin written straight into it (a client could not create the first
+one) and everything else set up through the setup API over HTTP, as a site would."""
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,18 +18,12 @@ from roster.auth.models import User
 from roster.auth.tokens import TokenService
 from roster.config import Settings
 from roster.db import Database
-from tests.support import P
+from tests.support import P, start_serve
 
 STUDY, SITE = "S_LOAD(TEST)", "S_LOAD_SITE(TEST)"
 DM = "load-dm"
 DM_PASSWORD = "load-test-password-1"
 TOKEN_URL = "/user-service/api/oauth/token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -76,27 +67,14 @@ def live_roster(db: Database, settings: Settings, tmp_path: Path) -> Iterator[Ca
     started: list[subprocess.Popen] = []
 
     def start(**env: str) -> LiveRoster:
-        port = free_port()
-        log_path = tmp_path / f"serve-{port}.log"
+        log_path = tmp_path / f"serve-{len(started)}.log"
         full_env = os.environ | {
             "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret,
             "ROSTER_DATA_DIR": str(tmp_path / "serve-data"), "ROSTER_LOG_LEVEL": "WARNING", **env,
         }
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen([sys.executable, "-m", "roster.cli", "serve", "--port", str(port)],
-                                       env=full_env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+        process, base = start_serve(full_env, tmp_path, log_path)
         started.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    return LiveRoster(base, process, log_path, admin)
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, log_path.read_text(errors="replace")
-            assert time.monotonic() < deadline, "roster serve did not start"
-            time.sleep(0.2)
+        return LiveRoster(base, process, log_path, admin)
 
     yield start
     for process in started:
