@@ -1,10 +1,18 @@
-"""Helpers that set up studies, sites, users and roles through the setup API, as a client would."""
+"""Helpers that set up studies, sites, users and roles through the setup API, as a client would, and
+that start a real `roster serve` process."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
 from fastapi.testclient import TestClient
 
 from roster.auth.tokens import TokenService
@@ -68,3 +76,38 @@ class Api:
         for oid in sites:
             self.site(study, oid)
         return created
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_serve(env: dict[str, str], cwd: Path, log_path: Path, *, attempts: int = 3) -> tuple[subprocess.Popen, str]:
+    """`roster serve` on a free loopback port, and its base URL once *this* process listens there and
+    /healthz answers. A port found free can be taken by another process (other test sessions run on the
+    same machine) before the server binds it; /healthz would then answer from that process. So the
+    listening socket is checked to be this process's, and a server that could not bind is started again
+    on another port."""
+    for _ in range(attempts):
+        port = free_port()
+        with open(log_path, "ab") as log:  # the server's output, for a failing test's message
+            process = subprocess.Popen([sys.executable, "-m", "roster.cli", "serve", "--port", str(port)], env=env, cwd=cwd,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            listening = any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                            for c in psutil.Process(process.pid).net_connections("tcp"))
+            if listening:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                        return process, f"http://127.0.0.1:{port}"
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.2)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            raise AssertionError("roster serve did not start within 60 s")
+    raise AssertionError(f"roster serve exited {attempts} times at start (exit code {process.returncode})")

@@ -108,8 +108,16 @@ def test_values_of_a_short_row_read_missing_cells_as_empty():
 def test_unknown_columns_are_listed_as_written_and_become_warnings():
     header, entries = read(b"ParticipantID,Notes,Site Name,\nP1,x,y,\n")
     assert header.unknown == ["Notes", "Site Name"]
-    assert header.warnings == ["Unknown column ignored: Notes", "Unknown column ignored: Site Name"]
+    assert header.warnings == ["Unknown columns ignored: Notes, Site Name"]
     assert entries[0].malformed is False
+
+
+def test_unknown_column_warnings_are_bounded_and_name_no_data_line():
+    # A quoted header cell that runs on into the data lines: the warning stops at its first line break.
+    many = ",".join(f"Extra{i}" for i in range(25))
+    header, _ = read(f'ParticipantID,{"N" * 500},"Notes\nP0,Jane Doe,jane@example.org",{many}\nP1\n'.encode())
+    (warning,) = header.warnings
+    assert warning == "Unknown columns ignored: " + "N" * 100 + "…, Notes…, " + ", ".join(f"Extra{i}" for i in range(8)) + " and 17 more"
 
 
 def test_blank_lines_are_skipped_and_do_not_shift_row_numbers_but_do_count_as_lines():

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from roster import codes
+from roster.bulk.job_warnings import listing
 from roster.csvout import unescape_cell
 from roster.errors import DomainError
 
@@ -81,7 +82,7 @@ class Header:
 
     @property
     def warnings(self) -> list[str]:
-        return [f"Unknown column ignored: {name}" for name in self.unknown]
+        return listing("Unknown column ignored", "Unknown columns ignored", self.unknown)
 
 
 @dataclass(slots=True)

@@ -23,6 +23,7 @@ from roster import codes
 from roster.auth.models import User
 from roster.auth.permissions import Action, study_access
 from roster.bulk.csvreader import Header, read_csv
+from roster.bulk.job_warnings import bounded
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
 from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, LogEntry, UploadChunk
 from roster.db import Database, utcnow
@@ -115,7 +116,7 @@ def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
             unchanged=job.unchanged, failed=job.failed,
         ),
         progress=progress(job), rows_per_second=rows_per_second, eta_seconds=eta_seconds, cancel_requested=job.cancel_requested,
-        warnings=list(job.warnings or []), error=job.error,
+        warnings=bounded(job.warnings), error=job.error,
         error_message=codes.message_for(job.error) if job.error else None,
     )
 

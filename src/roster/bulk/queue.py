@@ -25,6 +25,7 @@ from sqlalchemy import Interval, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
+from roster.bulk.job_warnings import bounded
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, Job, UploadChunk
 from roster.db import Database, utcnow
 
@@ -74,7 +75,7 @@ def enqueue(
     job = Job(
         uuid=str(uuidlib.uuid4()), status=IN_QUEUE, study_id=study_id, site_id=site_id, register=register,
         source_file_name=file_name[:255], created_by=username, created_by_id=user_id, date_created=utcnow(),
-        processed=0, created=0, updated=0, unchanged=0, failed=0, warnings=warnings, attempts=0,
+        processed=0, created=0, updated=0, unchanged=0, failed=0, warnings=bounded(warnings), attempts=0,
         cancel_requested=False, upload_size=size, upload_sha256=sha256,
     )
     session.add(job)
