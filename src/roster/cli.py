@@ -31,11 +31,12 @@ def _require_shared_secret(settings: Settings) -> None:
         _config_error(str(exc))
 
 
-def _database(settings: Settings, migrate: bool = True, *, worker: bool = False):
+def _database(settings: Settings, migrate: bool = True, *, worker: bool = False, threads: int = 1):
     from roster.db import Database, api_limits, worker_limits
     from roster.migrate import upgrade
 
-    limits = worker_limits(settings.job_lease_seconds) if worker else api_limits(settings.max_concurrent_requests)
+    # A worker's pool is sized for its threads (each runs a planner, a batch writer and a lease renewal).
+    limits = worker_limits(settings.job_lease_seconds, threads) if worker else api_limits(settings.max_concurrent_requests)
     db = Database(settings.database_url, limits)
     if migrate:
         try:
@@ -95,7 +96,7 @@ def cmd_worker(args: argparse.Namespace) -> None:
     if args.check:
         _check_worker(settings)
     _logging(settings)
-    db = _database(settings, worker=True)
+    db = _database(settings, worker=True, threads=max(1, args.concurrency))
     if args.metrics_port is not None:
         from roster import metrics
         from roster.bulk.jobstats import JobsCollector
