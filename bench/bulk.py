@@ -248,7 +248,8 @@ def pg_backend_cpu(url: str) -> float | None:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            pids = conn.scalars(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name = :app"), {"app": WORKER_APP}).all()
+            # Roster names worker sessions itself (roster.db.worker_limits); older code kept the URL's name.
+            pids = conn.scalars(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name IN (:app, 'roster-worker')"), {"app": WORKER_APP}).all()
     finally:
         engine.dispose()
     total = 0.0
