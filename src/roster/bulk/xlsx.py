@@ -149,23 +149,16 @@ def _start(entries: Iterator[Entry]) -> tuple[Header, Entry]:
 
 def _entries(file: IO[bytes], close: bool) -> Iterator[Entry]:
     """The header row (row 0), then the data rows numbered from 1; `line` is the worksheet row number."""
-    from openpyxl import load_workbook  # imported on first use: CSV-only workers never load it
-    from openpyxl.worksheet._reader import WorkSheetParser
-
-    workbook = None
+    archive = None
     try:
         try:
             file.seek(0)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # e.g. "Workbook contains no default style": not the uploader's concern
-                workbook = load_workbook(file, read_only=True, data_only=True)
-            sheet = workbook.worksheets[0]
-            source = workbook._archive.open(sheet._worksheet_path)  # openpyxl's own way to the sheet's XML
+            archive, parser = _first_sheet(file)
+            source = archive.open(parser.source)
+            parser.source = source
         except Exception:
             raise not_a_workbook("content", "The workbook cannot be read.") from None
         with source:
-            parser = WorkSheetParser(source, sheet._shared_strings, data_only=True, epoch=workbook.epoch,
-                                     date_formats=workbook._date_formats, timedelta_formats=workbook._timedelta_formats)
             row = -1
             width = 0
             for line, values in _rows(parser, source):
@@ -188,10 +181,37 @@ def _entries(file: IO[bytes], close: bool) -> Iterator[Entry]:
                     cells.extend([""] * (width - len(cells)))
                 yield Entry(row, line, cells, malformed)
     finally:
-        if workbook is not None:
-            workbook.close()
+        if archive is not None:
+            archive.close()
         if close:
             file.close()
+
+
+def _first_sheet(file: IO[bytes]):
+    """The archive and a cell parser for the first worksheet (its `source` is the part's name until opened).
+    openpyxl's pieces, not load_workbook: that one builds a read-only sheet object for every sheet, and each
+    parses its whole sheet into a tree when the sheet has no <dimension> element (not all writers put one)."""
+    from openpyxl.reader.excel import ExcelReader  # imported on first use: CSV-only workers never load it
+    from openpyxl.styles.stylesheet import apply_stylesheet
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # e.g. "Workbook contains no default style": not the uploader's concern
+        reader = ExcelReader(file, read_only=True, data_only=True)
+        try:
+            reader.read_manifest()
+            reader.read_strings()
+            reader.read_workbook()
+            apply_stylesheet(reader.archive, reader.wb)  # which number formats are dates
+            path = next(rel.target for _sheet, rel in reader.parser.find_sheets()
+                        if rel.target in reader.valid_files and "chartsheet" not in rel.Type)
+        except BaseException:
+            reader.archive.close()
+            raise
+    wb = reader.wb
+    parser = WorkSheetParser(path, reader.shared_strings, data_only=True, epoch=wb.epoch,
+                             date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
+    return reader.archive, parser
 
 
 def _rows(parser, source) -> Iterator[tuple[int, list]]:
