@@ -1,11 +1,13 @@
 """Bulk-upload benchmark: rows/s and worker peak RSS on SQLite and PostgreSQL, next to a PostgreSQL COPY.
 
     python bench/bulk.py [--sizes 10000,100000,1000000] [--backends sqlite,postgresql] [--repeat N] [--profile]
+                         [--xlsx-sizes 100000]
 
 Per backend and size: a fresh database, a real API server (`python -m roster.cli serve`, a subprocess)
 that takes the uploads over HTTP, and a worker in its own process (bench/worker_child.py calling
 `roster.bulk.worker.drain`) whose memory is sampled. Run 1 uploads the seed file (N/2 new
 participants); run 2 — the measured one — uploads the N-row file (half updates, half new, 5 % broken).
+`--xlsx-sizes`: the same runs with the measured file as an Excel workbook (run `xlsx`), to set against the CSV.
 "Worker s" runs from the moment the upload is stored (the API answered) to the job being COMPLETED.
 See bench/README.md for the design and the latest figures.
 """
@@ -54,7 +56,7 @@ OVERLAP = True  # --no-overlap: ROSTER_BULK_OVERLAP=false (one batch at a time; 
 @dataclass
 class RunResult:
     backend: str
-    run: str                 # "seed" (creates only) or "mixed" (the measured file)
+    run: str                 # "seed" (creates only), "mixed" (the measured file) or "xlsx" (it as a workbook)
     rows: int
     file_mib: float
     upload_s: float
@@ -399,8 +401,10 @@ def counts_match(got: dict, want: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- one size
-def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, profile: bool = False) -> list[RunResult]:
-    seed, bulk = datagen.seed_file(OUT, n), datagen.bulk_file(OUT, n)
+def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, profile: bool = False,
+             workbook: bool = False) -> list[RunResult]:
+    seed = datagen.seed_file(OUT, n)
+    bulk = datagen.workbook_file(OUT, n) if workbook else datagen.bulk_file(OUT, n)
     results: list[RunResult] = []
     with tempfile.TemporaryDirectory(prefix="roster-bench-") as tmpname:
         tmp = Path(tmpname)
@@ -410,8 +414,8 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
             try:
                 with httpx.Client(base_url=server.base, timeout=3600) as client:
                     auth = setup_study(client)
-                    for label, gen in (("seed", seed), ("mixed", bulk)):
-                        if label == "mixed" and profile:
+                    for label, gen in (("seed", seed), ("xlsx" if workbook else "mixed", bulk)):
+                        if label != "seed" and profile:
                             return [*results, profile_run(url, env, client, auth, server, gen, backend, n)]
                         worker = WorkerChild(env, tmp)
                         job_uuid, upload_s, api_rss = upload(client, auth, gen.path, server)
@@ -564,6 +568,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profile-size", type=int, default=100_000)
     parser.add_argument("--job-timeout", type=float, default=600, help="seconds a job may take before the worker is killed and the run reported as TIMEOUT")
     parser.add_argument("--no-copy", action="store_true", help="skip the PostgreSQL COPY baseline")
+    parser.add_argument("--xlsx-sizes", default="", help="comma-separated row counts to run again with the measured file as .xlsx")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each size N times on each backend (fresh databases); the targets judge the medians")
     parser.add_argument("--no-overlap", action="store_true",
@@ -611,6 +616,11 @@ def main(argv: list[str] | None = None) -> None:
                     for r in run_size(backend, n, args.batch_size, args.job_timeout):
                         r.copy_rows_per_s = copy_rps if r.run == "mixed" else None
                         results.append(r)
+        for n in [int(s.replace("_", "")) for s in args.xlsx_sizes.split(",") if s.strip()]:
+            datagen.seed_file(OUT, n), datagen.workbook_file(OUT, n)  # generate outside the timed part
+            for _ in range(args.repeat):
+                for backend in backends:
+                    results += run_size(backend, n, args.batch_size, args.job_timeout, workbook=True)
     if args.profile or args.profile_only:
         results += run_size(args.profile_backend, args.profile_size, args.batch_size, args.job_timeout, profile=True)
 

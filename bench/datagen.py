@@ -142,3 +142,33 @@ def bulk_file(out: Path, n: int, seed: int = SEED) -> Generated:
     if not path.exists():
         _write(path, n, make)
     return Generated(path, n, path.stat().st_size, expected)
+
+
+def workbook_file(out: Path, n: int, seed: int = SEED) -> Generated:
+    """The bulk file's rows as an .xlsx (every cell text, first sheet), with the same expected counts. Two
+    broken kinds cannot be written as they are: XML holds no control characters, and a short row is
+    padded in a sheet (not malformed). Such rows are written with a stray cell right of the header
+    instead: still malformed, so still failed."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+
+    source = bulk_file(out, n, seed)
+    path = out / f"bulk_{n}_{seed}.xlsx"
+    if not path.exists():
+        wb = Workbook(write_only=True)
+        ws = wb.create_sheet()
+
+        def text(value: str) -> WriteOnlyCell:
+            cell = WriteOnlyCell(ws, value=value)
+            cell.data_type = "s"  # never a formula or a number: the CSV's text as it is
+            return cell
+
+        with open(source.path, encoding="utf-8", newline="") as fh:
+            for i, row in enumerate(csv.reader(fh)):
+                if i and (len(row) < len(HEADER) or any(c in cell for cell in row for c in CONTROL_CHARS)):
+                    row = [*(cell.translate({ord(c): None for c in CONTROL_CHARS}) for cell in row), *[""] * (len(HEADER) - len(row)), "stray cell"]
+                ws.append([text(cell) for cell in row])
+        tmp = path.with_suffix(".tmp")
+        wb.save(tmp)
+        os.replace(tmp, path)
+    return Generated(path, source.rows, path.stat().st_size, source.expected)

@@ -105,7 +105,7 @@ MESSAGES: dict[str, str] = {
     PARTICIPATE_INACTIVE: "The Participate module is not active for this study, so register=y is not allowed.",
     MISSING_FILE: "The request has no file part named 'file'.",
     FILE_TOO_LARGE: "The file is larger than the configured upload limit.",
-    NOT_SUPPORTED_FILE_FORMAT: "The file format is not supported. Only CSV files are accepted.",
+    NOT_SUPPORTED_FILE_FORMAT: "The file format is not supported. Only CSV files and Excel workbooks (.xlsx) are accepted.",
     INVALID_FILE_ENCODING: "The file is not UTF-8 text.",
     BLANK_FILE: "The file needs a header line and at least one data row.",
     MISSING_PARTICIPANT_ID_COLUMN: "The header must have exactly one ParticipantID column.",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 
 import pytest
 
@@ -20,7 +21,7 @@ def inspect_upload(data: bytes, name: str | None = "participants.csv", *, max_by
     inspector = UploadInspector(name, max_bytes)
     for chunk in chunked(data, size):
         inspector.feed(chunk)
-    return inspector.finish()
+    return inspector.finish(io.BytesIO(data))
 
 
 def failure(data: bytes, name: str | None = "participants.csv", **kw) -> DomainError:

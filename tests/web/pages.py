@@ -37,7 +37,7 @@ def write_csv(directory: Path, name: str, lines: list[str]) -> Path:
 
 
 def upload(page: Page, path: Path, register: bool = False) -> None:
-    page.get_by_label("CSV file").set_input_files(str(path))
+    page.get_by_label("CSV or Excel file").set_input_files(str(path))
     if register:
         page.get_by_label("Register for Participate").check()
     page.get_by_role("button", name="Upload", exact=True).click()

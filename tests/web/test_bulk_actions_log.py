@@ -149,7 +149,7 @@ def test_request_level_errors_are_shown_in_plain_words_next_to_their_code(page, 
     message = page.locator("#upload-message")
 
     page.get_by_role("button", name="Upload", exact=True).click()
-    expect(message).to_have_text("Choose a CSV file first.")
+    expect(message).to_have_text("Choose a CSV or Excel file first.")
 
     not_csv = tmp_path / "notes.txt"
     not_csv.write_text("just some notes\n")
@@ -250,3 +250,40 @@ def test_jobs_of_other_users_and_other_sites(page, server, web_setup, api) -> No
     page.get_by_label("All sites of the study").check()
     row = job_row(page, "from-script.csv")
     expect(row.locator("td[data-label=Site]")).to_have_text(SITE_A)
+
+
+def test_an_excel_workbook_is_accepted_chosen_or_dropped(page, server, web_setup, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    for values in ([*GOOD_AND_BAD[0].split(","), "Notes"], ["XL-001", "Ada", "Lovelace", "ada@example.org", None, 42],
+                   ["XL-002", "Grace", "Hopper", "not-an-email", None, None]):
+        wb.active.append(values)
+    path = tmp_path / "sheet.xlsx"
+    wb.save(path)
+    sign_in(page, server)
+    accept = page.locator("#file").get_attribute("accept")
+    assert ".xlsx" in accept.split(",")
+    upload(page, path)
+    row = wait_for_status(page, "sheet.xlsx", "COMPLETED")
+    expect(row.locator("td[data-label=Progress]")).to_contain_text("1 created · 0 updated · 0 unchanged · 1 failed")
+    file, text = download(page, row.get_by_role("button", name="Failed rows"))
+    assert file.suggested_filename == "sheet-failed-rows.csv"
+    assert list(csv.reader(io.StringIO(text))) == [[*GOOD_AND_BAD[0].split(","), "Notes"], ["XL-002", "Grace", "Hopper", "not-an-email", "", ""]]
+
+    # Dropped on the page: the same workbook's bytes as a File, selected and uploaded.
+    transfer = page.evaluate_handle(
+        """bytes => {
+            const dt = new DataTransfer();
+            const type = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
+            dt.items.add(new File([new Uint8Array(bytes)], 'dropped.xlsx', { type }));
+            return dt;
+        }""",
+        list(path.read_bytes()),
+    )
+    page.dispatch_event("main", "dragenter", {"dataTransfer": transfer})
+    page.dispatch_event("main", "drop", {"dataTransfer": transfer})
+    expect(page.locator("#upload-message")).to_contain_text("Selected dropped.xlsx")
+    page.keyboard.press("Enter")
+    row = wait_for_status(page, "dropped.xlsx", "COMPLETED")
+    expect(row.locator("td[data-label=Progress]")).to_contain_text("0 created · 0 updated · 1 unchanged · 1 failed")

@@ -27,7 +27,8 @@ from sqlalchemy import select
 
 from roster import codes
 from roster.bulk import queue, writer_process
-from roster.bulk.csvreader import ID_COLUMN, Header, read_csv
+from roster.bulk.csvreader import ID_COLUMN, Header
+from roster.bulk.source import read_upload
 from roster.bulk.keyfilter import KeyFilter
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
@@ -129,7 +130,7 @@ class Importer:
 
         rows = 0
         try:
-            _header, entries = read_csv(hashed())
+            _header, entries = read_upload(hashed())
             for _ in entries:
                 rows += 1
                 if not rows & 0xFFFF:
@@ -208,7 +209,7 @@ class Importer:
     def _reading(self) -> tuple[Header, Iterator[list[Row]]]:
         """The header and the batches of rows after the checkpoint, read and checked against the field rules."""
         try:
-            header, entries = read_csv(stored_chunks(self.db, self.claim.job_id))
+            header, entries = read_upload(stored_chunks(self.db, self.claim.job_id))
         except DomainError:
             raise UploadUnreadable from None
         return header, _readable(batches(header, entries, done=self.processed, size=self.settings.batch_size,

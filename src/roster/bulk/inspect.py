@@ -1,8 +1,9 @@
 """The upload inspector: SPEC §4 checks 10–15 on an upload while it streams in, in bounded memory.
 
 Decisions (where the spec is silent):
-- Check 11 (notSupportedFileFormat): the file name must end in `.csv` in any case (surrounding spaces
-  ignored; no name fails). The content is not text when it starts with a known binary or document
+- Check 11 (notSupportedFileFormat): the file name must end in `.csv` or `.xlsx` in any case (surrounding
+  spaces ignored; no name fails). A `.xlsx` is checked as a workbook by roster.bulk.xlsx (checks 12 does
+  not apply to it); the rest of this list is about CSV. The content is not text when it starts with a known binary or document
   signature (ZIP family incl. xlsx/docx/ods, OLE2 xls/doc, PDF, RTF, XML incl. SpreadsheetML, gzip, bzip2,
   xz, zstd, 7z, RAR, PNG, JPEG, GIF, ELF) or holds a NUL byte anywhere.
 - A UTF-16 or UTF-32 byte-order mark (what "Unicode text" exports produce) is text in another encoding:
@@ -17,8 +18,10 @@ from __future__ import annotations
 import codecs
 import hashlib
 from dataclasses import dataclass
+from typing import IO
 
 from roster import codes
+from roster.bulk import xlsx
 from roster.bulk.csvreader import Header, parse_header
 from roster.errors import DomainError
 
@@ -96,11 +99,17 @@ class UploadInspector:
         if chunk and not self._content_after_head and chunk.strip(_WHITESPACE):
             self._content_after_head = True
 
-    def finish(self) -> InspectedUpload:
+    def finish(self, file: IO[bytes] | None = None) -> InspectedUpload:
+        """`file`: the whole upload, seekable; a workbook is read from it (a CSV needs only what was fed)."""
         head = bytes(self._head)
         name = (self.filename or "").strip()
+        if name.lower().endswith(".xlsx"):
+            if file is None:
+                raise ValueError("a .xlsx upload is inspected from the whole file")
+            header = xlsx.inspect_workbook(file, self.max_bytes)
+            return InspectedUpload(size=self.size, sha256=self.sha256, header=header, warnings=header.warnings)
         if not name.lower().endswith(".csv"):
-            raise DomainError(codes.NOT_SUPPORTED_FILE_FORMAT, 400, {"reason": "name"}, detail="The file name must end in .csv.")
+            raise DomainError(codes.NOT_SUPPORTED_FILE_FORMAT, 400, {"reason": "name"}, detail="The file name must end in .csv or .xlsx.")
         other_unicode = head.startswith(UNICODE_BOMS)
         if not other_unicode and (self._nul or _binary_signature(head)):
             raise DomainError(

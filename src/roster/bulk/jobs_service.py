@@ -22,8 +22,9 @@ from sqlalchemy.orm import Session
 from roster import codes
 from roster.auth.models import User
 from roster.auth.permissions import Action, study_access
-from roster.bulk.csvreader import Header, read_csv
+from roster.bulk.csvreader import Header
 from roster.bulk.job_warnings import bounded
+from roster.bulk.source import read_upload
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
 from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, LogEntry, UploadChunk
 from roster.db import Database, utcnow
@@ -216,7 +217,7 @@ def upload_header(session: Session, job: Job) -> Header:
     if job.upload_purged_at is not None:  # retention deleted it (roster.bulk.retention)
         raise DomainError(codes.FILE_EXPIRED, 410, {"uuid": job.uuid})
     try:
-        header, _entries = read_csv(upload_chunks(session, job.id))
+        header, _entries = read_upload(upload_chunks(session, job.id))
     except DomainError:
         # The upload passed these checks when it came in; failing now means the stored copy is gone or damaged.
         raise DomainError(codes.JOB_UPLOAD_UNREADABLE, 409, {"uuid": job.uuid}) from None
@@ -238,7 +239,8 @@ def failed_rows(db: Database, job_id: int, width: int, id_index: int) -> Iterato
 
 def file_stem(job: Job) -> str:
     name = job.source_file_name.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = name[:-4] if name.lower().endswith(".csv") else name
+    lower = name.lower()
+    stem = name[:-4] if lower.endswith(".csv") else name[:-5] if lower.endswith(".xlsx") else name
     return stem or "bulk-upload"
 
 

@@ -1,7 +1,7 @@
 """Streams a multipart/form-data upload (SPEC §4 checks 9–15) without holding it in memory.
 
 The request body is pushed through python-multipart's streaming parser as it arrives; the bytes of
-the part named `file` go through the upload inspector (size cap, CSV/UTF-8/header checks) and into a
+the part named `file` go through the upload inspector (size cap, CSV/UTF-8/workbook/header checks) and into a
 spool that stays in memory up to one chunk and on disk beyond. Only when the whole body has arrived and
 passed the checks is it written to the database, chunk by chunk, in one short transaction: on SQLite a
 write transaction locks the whole database, and holding it while a slow client sends 100 MiB would stall
@@ -154,7 +154,7 @@ async def receive_upload(request: Request, max_bytes: int) -> ReceivedUpload:
             raise missing_file()
         if pending:
             spool.write(bytes(pending))
-        inspected = await run_in_threadpool(inspector.finish)
+        inspected = await run_in_threadpool(inspector.finish, spool)
         return ReceivedUpload(part.file_name or "", inspected, spool)
     except ClientDisconnect:
         spool.close()

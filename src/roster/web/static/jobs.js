@@ -46,7 +46,7 @@ export function warningText(warning) {
 }
 
 export function fileStem(name) {
-  return (name || "job").replace(/\.csv$/i, "");
+  return (name || "job").replace(/\.(csv|xlsx)$/i, "");
 }
 
 export function jobPath(uuid, suffix = "") {

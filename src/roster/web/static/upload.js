@@ -1,4 +1,4 @@
-// The upload form: a CSV file (chosen or dropped anywhere on the page), the register flag, the
+// The upload form: a CSV or .xlsx file (chosen or dropped anywhere on the page), the register flag, the
 // bulk endpoint. The server decides every check; the page only explains its answers.
 
 import { ApiError, P, seg, upload } from "./api.js";
@@ -56,7 +56,7 @@ export class UploadForm {
     if (!this.target || !this.target.canUpload || this.busy) return;
     const file = this.file.files[0];
     if (!file) {
-      notice(this.message, "Choose a CSV file first.", "error");
+      notice(this.message, "Choose a CSV or Excel file first.", "error");
       this.file.focus();
       return;
     }
