@@ -78,6 +78,19 @@ class Api:
         return created
 
 
+def wait_until_listening(process: subprocess.Popen, base_url: str, path: str = "/healthz", timeout: float = 90) -> None:
+    """Until `roster serve` answers `path`; fails at once if the process died."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, process.communicate()
+        try:
+            httpx.get(base_url + path, timeout=2)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, "roster serve did not start listening"
+            time.sleep(0.3)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -17,7 +17,7 @@ from roster.config import Settings
 from roster.logs import logging_config, text_formatter, well_formed_request_id
 from tests.bulk.conftest import STUDY, bulk_url, csv_of
 from tests.foundation.test_cli import _command, free_port
-from tests.support import P
+from tests.support import P, wait_until_listening
 
 PERSONAL = ("Lovelace", "ada@example.org", "2079460000")
 CSV = csv_of("PX-1,Ada,Lovelace,ada@example.org,+44 2079460000,", "PX-2,Bob,Builder,not-an-email,,")
@@ -97,18 +97,6 @@ def test_uvicorn_and_roster_share_one_handler(settings: Settings):
         assert config["loggers"][name]["handlers"] == [] and config["loggers"][name]["propagate"] is True
 
 
-def _wait_until_listening(process: subprocess.Popen, port: int) -> None:
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, process.communicate()
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-            return
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "roster serve did not start listening"
-            time.sleep(0.3)
-
-
 def test_every_line_of_a_json_run_of_roster_serve_parses(bulk, settings, tmp_path):
     """A real `roster serve` (uvicorn's lines, start-up, requests, an embedded worker's job, shutdown)."""
     port = free_port()
@@ -120,7 +108,7 @@ def test_every_line_of_a_json_run_of_roster_serve_parses(bulk, settings, tmp_pat
     process = subprocess.Popen(**_command(["serve", "--port", str(port)], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_listening(process, port)
+        wait_until_listening(process, base)
         dm = bulk.users["dm"]
         r = httpx.post(base + bulk_url(), files={"file": ("p.csv", CSV, "text/csv")}, headers={**dm, "X-Request-ID": "upload-1"}, timeout=30)
         assert r.status_code == 200 and r.headers["x-request-id"] == "upload-1", r.text

@@ -11,7 +11,7 @@ from roster.app import create_app
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS
 from tests.bulk.conftest import csv_of
 from tests.ops.conftest import settings_with
-from tests.support import P
+from tests.support import P, wait_until_listening
 
 NAME_AND_ID = "Ada-Lovelace-PX9"
 
@@ -101,15 +101,7 @@ def test_several_api_processes_report_their_sum(tmp_path):
     process = subprocess.Popen(**_command(["serve", "--port", str(port), "--workers", "2"], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert process.poll() is None, process.communicate()
-            try:
-                httpx.get(f"{base}/readyz", timeout=2)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "roster serve did not start listening"
-                time.sleep(0.3)
+        wait_until_listening(process, base, "/readyz")
         answered = sum(httpx.get(f"{base}/healthz", timeout=5).status_code == 200 for _ in range(20))
         families = {f.name: f.samples for f in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=5).text)}
     finally:
