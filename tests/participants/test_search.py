@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from tests.participants.conftest import SITE_A, SITE_B, STUDY_PATH, World
+import pytest
+import sqlalchemy as sa
+
+from roster.auth.models import User
+from roster.auth.permissions import study_access
+from roster.participants import service
+from roster.participants.models import Participant
+from roster.schemas import PageParams
+from roster.studies.models import Study, oid_key
+from tests.participants.conftest import SITE_A, SITE_B, STUDY, STUDY_PATH, World
 
 
 def _found(world: World, q: str, user: str = "dm", **params) -> list[str]:
@@ -87,3 +96,64 @@ def test_a_search_is_counted_and_paged_like_the_whole_list(world: World):
     assert ([i["participantId"] for i in body["items"]], body["total"]) == (["PG-2", "PG-3"], 5)
     assert _found(world, "pg-", status="available") == ["PG-0", "PG-1", "PG-2", "PG-3"]
     assert _found(world, "pg-", siteOID=SITE_B) == []
+
+
+# What shows that each branch of the search (migration 0008 and the unique keys it relies on) reads an index.
+BRANCH_INDEXES = {
+    "sqlite": ("(participant_key>? AND participant_key<?)", "(oid=? AND study_id=?)", "ix_participants_last_name_lower",
+               "ix_participants_first_name_lower", "ix_participants_email_lower", "ix_participants_study_uid",
+               "ix_participants_study_empi", "INTEGER PRIMARY KEY (rowid=?)"),
+    "postgresql": ("uq_participants_participant_key_study_id", "uq_participants_oid_study_id", "ix_participants_last_name_lower",
+                   "ix_participants_first_name_lower", "ix_participants_email_lower", "ix_participants_study_uid",
+                   "ix_participants_study_empi", "pk_participants"),
+}
+
+
+def _filler(world: World, study_id: int, site_id: int, n: int) -> None:
+    """n participants written directly, so that PostgreSQL's statistics describe a table worth an index."""
+    rows = [{"study_id": study_id, "site_id": site_id, "participant_id": f"F-{i}", "participant_key": f"f-{i}", "oid": f"SS_F{i}",
+             "first_name": f"Fn{i}", "last_name": f"Ln{i}", "email_address": f"f{i}@example.org"} for i in range(n)]
+    with world.db.transaction() as session:
+        session.execute(sa.insert(Participant), rows)
+    if world.db.dialect == "postgresql":
+        with world.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE participants"))
+
+
+def _plans(world: World, username: str, q: str) -> list[str]:
+    """The plans of the participant statements of one study-list search, as run (bound parameters)."""
+    plans: list[str] = []
+    pg = world.db.dialect == "postgresql"
+
+    def capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        if "FROM participants" in statement and not statement.startswith("EXPLAIN"):
+            cursor.execute(("EXPLAIN " if pg else "EXPLAIN QUERY PLAN ") + statement, parameters)
+            plans.append("\n".join(str(row[-1]) for row in cursor.fetchall()))
+
+    with world.db.read_sessions() as session, session.begin():
+        study = session.scalar(sa.select(Study).where(Study.oid_key == oid_key(STUDY)))
+        access = study_access(session, session.scalar(sa.select(User).where(User.username_key == username)), study)
+        sa.event.listen(session.connection().engine, "before_cursor_execute", capture)
+        try:
+            service.list_participants(session, study, access, PageParams(page=1, page_size=50), q=q)
+        finally:
+            sa.event.remove(session.connection().engine, "before_cursor_execute", capture)
+    return plans
+
+
+@pytest.mark.parametrize("username", ["dm", "monitor_a_crc_b"])
+def test_every_branch_of_a_search_is_read_through_an_index(world: World, username: str):
+    """SQLite as Roster runs it (no statistics); PostgreSQL after ANALYZE of a few thousand rows."""
+    world.created("P-1", SITE_B, lastName="Smith")
+    assert world.patch("P-1", {"pmis": [{"mrn": "M-1", "siteName": f"Site {SITE_B}"}]}).status_code == 200
+    record = world.record("P-1")
+    with world.db.read_sessions() as session:
+        study_id, site_id = session.execute(sa.select(Participant.study_id, Participant.site_id).where(Participant.id == record["id"])).one()
+    _filler(world, study_id, site_id, 3000)
+    plans = _plans(world, username, "m-1")  # an MRN, so that its branch is there too
+    count, page = [p for p in plans if "participant_mrns" not in p]
+    for plan in (count, page):
+        assert "SCAN participants" not in plan and "Seq Scan on participants" not in plan, plan
+        assert "MULTI-INDEX OR" in plan or "BitmapOr" in plan, plan
+    for index in BRANCH_INDEXES[world.db.dialect]:
+        assert index in count, (index, count)
