@@ -78,7 +78,7 @@ def condition(session: Session, term: str, access: StudyAccess) -> ColumnElement
     if with_mrn:
         personal.append(Participant.id.in_(sorted(set(with_mrn))))
     if pii_sites is not None:
-        # Each branch keeps the site filter, so that both planners can serve each through its own index.
+        # The sites go into each personal branch as a plain filter: each branch stays one index lookup.
         where_pii = unindexed(Participant.site_id).in_(sorted(pii_sites))
         return or_(public, *(and_(where_pii, c) for c in personal))
     return or_(public, *personal)
