@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -56,6 +56,13 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def codepoint_string(length: int) -> String:
+    """A string column ordered by code point on both backends (SQLite's BINARY, PostgreSQL's "C"), so that a
+    prefix is one range of its btree indexes whatever the database's locale (roster.participants.search).
+    On PostgreSQL lower() of such a column folds A-Z only, as SQLite's does."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -3,10 +3,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from roster.db import Base, UTCDateTime, utcnow
+from roster.db import Base, UTCDateTime, codepoint_string, utcnow
 
 AVAILABLE = "available"
 REMOVED = "removed"
@@ -37,6 +37,11 @@ class Participant(Base):
         Index("uq_participants_access_code", "access_code", unique=True, **_not_null("access_code")),
         Index("ix_participants_study_uid", "study_id", "uid_key", **_not_null("uid_key")),
         Index("ix_participants_study_empi", "study_id", "empi_key", **_not_null("empi_key")),
+        # Search (roster.participants.search, migration 0008): name prefixes and the email, folded as lower()
+        # folds. The only indexes search adds to the bulk path; the ID and OID use the unique keys above.
+        Index("ix_participants_last_name_lower", func.lower(text("last_name")), "study_id"),
+        Index("ix_participants_first_name_lower", func.lower(text("first_name")), "study_id"),
+        Index("ix_participants_email_lower", func.lower(text("email_address")), "study_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -46,15 +51,15 @@ class Participant(Base):
     site_id: Mapped[int] = mapped_column(ForeignKey("sites.id"))
     participant_id: Mapped[str] = mapped_column(String(30))
     # casefold() can triple a character's length (e.g. 'ΐ'): 30 characters may need 90.
-    participant_key: Mapped[str] = mapped_column(String(100))
+    participant_key: Mapped[str] = mapped_column(codepoint_string(100))
     oid: Mapped[str] = mapped_column(String(80))
     status: Mapped[str] = mapped_column(String(20), default=AVAILABLE)
     participate_status: Mapped[str | None] = mapped_column(String(20))
     access_code: Mapped[str | None] = mapped_column(String(20))
     # Contact fields (OpenClinica)
-    first_name: Mapped[str | None] = mapped_column(String(35))
-    last_name: Mapped[str | None] = mapped_column(String(35))
-    email_address: Mapped[str | None] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(codepoint_string(35))
+    last_name: Mapped[str | None] = mapped_column(codepoint_string(35))
+    email_address: Mapped[str | None] = mapped_column(codepoint_string(255))
     mobile_number: Mapped[str | None] = mapped_column(String(17))
     identifier: Mapped[str | None] = mapped_column(String(35))
     # Profile fields (OpenSpecimen)
@@ -81,7 +86,8 @@ class ParticipantMrn(Base):
     """A medical record number (OpenSpecimen `pmis`), unique per site."""
 
     __tablename__ = "participant_mrns"
-    __table_args__ = (UniqueConstraint("site_id", "mrn_key"),)
+    # The unique key serves a site's look-ups; search looks an MRN up in any site (migration 0008).
+    __table_args__ = (UniqueConstraint("site_id", "mrn_key"), Index("ix_participant_mrns_mrn_key", "mrn_key"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     participant_id: Mapped[int] = mapped_column(ForeignKey("participants.id", ondelete="CASCADE"), index=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, delete, exists, false, func, insert, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, false, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from roster.auth.models import User
 from roster.auth.permissions import Action, StudyAccess, study_access
 from roster.db import utcnow
 from roster.errors import DomainError, Forbidden, NotFound
-from roster.participants import audit, profile, rules, writer
+from roster.participants import audit, profile, rules, search, writer
 from roster.participants.models import (
     AVAILABLE,
     REMOVED,
@@ -155,51 +155,44 @@ class Records:
         return record if pii else {k: v for k, v in record.items() if k in NON_PII_KEYS}
 
 
-def _like(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+def list_filters(
+    session: Session, study: Study, access: StudyAccess, *, site: Site | None = None, status: str | None = None, q: str | None = None,
+) -> list[ColumnElement[bool]]:
+    """The list's WHERE: the study, `site` or the sites the caller may read, `status`, the term `q`."""
+    term = q.strip() if q else ""
+    # With a term the search's indexes find the rows; a site filter SQLite could read through an index
+    # (it has no statistics) would tempt it to read whole sites instead, so then it is a plain filter.
+    site_id = search.unindexed(Participant.site_id) if term else Participant.site_id
+    where: list[ColumnElement[bool]] = [Participant.study_id == study.id]
+    if site is not None:
+        where.append(site_id == site.id)
+    else:
+        sites = access.site_ids(Action.READ)
+        if sites is not None:
+            where.append(site_id.in_(sorted(sites)))
+    if status:
+        where.append(Participant.status == status)
+    if term:
+        # Stored values hold no control characters (the rules refuse them), so such a term matches nothing.
+        where.append(false() if rules.has_control_character(term) else search.condition(session, term, access))
+    return where
 
 
-def _search(q: str, access: StudyAccess) -> ColumnElement[bool]:
-    """ID and OID match for everybody; personal fields only at sites where the caller may read them,
-    so that a monitor cannot find out a name by searching for it."""
-    pattern = _like(q.casefold())
-    clause = or_(Participant.participant_key.like(pattern, escape="\\"), Participant.oid.ilike(_like(q), escape="\\"))
-    pii_sites = access.site_ids(Action.READ_PII)
-    if pii_sites is not None and not pii_sites:
-        return clause
-    text_pattern = _like(q)
-    personal = or_(
-        *(getattr(Participant, attr).ilike(text_pattern, escape="\\")
-          for attr in ("first_name", "middle_name", "last_name", "email_address", "mobile_number", "identifier")),
-        Participant.uid_key.like(pattern, escape="\\"),
-        Participant.empi_key.like(pattern, escape="\\"),
-        exists().where(ParticipantMrn.participant_id == Participant.id, ParticipantMrn.mrn_key.like(pattern, escape="\\")),
-    )
-    if pii_sites is not None:
-        personal = personal & Participant.site_id.in_(sorted(pii_sites))
-    return or_(clause, personal)
+def page_of(where: Sequence[ColumnElement[bool]], page: PageParams) -> Select[tuple[Participant]]:
+    """Oldest first. The bounds as literals: with `LIMIT ?` SQLite's planner walks the whole primary key
+    for the ORDER BY instead of the search's indexes (bench/search.py); they are validated integers."""
+    offset, limit = (bindparam(None, n, literal_execute=True) for n in (page.offset, page.page_size))
+    return select(Participant).where(*where).order_by(Participant.id).offset(offset).limit(limit)
 
 
 def list_participants(
     session: Session, study: Study, access: StudyAccess, page: PageParams, *,
     site: Site | None = None, status: str | None = None, q: str | None = None,
 ) -> Page[dict[str, Any]]:
-    """Oldest first; limited to the sites the caller may read."""
-    where: list[ColumnElement[bool]] = [Participant.study_id == study.id]
-    if site is not None:
-        where.append(Participant.site_id == site.id)
-    else:
-        sites = access.site_ids(Action.READ)
-        if sites is not None:
-            where.append(Participant.site_id.in_(sorted(sites)))
-    if status:
-        where.append(Participant.status == status)
-    if q and q.strip():
-        # Stored values hold no control characters (the rules refuse them), so such a term matches nothing.
-        where.append(false() if rules.has_control_character(q) else _search(q.strip(), access))
+    """Oldest first; limited to the sites the caller may read. `q`: roster.participants.search."""
+    where = list_filters(session, study, access, site=site, status=status, q=q)
     total = session.scalar(select(func.count(Participant.id)).where(*where)) or 0
-    rows = list(session.scalars(select(Participant).where(*where).order_by(Participant.id).offset(page.offset).limit(page.page_size)))
+    rows = list(session.scalars(page_of(where, page)))
     return Page[dict[str, Any]](items=Records(session, study).many(rows, access), page=page.page, page_size=page.page_size, total=total)
 
 
