@@ -16,6 +16,7 @@ from roster import codes
 from roster.bulk import extract
 from roster.bulk.models import Job, UploadChunk
 from roster.bulk.queue import claim
+from roster.bulk.retention import purge
 from roster.bulk.worker import drain
 from roster.participants.models import Participant
 from tests.bulk.conftest import SITE_A, SITE_B, STUDY, Bulk, csv_of
@@ -297,3 +298,13 @@ def test_the_participants_index_serves_the_pages(people: Bulk):
             s.connection().exec_driver_sql("SET LOCAL enable_seqscan = off")
             plan = " ".join(r[0] for r in s.connection().exec_driver_sql("EXPLAIN " + compiled))
             assert "ix_participants_site_status_key" in plan and "Sort" not in plan, plan
+
+
+def test_retention_deletes_the_file_and_the_download_then_answers_410(people: Bulk):
+    job_uuid = extract_job(people)
+    drain(people.db, people.settings)
+    purge(people.db, people.settings.model_copy(update={"upload_retention_days": 0}))
+    assert stored_chunks(people, job_uuid) == 0
+    r = people.client.get(f"{P}/jobs/{job_uuid}/downloadFile", headers=people.users["dm"])
+    assert r.status_code == 410 and r.json()["message"] == codes.FILE_EXPIRED
+    assert people.job(job_uuid)["counts"]["rows"] == 3
