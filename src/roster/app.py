@@ -19,6 +19,7 @@ from roster.auth import passwords
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
 from roster.auth.tokens import TokenService
+from roster.bulk.extract_router import router as extract_router
 from roster.bulk.jobs_router import router as jobs_router
 from roster.bulk.jobstats import JobsCollector
 from roster.bulk.router import router as bulk_router
@@ -152,7 +153,7 @@ def create_app(
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok", "database": app.state.db.dialect})
 
-    routers = (auth_router, users_admin_router, studies_router, bulk_router, jobs_router, participants_router, openspecimen_router, web_router)
+    routers = (auth_router, users_admin_router, studies_router, bulk_router, extract_router, jobs_router, participants_router, openspecimen_router, web_router)
     routers += (workers_router,)
     for router in routers:
         app.include_router(router)

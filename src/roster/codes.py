@@ -41,6 +41,11 @@ JOB_NOT_CANCELLABLE = "errorCode.jobNotCancellable"
 JOB_ATTEMPTS_EXHAUSTED = "errorCode.jobAttemptsExhausted"
 JOB_UPLOAD_UNREADABLE = "errorCode.jobUploadUnreadable"
 FILE_EXPIRED = "errorCode.fileExpired"
+# Extract jobs (SPEC §11.3)
+INVALID_INCLUDE_PARTICIPATE_INFO = "errorCode.invalidIncludeParticipateInfoParameter"
+JOB_NOT_FINISHED = "errorCode.jobNotFinished"
+EXTRACT_NOT_COMPLETED = "errorCode.extractNotCompleted"
+JOB_HAS_NO_UPLOAD = "errorCode.jobHasNoUpload"
 
 # Per-record rules (SPEC §5)
 MALFORMED_ROW = "errorCode.malformedRow"
@@ -126,6 +131,10 @@ MESSAGES: dict[str, str] = {
     JOB_ATTEMPTS_EXHAUSTED: "The job was abandoned after too many worker failures.",
     JOB_UPLOAD_UNREADABLE: "The stored upload could not be read.",
     FILE_EXPIRED: "The stored file was deleted by retention (ROSTER_UPLOAD_RETENTION_DAYS) after the job ended.",
+    INVALID_INCLUDE_PARTICIPATE_INFO: "The includeParticipateInfo parameter must be y or n.",
+    JOB_NOT_FINISHED: "The job has not finished yet.",
+    EXTRACT_NOT_COMPLETED: "The extract did not complete (it failed or was cancelled), so it has no file.",
+    JOB_HAS_NO_UPLOAD: "This job has no uploaded file (it is an extract).",
     MALFORMED_ROW: "The row has a different number of cells than the header, or broken quoting.",
     MISSING_PARTICIPANT_ID: "Participant ID is empty.",
     PARTICIPANT_ID_TOO_LONG: "Participant ID exceeds 30 characters limit.",

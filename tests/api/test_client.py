@@ -199,16 +199,27 @@ def test_job_cancel_of_a_queued_job_prints_cancelled(start_server, api: Api, ros
     assert roster("job", "cancel", uuid).out.strip() == f"{uuid}: CANCELLED"
 
 
-def test_revert_and_extract_report_the_servers_answer(world, roster, tmp_path):
-    """The revert and extract endpoints (SPEC §11.2, §11.3) are called at their paths; until the server has
-    them, its 404 is reported like any refusal, with exit 2."""
+def test_revert_reports_the_servers_answer(world, roster, tmp_path):
+    """The revert endpoint (SPEC §11.2) is called at its path; until the server has it, its 404 is reported
+    like any refusal, with exit 2."""
     uuid = job_uuid(upload(roster, tmp_path, GOOD, "--wait"))
     revert = roster("job", "revert", uuid)
     assert revert.code in (0, 2)
     assert ("job uuid: " in revert.out) if revert.code == 0 else ("errorCode." in revert.err)
+
+
+def test_extract_waits_for_the_job_and_writes_its_csv(world, roster, tmp_path):
+    """SPEC §11.3: the participants uploaded, in ID order, to stdout or to -o FILE."""
+    job_uuid(upload(roster, tmp_path, GOOD, "--wait"))
     extract = roster("extract", "--study", STUDY, "--site", SITE)
-    assert extract.code in (0, 2)
-    assert ("ParticipantID" in extract.out) if extract.code == 0 else ("errorCode." in extract.err)
+    assert extract.code == 0, extract.err
+    lines = extract.out.splitlines()
+    assert lines[0].startswith("ParticipantID,Participant OID,Status,Participate Status")
+    assert [line.split(",")[0] for line in lines[1:]] == ["JUNO-001", "JUNO-002"]
+    target = tmp_path / "extract.csv"
+    again = roster("extract", "--study", STUDY, "--site", SITE, "--include-participate-info", "-o", str(target))
+    assert again.code == 0, again.err
+    assert target.read_text(encoding="utf-8").splitlines()[0].endswith(",Access Code")
 
 
 def test_setup_commands_create_study_site_user_and_role(api: Api, server: LiveServer, roster, monkeypatch):

@@ -32,7 +32,7 @@ def test_a_job_answers_every_field_with_utc_timestamps(world):
         "register": True, "sourceFileName": "juno.csv", "createdBy": "crc_a",
         "dateCreated": "2025-03-01T12:00:00Z", "dateStarted": "2025-03-01T12:00:01Z", "dateCompleted": "2025-03-01T12:00:05Z",
         "counts": {"rows": 3, "processed": 3, "created": 1, "updated": 1, "unchanged": 0, "failed": 1},
-        "progress": 1.0, "rowsPerSecond": None, "etaSeconds": None, "cancelRequested": False,
+        "progress": 1.0, "rowsPerSecond": None, "etaSeconds": None, "cancelRequested": False, "includeParticipateInfo": False,
         "warnings": ["unknown column: Notes"], "error": None, "errorMessage": None,
     }
 

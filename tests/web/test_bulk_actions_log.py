@@ -287,3 +287,28 @@ def test_an_excel_workbook_is_accepted_chosen_or_dropped(page, server, web_setup
     page.keyboard.press("Enter")
     row = wait_for_status(page, "dropped.xlsx", "COMPLETED")
     expect(row.locator("td[data-label=Progress]")).to_contain_text("0 created · 0 updated · 1 unchanged · 1 failed")
+
+
+def test_extract_participants_from_the_page_and_download_the_file(page, server, web_setup, api) -> None:
+    files = {"file": ("people.csv", "ParticipantID,firstName\r\nEXT-2,=Bea\r\nEXT-1,Ann\r\n", "text/csv")}
+    base = f"{P}/clinicaldata/studies/{STUDY}/sites/{SITE_A}/participants"
+    assert api.client.post(f"{base}/bulk", files=files, headers=api.headers(COORDINATOR)).status_code == 200
+    sign_in(page, server)
+    wait_for_status(page, "people.csv", "COMPLETED")
+    page.get_by_label("Include access codes").check()
+    page.get_by_role("button", name="Extract participants").click()
+    expect(page.locator("#extract-message")).to_contain_text(f"Extracting the participants of {SITE_A} as job")
+    name = f"participants-{SITE_A}.csv"
+    row = wait_for_status(page, name, "COMPLETED")
+    expect(row.locator("td[data-label='Source file']")).to_contain_text("extract")
+    expect(row.locator("td[data-label='Source file']")).to_contain_text("access codes")
+    expect(row.locator("td[data-label=Progress]")).to_contain_text("2 participants extracted")
+    # No log to view and no failed rows: the one file is the extract itself.
+    expect(row.get_by_role("button", name="View log of")).to_have_count(0)
+    expect(row.get_by_role("button", name="Download failed rows")).to_have_count(0)
+    file, text = download(page, row.get_by_role("button", name=f"Download {name}"))
+    assert file.suggested_filename == name
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0][:5] == ["ParticipantID", "Participant OID", "Status", "Participate Status", "First Name"]
+    assert rows[0][-1] == "Access Code"
+    assert [(r[0], r[4]) for r in rows[1:]] == [("EXT-1", "Ann"), ("EXT-2", "'=Bea")]

@@ -16,9 +16,10 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from roster import codes
+from roster.bulk import extract
 from roster.bulk import jobs_service as service
 from roster.bulk.jobs_schemas import LOG_CSV_HEADER, OUTCOMES, JobOut, LogEntryOut
-from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE
+from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT
 from roster.csvout import MEDIA_TYPE, content_disposition, stream_csv
 from roster.deps import CurrentUser, DatabaseDep, SessionDep
 from roster.errors import DomainError
@@ -95,16 +96,21 @@ def job_log(
 
 @router.get(
     "/jobs/{job_uuid}/downloadFile", response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **errors(403, 409, 410)},
 )
 def download_log(
     job_uuid: str, session: SessionDep, db: DatabaseDep, user: CurrentUser, open: bool = False
 ) -> StreamingResponse:
-    """The log as OpenClinica's CSV; while the job runs, the rows committed so far."""
+    """The log as OpenClinica's CSV; while the job runs, the rows committed so far. For an extract job,
+    its file once COMPLETED (409 before; 403 when it holds PII the caller may no longer read)."""
     job, _, _ = service.get_visible_job(session, user, job_uuid)
-    filename = f"{service.file_stem(job)}-log.csv"
+    if job.type == JOB_TYPE_EXTRACT:
+        extract.extract_file(session, user, job)
+        body, filename = extract.stored_file(db, job.id), job.source_file_name
+    else:
+        body, filename = stream_csv(service.log_csv_rows(db, job.id), LOG_CSV_HEADER), f"{service.file_stem(job)}-log.csv"
     return StreamingResponse(
-        stream_csv(service.log_csv_rows(db, job.id), LOG_CSV_HEADER),
+        body,
         media_type=MEDIA_TYPE,
         headers={"Content-Disposition": content_disposition(filename, inline=open)},
     )
@@ -112,7 +118,7 @@ def download_log(
 
 @router.get(
     "/jobs/{job_uuid}/failedRows", response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **errors(409)},
+    responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **errors(403, 409, 410)},
 )
 def failed_rows(
     job_uuid: str, session: SessionDep, db: DatabaseDep, user: CurrentUser, open: bool = False
@@ -120,6 +126,7 @@ def failed_rows(
     """The failed rows with the upload's own header and delimiter, ready to fix and upload again. They hold
     the upload's personal data: only for a caller that may read it at the job's site now (else 403)."""
     job, _, _ = service.get_visible_job(session, user, job_uuid)
+    service.require_upload(job)
     service.require_pii(session, user, job)
     header = service.upload_header(session, job)
     rows = service.failed_rows(db, job.id, len(header.names), header.columns["ParticipantID"])

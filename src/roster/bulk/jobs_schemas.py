@@ -46,6 +46,7 @@ class JobOut(OutModel):
     rows_per_second: float | None = Field(None, description="While IN_PROGRESS: rows processed per second since the job started; else null")
     eta_seconds: int | None = Field(None, description="While IN_PROGRESS and the rows are counted: seconds left at that rate; else null")
     cancel_requested: bool
+    include_participate_info: bool = Field(False, description="Extract jobs: access codes were asked for (includeParticipateInfo=y)")
     warnings: list[Any]
     error: str | None
     # The job-level code in plain words, for people (the web page shows it next to the code).

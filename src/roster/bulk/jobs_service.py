@@ -2,7 +2,7 @@
 cancel and delete. Flushes, never commits (the request owns the transaction).
 
 Visibility: a job is seen by its creator and by users whose write role covers the job's site (decided
-with `roster.auth.permissions`). Everybody else gets 404 jobNotFound, so a UUID reveals nothing. Being an
+with `roster.auth.permissions`); an extract (SPEC §11.3) by its creator only. Everybody else gets 404 jobNotFound, so a UUID reveals nothing. Being an
 admin does not make a job visible (the log holds participant IDs and admins get no participant data by
 their flag alone), but an admin may delete any job by its UUID.
 """
@@ -16,7 +16,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, cast, delete, func, or_, select, true, update
+from sqlalchemy import ColumnElement, Select, Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -26,7 +26,7 @@ from roster.bulk.csvreader import Header
 from roster.bulk.job_warnings import bounded
 from roster.bulk.source import read_upload
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
-from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, Job, LogEntry, UploadChunk
+from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT, Job, LogEntry, UploadChunk
 from roster.db import Database, utcnow
 from roster.errors import Conflict, DomainError, Forbidden, NotFound
 from roster.schemas import Page, PageParams
@@ -57,6 +57,8 @@ def find_job(session: Session, value: str) -> tuple[Job, str, str] | None:
 def can_see(session: Session, user: User, job: Job) -> bool:
     if job.created_by_id == user.id:
         return True
+    if job.type == JOB_TYPE_EXTRACT:
+        return False
     return study_access(session, user, job.study_id).can(Action.WRITE, job.site_id)
 
 
@@ -76,12 +78,13 @@ def require_pii(session: Session, user: User, job: Job) -> None:
 
 
 def visible_jobs_clause(session: Session, user: User, study: Study) -> ColumnElement[bool]:
-    """The caller's own jobs plus every job at a site where it may write (all sites for a study-level role)."""
+    """The caller's own jobs plus every job but an extract at a site where it may write (all sites for a
+    study-level role)."""
     sites = study_access(session, user, study).site_ids(Action.WRITE)
-    if sites is None:
-        return true()
     mine = Job.created_by_id == user.id
-    return or_(mine, Job.site_id.in_(sorted(sites))) if sites else mine
+    if sites is None:
+        return or_(mine, Job.type != JOB_TYPE_EXTRACT)
+    return or_(mine, (Job.type != JOB_TYPE_EXTRACT) & Job.site_id.in_(sorted(sites))) if sites else mine
 
 
 def progress(job: Job) -> float:
@@ -117,7 +120,7 @@ def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
             unchanged=job.unchanged, failed=job.failed,
         ),
         progress=progress(job), rows_per_second=rows_per_second, eta_seconds=eta_seconds, cancel_requested=job.cancel_requested,
-        warnings=bounded(job.warnings), error=job.error,
+        warnings=bounded(job.warnings), error=job.error, include_participate_info=job.include_participate_info,
         error_message=codes.message_for(job.error) if job.error else None,
     )
 
@@ -210,6 +213,12 @@ def upload_chunks(session: Session, job_id: int) -> Iterator[bytes]:
             return
         seq = found.seq
         yield bytes(found.data)
+
+
+def require_upload(job: Job) -> None:
+    """An extract's stored file is its output, not an upload: it has no rows to fix (409)."""
+    if job.type == JOB_TYPE_EXTRACT:
+        raise Conflict(codes.JOB_HAS_NO_UPLOAD, {"uuid": job.uuid})
 
 
 def upload_header(session: Session, job: Job) -> Header:

@@ -3,12 +3,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from roster.db import Base, UTCDateTime, utcnow
 
 JOB_TYPE_BULK_ADD = "BULK_ADD_PARTICIPANTS"
+JOB_TYPE_EXTRACT = "EXTRACT_PARTICIPANTS"
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
@@ -58,6 +59,10 @@ class Job(Base):
     upload_sha256: Mapped[str | None] = mapped_column(String(64))
     # Set when retention deleted the stored upload (ROSTER_UPLOAD_RETENTION_DAYS): failedRows answers 410.
     upload_purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Extract jobs (roster.bulk.extract): the request's includeParticipateInfo, and whether the file the
+    # worker wrote (stored as the job's upload chunks) holds personal data.
+    include_participate_info: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    file_pii: Mapped[bool | None] = mapped_column(Boolean)
 
 
 class UploadChunk(Base):

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from roster import codes
 from roster.bulk.job_warnings import bounded
-from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, Job, UploadChunk
+from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_BULK_ADD, Job, UploadChunk
 from roster.db import Database, utcnow
 
 log = logging.getLogger("roster.queue")
@@ -50,6 +50,7 @@ class Claim:
     processed: int
     rows_total: int | None
     cancel_requested: bool
+    type: str = JOB_TYPE_BULK_ADD  # what runs it (roster.bulk.worker)
 
 
 def new_owner() -> str:
@@ -125,13 +126,13 @@ def claim(db: Database, lease_seconds: int) -> Claim | None:
             lease_expires_at=_clock(db.dialect, lease_seconds),
             date_started=func.coalesce(_J.c.date_started, literal(now, type_=_J.c.date_started.type)),
         )
-        .returning(_J.c.id, _J.c.uuid, _J.c.attempts, _J.c.processed, _J.c.rows_total, _J.c.cancel_requested)
+        .returning(_J.c.id, _J.c.uuid, _J.c.attempts, _J.c.processed, _J.c.rows_total, _J.c.cancel_requested, _J.c.type)
     )
     with db.transaction() as session:
         row = session.execute(stmt).one_or_none()
     if row is None:
         return None
-    return Claim(row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested))
+    return Claim(row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested), row.type)
 
 
 def _fenced(job: Claim):
@@ -175,10 +176,11 @@ def checkpointed(job: Claim, row) -> bool:
 def finish(db: Database, job: Claim, status: str, error: str | None = None) -> bool:
     """COMPLETED, CANCELLED or FAILED, fenced; clears the lease. False when the job was not ours any more."""
     with db.transaction() as session:
-        return _finish(session, job, status, error)
+        return finish_in(session, job, status, error)
 
 
-def _finish(session: Session, job: Claim, status: str, error: str | None = None) -> bool:
+def finish_in(session: Session, job: Claim, status: str, error: str | None = None) -> bool:
+    """`finish` in the caller's transaction (with what must go together with the end)."""
     values = {"status": status, "lease_owner": None, "lease_expires_at": None, "date_completed": utcnow(), "error": error}
     if status == COMPLETED:
         values["rows_total"] = _J.c.processed

@@ -38,6 +38,15 @@ class UploadAccepted(OutModel):
     status: Literal["IN_QUEUE"]
 
 
+# The 200 answer of an endpoint that queues a job (the upload, the extract).
+ACCEPTED = {
+    "content": {
+        "text/plain": {"schema": {"type": "string", "pattern": "^job uuid: [0-9a-f-]{36}$"}, "example": "job uuid: 3f1c…"},
+        "application/json": {"schema": schema_ref(UploadAccepted)},
+    },
+}
+
+
 def parse_register(value: str | None) -> bool:
     return parse_yes_no(value, codes.INVALID_REGISTER_PARAMETER)
 
@@ -78,11 +87,7 @@ def _wants_json(request: Request) -> bool:
 @router.post(
     P + "/clinicaldata/studies/{studyOID}/sites/{siteOID}/participants/bulk",
     response_class=PlainTextResponse,
-    responses={
-        200: {"content": {"text/plain": {"schema": {"type": "string", "pattern": "^job uuid: [0-9a-f-]{36}$"}, "example": "job uuid: 3f1c…"},
-                          "application/json": {"schema": schema_ref(UploadAccepted)}}},
-        **errors(400, 403, 413),
-    },
+    responses={200: ACCEPTED, **errors(400, 403, 413)},
     openapi_extra=UPLOAD_BODY,
     summary="Upload a CSV of participants; answers with the job's UUID at once",
 )
@@ -101,9 +106,14 @@ async def upload_participants(
         job_uuid = await run_in_threadpool(_store, session, checked, upload)
     finally:
         upload.close()
+    return accepted(request, job_uuid, background)
+
+
+def accepted(request: Request, job_uuid: str, background: BackgroundTasks) -> Response:
+    """`job uuid: <uuid>` (or JSON when asked for) with the job's Location; wakes the workers after the
+    answer, so after the request's transaction has committed."""
     wake = getattr(request.app.state, "wake_workers", None)
     if wake is not None:
-        # Runs after the answer, so after the request's transaction has committed.
         background.add_task(wake)
     headers = {"Location": f"{P}/jobs/{job_uuid}"}
     if _wants_json(request):

@@ -9,7 +9,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TextIO
 
 import httpx
 from rich.console import Console
@@ -77,8 +77,9 @@ def _content_type(path: Path) -> str:
     return "text/csv"
 
 
-def wait_for(server: Server, job_uuid: str) -> int:
-    """Polls the job with a progress bar (rows done, rows/s, ETA, on stderr); prints the counts; the exit status."""
+def wait_for(server: Server, job_uuid: str, out: TextIO | None = None) -> int:
+    """Polls the job with a progress bar (rows done, rows/s, ETA, on stderr); prints the counts (to `out`,
+    default stdout); the exit status."""
     columns = (
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TaskProgressColumn(),
         TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
@@ -97,7 +98,7 @@ def wait_for(server: Server, job_uuid: str) -> int:
             if job["status"] in FINISHED:
                 break
             time.sleep(POLL_SECONDS)
-    print(summary(job))
+    print(summary(job), file=out or sys.stdout)
     if job["status"] != "COMPLETED":
         if job.get("error"):
             print(f"{job['error']}: {job.get('errorMessage') or ''}", file=sys.stderr)
@@ -229,7 +230,7 @@ def cmd_extract(args: argparse.Namespace) -> None:
     url = f"{P}/clinicaldata/studies/{path_part(args.study)}/sites/{path_part(args.site)}/participants/extractParticipantsInfo"
     job_uuid = job_uuid_of(server.request("POST", url, params={"includeParticipateInfo": _yes(args.include_participate_info)}, headers=ACCEPT_JSON))
     print(f"job uuid: {job_uuid}", file=sys.stderr)
-    status = wait_for(server, job_uuid)
+    status = wait_for(server, job_uuid, out=sys.stderr)  # stdout may be the CSV itself
     if status == EXIT_JOB_FAILED:
         raise SystemExit(status)
     _download(args, f"{P}/jobs/{path_part(job_uuid)}/downloadFile")

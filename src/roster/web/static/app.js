@@ -2,6 +2,7 @@
 
 import { ApiError, P, api, auth, onUnauthorized, signIn } from "./api.js";
 import { $, errorNode, h, notice } from "./dom.js";
+import { ExtractForm } from "./extract.js";
 import { JobsTable } from "./jobs.js";
 import { LogView } from "./log.js";
 import { UploadForm } from "./upload.js";
@@ -22,6 +23,7 @@ const uploader = new UploadForm({
     jobs.goTo(1);
   },
 });
+const extractor = new ExtractForm({ onQueued: () => jobs.goTo(1) });
 
 // ---------------------------------------------------------------- sign-in and sign-out
 
@@ -31,6 +33,7 @@ function showSignIn(message = "", kind = "error") {
   jobs.reset();
   log.close();
   uploader.reset();
+  extractor.reset();
   // Nothing from the previous session stays on screen.
   $("study").replaceChildren();
   $("site").replaceChildren();
@@ -179,6 +182,9 @@ function onSiteChange() {
       : null,
   );
   $("upload-section").hidden = !study;
+  // Reading needs any role at the site; only a locked study or site refuses an extract.
+  const available = Boolean(study && site && study.status === "available" && site.status === "available");
+  extractor.setTarget(study && site ? { study: study.oid, site: site.oid, available } : null);
   if (study && site) jobs.show(state.me, { study: study.oid, site: site.oid, allSites: $("all-sites").checked });
   else jobs.reset();
 }

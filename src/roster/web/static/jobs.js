@@ -21,9 +21,16 @@ export function statusBadge(job) {
   return h("span", { class: "badge", dataset: { status: job.status } }, label);
 }
 
-/** "120 of 500 rows" and the outcome counts, as text. */
+export const EXTRACT = "EXTRACT_PARTICIPANTS";
+
+/** "120 of 500 rows" and the outcome counts, as text (an extract: its participants). */
 export function countsText(job) {
   const c = job.counts || {};
+  if (job.type === EXTRACT) {
+    const n = typeof c.rows === "number" ? c.rows : 0;
+    if (job.status === "COMPLETED") return `${num(n)} participant${n === 1 ? "" : "s"} extracted`;
+    return typeof c.rows === "number" ? `${num(c.processed)} of ${num(c.rows)} participants` : `${num(c.processed)} participants written`;
+  }
   const done = typeof c.rows === "number" ? `${num(c.processed)} of ${num(c.rows)} rows` : `${num(c.processed)} rows processed`;
   return `${done} · ${num(c.created)} created · ${num(c.updated)} updated · ${num(c.unchanged)} unchanged · ${num(c.failed)} failed`;
 }
@@ -184,14 +191,23 @@ export class JobsTable {
     const button = (action, label, aria, handler, extra = {}) =>
       h("button", { type: "button", class: "small", "aria-label": aria, dataset: { action }, onclick: (e) => handler(e.currentTarget), ...extra }, label);
 
-    const actions = [
-      button("view", "View", `View log of ${name}`, (btn) => this.onView(job, btn)),
-      button("download", "Download", `Download log of ${name}`, () => this.fetchFile(jobPath(job.uuid, "/downloadFile"), `${fileStem(name)}-log.csv`)),
-      button("failed", "Failed rows", `Download failed rows of ${name}`, () => this.fetchFile(jobPath(job.uuid, "/failedRows"), `${fileStem(name)}-failed-rows.csv`), {
-        disabled: failed === 0,
-        title: failed === 0 ? "No failed rows" : null,
-      }),
-    ];
+    const extract = job.type === EXTRACT;
+    // An extract has no log to view and no failed rows; its file exists once it has completed.
+    const actions = extract
+      ? [
+          button("download", "Download", `Download ${name}`, () => this.fetchFile(jobPath(job.uuid, "/downloadFile"), name), {
+            disabled: job.status !== "COMPLETED",
+            title: job.status !== "COMPLETED" ? (active ? "The file is not ready yet" : "This extract has no file") : null,
+          }),
+        ]
+      : [
+          button("view", "View", `View log of ${name}`, (btn) => this.onView(job, btn)),
+          button("download", "Download", `Download log of ${name}`, () => this.fetchFile(jobPath(job.uuid, "/downloadFile"), `${fileStem(name)}-log.csv`)),
+          button("failed", "Failed rows", `Download failed rows of ${name}`, () => this.fetchFile(jobPath(job.uuid, "/failedRows"), `${fileStem(name)}-failed-rows.csv`), {
+            disabled: failed === 0,
+            title: failed === 0 ? "No failed rows" : null,
+          }),
+        ];
     if (active) actions.push(button("cancel", "Cancel", `Cancel ${name}`, (btn) => this.cancel(job, btn), { disabled: Boolean(job.cancelRequested), class: "small warn" }));
     if (canDelete) actions.push(button("delete", "Delete", `Delete ${name}`, () => this.remove(job), { class: "small danger" }));
 
@@ -207,6 +223,8 @@ export class JobsTable {
         "Source file",
         h("span", { class: "file-name", title: `Job ${job.uuid}` }, name),
         job.register ? h("span", { class: "tag" }, "register") : null,
+        extract ? h("span", { class: "tag" }, "extract") : null,
+        extract && job.includeParticipateInfo ? h("span", { class: "tag" }, "access codes") : null,
         warnings.length ? h("div", { class: "muted small-text" }, `${warnings.length} warning${warnings.length === 1 ? "" : "s"}`) : null,
       ),
       cell("Site", job.siteOid),
@@ -242,7 +260,9 @@ export class JobsTable {
   }
 
   async remove(job) {
-    const question = `Delete the job for ${job.sourceFileName}? Its log and its stored upload are removed; participants stay as they are.`;
+    const question = job.type === EXTRACT
+      ? `Delete the extract ${job.sourceFileName}? Its file is removed; participants stay as they are.`
+      : `Delete the job for ${job.sourceFileName}? Its log and its stored upload are removed; participants stay as they are.`;
     if (!window.confirm(question)) return;
     try {
       await api(jobPath(job.uuid), { method: "DELETE" });
