@@ -62,7 +62,7 @@ def codepoint_string(length: int) -> String:
     """A string column ordered by code point on both backends (SQLite's BINARY, PostgreSQL's "C"), so that a
     prefix is one range of its btree indexes whatever the database's locale (roster.participants.search).
     On PostgreSQL lower() of such a column folds A-Z only, as SQLite's does."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
 
 
 @dataclass(frozen=True)
