@@ -28,9 +28,9 @@ import math
 import tempfile
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from itertools import chain
-from typing import IO
+from typing import IO, Any
 from xml.etree import ElementTree
 
 from roster import codes
@@ -147,7 +147,7 @@ def _start(entries: Iterator[Entry]) -> tuple[Header, Entry]:
     return build_header(header.cells, ","), first
 
 
-def _entries(file: IO[bytes], close: bool) -> Iterator[Entry]:
+def _entries(file: IO[bytes], close: bool) -> Generator[Entry]:
     """The header row (row 0), then the data rows numbered from 1; `line` is the worksheet row number."""
     archive = None
     try:
@@ -187,7 +187,7 @@ def _entries(file: IO[bytes], close: bool) -> Iterator[Entry]:
             file.close()
 
 
-def _first_sheet(file: IO[bytes]):
+def _first_sheet(file: IO[bytes]) -> tuple[zipfile.ZipFile, Any]:
     """The archive and a cell parser for the first worksheet (its `source` is the part's name until opened).
     openpyxl's pieces, not load_workbook: that one builds a read-only sheet object for every sheet, and each
     parses its whole sheet into a tree when the sheet has no <dimension> element (not all writers put one)."""
@@ -214,7 +214,7 @@ def _first_sheet(file: IO[bytes]):
     return reader.archive, parser
 
 
-def _rows(parser, source) -> Iterator[tuple[int, list]]:
+def _rows(parser: Any, source: IO[bytes]) -> Iterator[tuple[int, list[object]]]:
     """(worksheet row number, cell values by column from A) per <row>, each dropped once parsed."""
     sheet_data = None
     try:
@@ -229,7 +229,7 @@ def _rows(parser, source) -> Iterator[tuple[int, list]]:
             parser.row_dimensions.clear()
             if sheet_data is not None:
                 del sheet_data[:]
-            values: list = []
+            values: list[object] = []
             for cell in cells:
                 column = cell["column"]
                 if column > len(values):

@@ -47,7 +47,7 @@ def no_nulls(model: ApiModel, *fields: str) -> None:
 
 
 class StudyCreate(ApiModel):
-    model_config = ConfigDict(**ApiModel.model_config, json_schema_extra=_SYSTEM_NEEDS_TEMPLATE)
+    model_config = ApiModel.model_config | ConfigDict(json_schema_extra=_SYSTEM_NEEDS_TEMPLATE)
     oid: Oid
     name: Name
     status: Status = "available"
