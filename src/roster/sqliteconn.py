@@ -27,6 +27,6 @@ def _null(_value: None) -> None:
 def bind_none_cheaply() -> None:
     """CPython 3.11's sqlite3 binds a None parameter through its adapter protocol (only int, float, str
     and bytearray skip it), and without an adapter for None that builds and drops two AttributeErrors per
-    value: 3 % of a bulk job's instructions (callgrind, `bench/bulk.py --instructions`). An identity
-    adapter for None takes the short way. Process-wide, like every sqlite3 adapter; None still binds as NULL."""
+    value, a visible share of a bulk job's instructions (bench/HISTORY.md). An identity adapter for None
+    takes the short way. Process-wide, like every sqlite3 adapter; None still binds as NULL."""
     sqlite3.register_adapter(type(None), _null)

@@ -3,8 +3,8 @@
 Both are append-only records written a row at a time by the bulk path: a log entry per data row, an
 audit event per created or changed participant. On PostgreSQL each foreign key is a trigger that, per
 inserted row, looks up and locks (FOR KEY SHARE) the referenced row: for the log, the same job row a
-hundred thousand times. Measured on the 100k-row benchmark, the log's INSERTs took 2.9 s of server time
-with the key and 1.7 s without. Neither key protects anything the application does not already ensure:
+hundred thousand times, which made the log's INSERTs markedly slower (bench/HISTORY.md). Neither key
+protects anything the application does not already ensure:
 - a log entry is written only in the transaction whose fenced checkpoint proves the job still exists
   and is ours, and deleting a job deletes the job row first, then its log (roster.bulk.jobs_service);
 - an audit event is written in the transaction that creates or changes its participant, and

@@ -1,12 +1,12 @@
 """Participants without foreign keys to their study and site
 
 On PostgreSQL each foreign key is a trigger that, per inserted row, looks up and locks (FOR KEY SHARE) the
-referenced row: for a bulk batch, the same study row and the same site row a thousand times each. Measured
-on 1,000-row batches of the bulk writer's INSERT: 19-24 ms with both keys, 8.5-11 ms without. The keys
-guard nothing Roster does not already ensure: a participant is written only with the study and site its
-request or job was checked against (the bulk writer holds the study row locked while it writes), and
-Roster deletes neither studies nor sites (a site is closed or locked by its status). Migration 0003 made
-the same call for the bulk-actions log and the audit trail.
+referenced row: for a bulk batch, the same study row and the same site row a thousand times each, which
+made the bulk writer's INSERT markedly slower (bench/HISTORY.md). The keys guard nothing Roster does not
+already ensure: a participant is written only with the study and site its request or job was checked
+against (the bulk writer holds the study row locked while it writes), and Roster deletes neither studies nor
+sites (a site is closed or locked by its status). Migration 0003 made the same call for the bulk-actions log
+and the audit trail.
 
 Revision ID: 0004
 Revises: 0003

@@ -5,10 +5,8 @@ entry in any of the table's indexes (among them two unique ones, whose check als
 version). A bulk update of contact fields changes no indexed column (with register=y, a row given an access
 code does, and is updated as before). A bulk re-upload updates every row it names, so a page needs room for
 all of its rows at once, hence half; the old versions are pruned when a page is next visited, and the room
-comes back. Measured on the 100k benchmark (50k updates):
-the participants' UPDATE statements took 0.39-0.43 s of server time against 0.85-1.24 s at the default
-(fillfactor 100), for a participants table twice the size on disk (about 80 MB per 100k participants
-instead of 40). Pages already written keep their fill until the table is rewritten (VACUUM FULL).
+comes back. Bulk updates get cheaper for a participants table about twice the size on disk (figures in
+bench/HISTORY.md). Pages already written keep their fill until the table is rewritten (VACUUM FULL).
 SQLite has no such setting.
 
 Revision ID: 0005

@@ -2,7 +2,7 @@
 
 - Participants reference their study and site through foreign keys again (0004 dropped them for speed):
   in a clinical registry integrity comes first. No ON DELETE CASCADE: a study or site that still has
-  participants cannot be deleted. The cost on the bulk benchmark is in bench/README.md.
+  participants cannot be deleted. The cost on the bulk benchmark is in bench/HISTORY.md.
 - `users.tokens_valid_after`: tokens issued before it are ended (a password change, a disable).
 - `revoked_tokens`: tokens ended through the revoke endpoint, until they would have expired.
 - `sign_in_failures`: the sign-in throttle's counts, shared by every API process.

@@ -5,7 +5,7 @@
   locale. Equality is unchanged (deterministic collations compare bytes); the unique key on
   (participant_key, study_id) is rebuilt and then serves ID prefixes as well.
 - Both backends: lower(last_name), lower(first_name), lower(email_address) (each with study_id), and
-  participant_mrns.mrn_key. The cost on the bulk benchmark is in bench/README.md.
+  participant_mrns.mrn_key. The cost on the bulk benchmark is in bench/HISTORY.md.
 
 Revision ID: 0008
 Revises: 0007
