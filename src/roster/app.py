@@ -72,13 +72,14 @@ class RequestLog:
             await self.app(scope, receive, send_noting_status)
         except Exception as exc:  # everything: the type is logged, never the text
             answered = status is not None
+            shown = 500 if status is None else status
             if not answered:
                 await internal_error_response()(scope, receive, send)
             access_log.error(
-                "%s %s %s %.1fms unhandled %s%s", scope["method"], route_template(scope), status if answered else 500,
+                "%s %s %s %.1fms unhandled %s%s", scope["method"], route_template(scope), shown,
                 _ms(started), type(exc).__name__, " after the answer started" if answered else "",
             )
-            metrics.observe_request(scope["method"], route_template(scope), status if answered else 500, time.perf_counter() - started)
+            metrics.observe_request(scope["method"], route_template(scope), shown, time.perf_counter() - started)
             return
         access_log.info("%s %s %s %.1fms", scope["method"], route_template(scope), status, _ms(started))
         metrics.observe_request(scope["method"], route_template(scope), status or 500, time.perf_counter() - started)
@@ -153,8 +154,7 @@ def create_app(
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok", "database": app.state.db.dialect})
 
-    routers = (auth_router, users_admin_router, studies_router, bulk_router, extract_router, jobs_router, participants_router, openspecimen_router, web_router)
-    routers += (workers_router,)
+    routers = (auth_router, users_admin_router, studies_router, bulk_router, extract_router, jobs_router, participants_router, openspecimen_router, web_router, workers_router)
     for router in routers:
         app.include_router(router)
     openapi.install(app)

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
-from sqlalchemy import DateTime, Engine, MetaData, String, create_engine, event, text
+from sqlalchemy import CursorResult, DateTime, Engine, MetaData, Result, String, Table, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -62,7 +63,17 @@ def codepoint_string(length: int) -> String:
     """A string column ordered by code point on both backends (SQLite's BINARY, PostgreSQL's "C"), so that a
     prefix is one range of its btree indexes whatever the database's locale (roster.participants.search).
     On PostgreSQL lower() of such a column folds A-Z only, as SQLite's does."""
-    return String(length).with_variant(String(length, collation="C"), "postgresql")  # type: ignore[return-value]
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's Table, typed as one (SQLAlchemy types `__table__` as any FromClause)."""
+    return cast(Table, model.__table__)
+
+
+def rowcount(result: Result[Any]) -> int:
+    """The rows a DML statement matched (`execute` is typed as answering a Result; DML's is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 @dataclass(frozen=True)

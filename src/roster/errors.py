@@ -82,11 +82,13 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
-async def _domain_handler(_request: Request, exc: DomainError) -> JSONResponse:
+async def _domain_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
     return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
 
-async def _validation_handler(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     errors = field_errors(exc)
     body = {
         "message": codes.VALIDATION_FAILED,
@@ -99,7 +101,8 @@ async def _validation_handler(_request: Request, exc: RequestValidationError) ->
 _HTTP_CODES = {404: codes.NOT_FOUND, 405: codes.METHOD_NOT_ALLOWED, 401: codes.UNAUTHORIZED, 413: codes.BODY_TOO_LARGE}
 
 
-async def _http_handler(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (not UTF-8, nested too deep): a body that cannot be read is
         # invalid like any malformed one, 422 validationFailed (decisions.md), not a bare 400.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -18,6 +19,12 @@ def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", "roster:migrations")
     return cfg
+
+
+def _driver(conn: Connection) -> Any:
+    driver = conn.connection.driver_connection
+    assert driver is not None, "a checked-out connection has its driver's"
+    return driver
 
 
 def lock_migrations(conn: Connection) -> None:
@@ -46,7 +53,7 @@ def _migrate(db: Database, run: Callable[[Config], None]) -> None:
             # Batch migrations rebuild a table and drop the old one; with foreign keys on, SQLite's DROP TABLE
             # would first delete every row that references it (ON DELETE CASCADE). The pragma only takes
             # effect outside a transaction, so it goes to the driver before SQLAlchemy begins one.
-            conn.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
+            _driver(conn).execute("PRAGMA foreign_keys=OFF")
         try:
             # One transaction (DDL is transactional on PostgreSQL): the lock is held until the schema is committed.
             with conn.begin():
@@ -57,4 +64,4 @@ def _migrate(db: Database, run: Callable[[Config], None]) -> None:
                     raise RuntimeError("migration left rows whose foreign keys point nowhere; rolled back")
         finally:
             if sqlite:
-                conn.connection.driver_connection.execute("PRAGMA foreign_keys=ON")
+                _driver(conn).execute("PRAGMA foreign_keys=ON")

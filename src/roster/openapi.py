@@ -114,13 +114,13 @@ def _fix_operation(operation: dict[str, Any], gated: bool = True) -> None:
         added.append(503)  # admission control and lock timeouts (roster.admission, roster.errors)
     for status in added:
         responses.setdefault(str(status), {"description": DESCRIPTIONS[status]})
-    for status, answer in responses.items():
-        if not (status.isdigit() and int(status) >= 400):
+    for code, answer in responses.items():
+        if not (code.isdigit() and int(code) >= 400):
             continue
         schema = (answer.get("content") or {}).get("application/json", {}).get("schema")
         if schema is None or schema.get("$ref", "").endswith("/HTTPValidationError"):
             schema = error_schema
-            answer["description"] = DESCRIPTIONS.get(int(status), answer.get("description", ""))
+            answer["description"] = DESCRIPTIONS.get(int(code), answer.get("description", ""))
         # Errors are JSON whatever the success answer is (text/plain, text/csv).
         answer["content"] = {"application/json": {"schema": schema}}
     if "204" in responses and responses.get("200", {}).get("description") == "Successful Response":
@@ -130,7 +130,8 @@ def _fix_operation(operation: dict[str, Any], gated: bool = True) -> None:
 def build(app: FastAPI) -> dict[str, Any]:
     schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in (ErrorBody, *_MODELS.values()):
+    models: list[type[BaseModel]] = [ErrorBody, *_MODELS.values()]
+    for model in models:
         definition = model.model_json_schema(ref_template=COMPONENTS + "{model}", mode="validation")
         for name, sub in definition.pop("$defs", {}).items():
             components.setdefault(name, sub)

@@ -124,7 +124,7 @@ def _study_ref(session: Session, study: Study, access: StudyAccess) -> schemas.S
 def me(session: Session, user: User) -> schemas.MeOut:
     assignments = user_roles(session, user)
     study_ids = list(dict.fromkeys(ra.study_id for ra in assignments))
-    studies_out = [_study_ref(session, session.get(Study, sid), study_access(session, user, sid)) for sid in study_ids]
+    studies_out = [_study_ref(session, session.get_one(Study, sid), study_access(session, user, sid)) for sid in study_ids]
     return schemas.MeOut(
         username=user.username, display_name=user.display_name, admin=user.admin,
         roles=[role_out(ra) for ra in assignments], studies=studies_out,

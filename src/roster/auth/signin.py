@@ -72,6 +72,6 @@ async def sign_in(db: Database, hashing: PasswordHashing, limits: throttle.Limit
         ok = await run_in_threadpool(hashing.verify, found.password_hash, password)
         ok = ok and found.enabled and found.username is not None
         await run_in_threadpool(_record, db, limits, user_key, client, ok)
-    if not ok:
+    if not ok or found.username is None:
         raise invalid_credentials()
     return found.username

@@ -130,7 +130,7 @@ class TokenService:
         except jwt.PyJWTError as exc:
             raise Unauthorized(f"token rejected: {type(exc).__name__}") from None
         username = claims.get(s.jwt_username_claim) or claims.get("sub")
-        if not can_name_a_user(username):
+        if not isinstance(username, str) or not can_name_a_user(username):
             raise Unauthorized("token names no user")
         expires_at = _timestamp(claims.get("exp"))
         if expires_at is None:

@@ -24,6 +24,7 @@ import hashlib
 import logging
 import threading
 import uuid as uuidlib
+from typing import Any
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -40,7 +41,7 @@ from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.upload import CHUNK_BYTES
 from roster.config import Settings
 from roster.csvout import CsvWriter
-from roster.db import Database, utcnow
+from roster.db import Database, table_of, utcnow
 from roster.errors import Conflict, DomainError
 from roster.participants.models import AVAILABLE, Participant
 from roster.studies.models import Site, Study
@@ -56,7 +57,7 @@ PAGE_ROWS = 2000
 _P = Participant
 _BASE_FIELDS = (_P.participant_id, _P.oid, _P.status, _P.participate_status)
 _PII_FIELDS = (_P.first_name, _P.last_name, _P.email_address, _P.mobile_number, _P.identifier)
-_CHUNKS = UploadChunk.__table__
+_CHUNKS = table_of(UploadChunk)
 
 
 def file_name(site_oid: str) -> str:
@@ -87,11 +88,11 @@ class _Columns:
     access_code: bool
 
     @property
-    def fields(self) -> tuple:
+    def fields(self) -> tuple[Any, ...]:
         return _BASE_FIELDS + (_PII_FIELDS if self.pii else ()) + ((_P.access_code,) if self.pii and self.access_code else ())
 
 
-def participants(db: Database, site_id: int, columns: _Columns, page_rows: int = PAGE_ROWS) -> Iterator[tuple]:
+def participants(db: Database, site_id: int, columns: _Columns, page_rows: int = PAGE_ROWS) -> Iterator[tuple[Any, ...]]:
     """The site's available participants in ID-key order, one keyset page per short read transaction."""
     query = select(_P.participant_key, *columns.fields).where(_P.site_id == site_id, _P.status == AVAILABLE)
     last: str | None = None

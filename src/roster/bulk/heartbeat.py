@@ -14,20 +14,21 @@ import logging
 import os
 import socket
 import threading
+from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import Interval, delete, func, insert, literal, select, update
+from sqlalchemy import ColumnElement, Interval, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from roster import __version__
 from roster.bulk.models import WorkerHeartbeat
-from roster.db import Database, utcnow
+from roster.db import Database, rowcount, table_of, utcnow
 
 log = logging.getLogger("roster.worker")
 
 HOST = socket.gethostname()[:100]
-_HB = WorkerHeartbeat.__table__
+_HB = table_of(WorkerHeartbeat)
 # SQLite's clock written as the UTCDateTime column stores time ("YYYY-MM-DD HH:MM:SS.ffffff").
 _SQLITE_NOW = "%Y-%m-%d %H:%M:%f000"
 
@@ -35,7 +36,7 @@ _current: set[str] = set()
 _current_lock = threading.Lock()
 
 
-def db_now(dialect: str, offset_seconds: int = 0):
+def db_now(dialect: str, offset_seconds: int = 0) -> ColumnElement[Any]:
     """The database's clock plus `offset_seconds` (may be negative), read when the statement runs."""
     if dialect == "postgresql":
         now = func.now()
@@ -83,7 +84,7 @@ class Heartbeat:
     def beat(self) -> None:
         values = {"last_seen": db_now(self.db.dialect), "current_jobs": current_jobs()}
         with self.db.transaction() as session:
-            if self.row_id is not None and session.execute(update(_HB).where(_HB.c.id == self.row_id).values(**values)).rowcount:
+            if self.row_id is not None and rowcount(session.execute(update(_HB).where(_HB.c.id == self.row_id).values(**values))):
                 return
             # First beat, or the row was purged as stale while the database was out of reach.
             self.row_id = session.execute(

@@ -16,7 +16,7 @@ import uuid as uuidlib
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Text, cast, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, Select, Text, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
@@ -27,7 +27,7 @@ from roster.bulk.job_warnings import bounded
 from roster.bulk.source import read_upload
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
 from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT, Job, LogEntry, UploadChunk
-from roster.db import Database, utcnow
+from roster.db import Database, rowcount, utcnow
 from roster.errors import Conflict, DomainError, Forbidden, NotFound
 from roster.schemas import Page, PageParams
 from roster.studies.models import Site, Study
@@ -41,11 +41,11 @@ def _job_not_found(value: str) -> NotFound:
     return NotFound(codes.JOB_NOT_FOUND, {"uuid": value})
 
 
-def _with_oids() -> Select[tuple[Job, str, str]]:
+def _with_oids() -> Select[Job, str, str]:
     return select(Job, Study.oid, Site.oid).join(Study, Study.id == Job.study_id).join(Site, Site.id == Job.site_id)
 
 
-def find_job(session: Session, value: str) -> tuple[Job, str, str] | None:
+def find_job(session: Session, value: str) -> Row[Job, str, str] | None:
     """The job with its study and site OIDs; None for an unknown or malformed UUID (any case accepted)."""
     try:
         key = str(uuidlib.UUID(value.strip()))
@@ -166,7 +166,7 @@ def log_page(session: Session, job: Job, outcome: str | None, page: PageParams) 
     return Page[LogEntryOut](items=items, page=page.page, page_size=page.page_size, total=total)
 
 
-def _keyset(db: Database, query: Select[Any]) -> Iterator[Any]:
+def _keyset(db: Database, query: Select[*tuple[Any, ...]]) -> Iterator[Any]:
     """Rows of `query` (which selects LogEntry.row first) in row order, STREAM_BATCH at a time, each batch in
     its own short read transaction: a download never holds a connection or a snapshot for its whole
     length, and rows a running job commits meanwhile are picked up as the download reaches them."""
@@ -186,9 +186,8 @@ def message(outcome: str, errors: str | Iterable[dict[str, Any]] | None) -> str:
     `errors` may come as JSON text: only failed rows pay for decoding it."""
     if outcome != FAILED:
         return "Success"
-    if isinstance(errors, str):
-        errors = json.loads(errors)
-    return "; ".join(e.get("code", "") for e in errors or ())
+    decoded = json.loads(errors) if isinstance(errors, str) else errors
+    return "; ".join(e.get("code", "") for e in decoded or ())
 
 
 def log_csv_rows(db: Database, job_id: int) -> Iterator[tuple[object, ...]]:
@@ -257,16 +256,16 @@ def cancel(session: Session, job: Job) -> bool:
     """Queued: cancelled at once (True). Running: the worker is asked to stop after its current batch
     (False). Finished: 409 jobNotCancellable. Each step is a conditional UPDATE, so a worker claiming or
     finishing the job at the same moment cannot be overwritten."""
-    done = session.execute(
+    done = rowcount(session.execute(
         update(Job).where(Job.id == job.id, Job.status == IN_QUEUE)
         .values(status=CANCELLED, cancel_requested=True, date_completed=utcnow(), lease_owner=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if not done:
-        done = session.execute(
+        done = rowcount(session.execute(
             update(Job).where(Job.id == job.id, Job.status == IN_PROGRESS).values(cancel_requested=True)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
         if not done:
             session.refresh(job)
             raise Conflict(codes.JOB_NOT_CANCELLABLE, {"uuid": job.uuid, "status": job.status})

@@ -66,7 +66,7 @@ class JobRun:
         )
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._running.__exit__(None, None, None)
         try:
             self._ended(time.perf_counter() - self.started)

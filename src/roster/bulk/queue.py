@@ -18,20 +18,21 @@ import os
 import socket
 import threading
 import uuid as uuidlib
+from typing import Any
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Interval, func, literal, or_, select, update
+from sqlalchemy import ColumnElement, Interval, Row, Update, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
 from roster.bulk.job_warnings import bounded
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_BULK_ADD, Job, UploadChunk
-from roster.db import Database, utcnow
+from roster.db import Database, rowcount, table_of, utcnow
 
 log = logging.getLogger("roster.queue")
 
-_J = Job.__table__
+_J = table_of(Job)
 _HOST = socket.gethostname()[:40]
 
 
@@ -81,7 +82,7 @@ def enqueue(
     )
     session.add(job)
     session.flush()
-    table = UploadChunk.__table__
+    table = table_of(UploadChunk)
     for seq, data in enumerate(chunks):
         # One statement per ~1 MiB chunk: the upload is never in memory as a whole.
         session.execute(table.insert().values(job_id=job.id, seq=seq, data=data))
@@ -93,7 +94,7 @@ def enqueue(
 _SQLITE_NOW = "%Y-%m-%d %H:%M:%f000"
 
 
-def _clock(dialect: str, lease_seconds: int = 0):
+def _clock(dialect: str, lease_seconds: int = 0) -> ColumnElement[Any]:
     """Now, plus `lease_seconds`, for lease times: the database's clock, read when the statement runs.
     Workers on several machines (PostgreSQL) then agree on when a lease runs out even if their own clocks do
     not (a worker whose clock ran ahead would take healthy jobs over), and a statement built ahead of its
@@ -135,7 +136,7 @@ def claim(db: Database, lease_seconds: int) -> Claim | None:
     return Claim(row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested), row.type)
 
 
-def _fenced(job: Claim):
+def _fenced(job: Claim) -> ColumnElement[bool]:
     return (_J.c.id == job.job_id) & (_J.c.lease_owner == job.owner) & (_J.c.status == IN_PROGRESS)
 
 
@@ -145,7 +146,7 @@ def renew(db: Database, job: Claim, lease_seconds: int) -> bool:
         result = session.execute(
             update(_J).where(_fenced(job)).values(lease_expires_at=_clock(db.dialect, lease_seconds))
         )
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def checkpoint(session: Session, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None) -> bool:
@@ -156,7 +157,9 @@ def checkpoint(session: Session, job: Claim, lease_seconds: int, *, processed: i
     return checkpointed(job, session.execute(statement).one_or_none())
 
 
-def checkpoint_statement(dialect: str, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None):
+def checkpoint_statement(
+    dialect: str, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None
+) -> Update:
     """`checkpoint`'s statement, which returns one row (`checkpointed`) while the job is ours, else none."""
     values = {name: getattr(_J.c, name) + n for name, n in counts.items() if n}
     values["processed"] = processed
@@ -166,7 +169,7 @@ def checkpoint_statement(dialect: str, job: Claim, lease_seconds: int, *, proces
     return update(_J).where(_fenced(job)).values(**values).returning(_J.c.cancel_requested)
 
 
-def checkpointed(job: Claim, row) -> bool:
+def checkpointed(job: Claim, row: Row[Any] | None) -> bool:
     """What the checkpoint's row says: whether a cancel was requested (LeaseLost without a row)."""
     if row is None:
         raise LeaseLost(job.uuid)
@@ -181,21 +184,21 @@ def finish(db: Database, job: Claim, status: str, error: str | None = None) -> b
 
 def finish_in(session: Session, job: Claim, status: str, error: str | None = None) -> bool:
     """`finish` in the caller's transaction (with what must go together with the end)."""
-    values = {"status": status, "lease_owner": None, "lease_expires_at": None, "date_completed": utcnow(), "error": error}
+    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_expires_at": None, "date_completed": utcnow(), "error": error}
     if status == COMPLETED:
         values["rows_total"] = _J.c.processed
     result = session.execute(update(_J).where(_fenced(job)).values(**values))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def release(db: Database, job: Claim, *, count_attempt: bool) -> bool:
     """Gives the job back to the queue (a failed attempt, or a worker shutting down). Fenced."""
-    values = {"status": IN_QUEUE, "lease_owner": None, "lease_expires_at": None}
+    values: dict[str, Any] = {"status": IN_QUEUE, "lease_owner": None, "lease_expires_at": None}
     if not count_attempt:
         values["attempts"] = _J.c.attempts - 1
     with db.transaction() as session:
         result = session.execute(update(_J).where(_fenced(job)).values(**values))
-    return result.rowcount == 1
+    return rowcount(result) == 1
 
 
 def fail_attempt(db: Database, job: Claim, max_attempts: int, error: str) -> str:

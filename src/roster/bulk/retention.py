@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, delete, func, select, text, update
+from sqlalchemy import ColumnElement, Connection, delete, func, select, text, update
 
 from roster.bulk.models import FINISHED, Job, LogEntry, UploadChunk, WorkerHeartbeat
 from roster.config import Settings
@@ -86,7 +86,7 @@ def purge(
     return result
 
 
-def _finished_before(cutoff: dt.datetime):
+def _finished_before(cutoff: dt.datetime) -> tuple[ColumnElement[bool], ...]:
     return (Job.status.in_(FINISHED), Job.date_completed.is_not(None), Job.date_completed < cutoff)
 
 

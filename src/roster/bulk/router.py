@@ -8,7 +8,7 @@ the answer is sent). Any failing check answers with its code, and nothing has be
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
@@ -51,7 +51,7 @@ def parse_register(value: str | None) -> bool:
     return parse_yes_no(value, codes.INVALID_REGISTER_PARAMETER)
 
 
-def _authorize(request: Request, token: str, study_oid: str, site_oid: str, register: str | None) -> dict:
+def _authorize(request: Request, token: str, study_oid: str, site_oid: str, register: str | None) -> dict[str, Any]:
     """Checks 1–8, in order, on a read session (on SQLite a write session would lock the database
     for as long as the client takes to send the body)."""
     db: Database = request.app.state.db
@@ -67,7 +67,7 @@ def _authorize(request: Request, token: str, study_oid: str, site_oid: str, regi
         return {"study_id": study.id, "site_id": site.id, "register": wants_register, "username": user.username, "user_id": user.id}
 
 
-def _store(session: Session, checked: dict, upload: ReceivedUpload) -> str:
+def _store(session: Session, checked: dict[str, Any], upload: ReceivedUpload) -> str:
     inspected = upload.inspected
     job = queue.enqueue(
         session, study_id=checked["study_id"], site_id=checked["site_id"], register=checked["register"],

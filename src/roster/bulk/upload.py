@@ -13,6 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -22,6 +23,9 @@ from starlette.requests import ClientDisconnect, Request
 from roster import codes
 from roster.bulk.inspect import InspectedUpload, UploadInspector
 from roster.errors import DomainError
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks  # a TypedDict defined for type checkers only
 
 FILE_FIELD = "file"
 # Stored chunk size: big enough that a 100 MiB upload is ~100 rows, small enough to stream.
@@ -50,7 +54,7 @@ def _decode(value: bytes) -> str:
 class ReceivedUpload:
     file_name: str
     inspected: InspectedUpload
-    spool: tempfile.SpooledTemporaryFile
+    spool: tempfile.SpooledTemporaryFile[bytes]
 
     def chunks(self) -> Iterator[bytes]:
         self.spool.seek(0)
@@ -74,7 +78,7 @@ class _FilePart:
         self.file_name: str | None = None
         self.data: list[bytes] = []
 
-    def callbacks(self) -> dict:
+    def callbacks(self) -> MultipartCallbacks:
         return {
             "on_part_begin": self.on_part_begin,
             "on_header_field": lambda data, start, end: self.header_name.extend(data[start:end]),
@@ -141,6 +145,7 @@ async def receive_upload(request: Request, max_bytes: int) -> ReceivedUpload:
             if part.found and inspector is None:
                 inspector = UploadInspector(part.file_name, max_bytes)
             if part.data:
+                assert inspector is not None, "data follows the part's headers"
                 for data in part.data:
                     inspector.feed(data)
                     pending += data

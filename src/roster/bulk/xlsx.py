@@ -15,10 +15,8 @@ Decisions (where the spec is silent):
   CSV line. Trailing empty cells are dropped; a data row with a non-empty cell right of the header's last
   non-empty cell is malformed (the CSV rule "a different number of cells than the header"); shorter rows
   are padded, so failedRows has the header's width.
-- Memory: openpyxl's own row loop keeps every parsed <row> element (and a dict for each row that has a
-  height or style) until the sheet ends; this reader drives openpyxl's cell parser from its own loop and
-  drops each row once read. The shared-strings table is held whole, as every xlsx reader must: it is
-  bounded by the zip-bomb limits.
+- Memory: the sheet is read row by row and each row dropped once read (roster.bulk.xlsx_sheet). The
+  shared-strings table is held whole, as every xlsx reader must: it is bounded by the zip-bomb limits.
 """
 
 from __future__ import annotations
@@ -26,15 +24,15 @@ from __future__ import annotations
 import datetime
 import math
 import tempfile
-import warnings
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from itertools import chain
 from typing import IO
 from xml.etree import ElementTree
 
 from roster import codes
 from roster.bulk.csvreader import MAX_CELLS, MAX_FIELD_CHARS, Entry, Header, build_header
+from roster.bulk.xlsx_sheet import Sheet, open_first_sheet, sheet_rows
 from roster.errors import DomainError
 
 ZIP_MAGIC = b"PK\x03\x04"
@@ -45,8 +43,6 @@ _CT_NS = "{http://schemas.openxmlformats.org/package/2006/content-types}"
 _WORKBOOK_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"
 _WORKSHEET_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
 _MACRO_TYPE = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
-_MAIN_NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
-_ROW_TAG, _SHEET_DATA_TAG = _MAIN_NS + "row", _MAIN_NS + "sheetData"
 _MIDNIGHT = datetime.time()
 
 
@@ -147,21 +143,21 @@ def _start(entries: Iterator[Entry]) -> tuple[Header, Entry]:
     return build_header(header.cells, ","), first
 
 
-def _entries(file: IO[bytes], close: bool) -> Iterator[Entry]:
+def _entries(file: IO[bytes], close: bool) -> Generator[Entry]:
     """The header row (row 0), then the data rows numbered from 1; `line` is the worksheet row number."""
     archive = None
     try:
         try:
             file.seek(0)
-            archive, parser = _first_sheet(file)
-            source = archive.open(parser.source)
-            parser.source = source
+            sheet = open_first_sheet(file)
+            archive = sheet.archive
+            source = archive.open(sheet.part)
         except Exception:
             raise not_a_workbook("content", "The workbook cannot be read.") from None
         with source:
             row = -1
             width = 0
-            for line, values in _rows(parser, source):
+            for line, values in _rows(sheet, source):
                 cells = [cell_text(v) for v in values]
                 while cells and not cells[-1].strip():
                     cells.pop()
@@ -187,57 +183,9 @@ def _entries(file: IO[bytes], close: bool) -> Iterator[Entry]:
             file.close()
 
 
-def _first_sheet(file: IO[bytes]):
-    """The archive and a cell parser for the first worksheet (its `source` is the part's name until opened).
-    openpyxl's pieces, not load_workbook: that one builds a read-only sheet object for every sheet, and each
-    parses its whole sheet into a tree when the sheet has no <dimension> element (not all writers put one)."""
-    from openpyxl.reader.excel import ExcelReader  # imported on first use: CSV-only workers never load it
-    from openpyxl.styles.stylesheet import apply_stylesheet
-    from openpyxl.worksheet._reader import WorkSheetParser
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # e.g. "Workbook contains no default style": not the uploader's concern
-        reader = ExcelReader(file, read_only=True, data_only=True)
-        try:
-            reader.read_manifest()
-            reader.read_strings()
-            reader.read_workbook()
-            apply_stylesheet(reader.archive, reader.wb)  # which number formats are dates
-            path = next(rel.target for _sheet, rel in reader.parser.find_sheets()
-                        if rel.target in reader.valid_files and "chartsheet" not in rel.Type)
-        except BaseException:
-            reader.archive.close()
-            raise
-    wb = reader.wb
-    parser = WorkSheetParser(path, reader.shared_strings, data_only=True, epoch=wb.epoch,
-                             date_formats=wb._date_formats, timedelta_formats=wb._timedelta_formats)
-    return reader.archive, parser
-
-
-def _rows(parser, source) -> Iterator[tuple[int, list]]:
-    """(worksheet row number, cell values by column from A) per <row>, each dropped once parsed."""
-    sheet_data = None
+def _rows(sheet: Sheet, source: IO[bytes]) -> Iterator[tuple[int, list[object]]]:
     try:
-        for event, element in ElementTree.iterparse(source, events=("start", "end")):
-            if event == "start":
-                if element.tag == _SHEET_DATA_TAG:
-                    sheet_data = element
-                continue
-            if element.tag != _ROW_TAG:
-                continue
-            number, cells = parser.parse_row(element)
-            parser.row_dimensions.clear()
-            if sheet_data is not None:
-                del sheet_data[:]
-            values: list = []
-            for cell in cells:
-                column = cell["column"]
-                if column > len(values):
-                    values.extend([None] * (column - 1 - len(values)))
-                    values.append(cell["value"])
-                elif column > 0:
-                    values[column - 1] = cell["value"]
-            yield number, values
+        yield from sheet_rows(sheet, source)
     except (ElementTree.ParseError, ValueError, KeyError, IndexError, zipfile.BadZipFile, EOFError) as exc:
         raise not_a_workbook("content", f"The worksheet cannot be read ({type(exc).__name__}).") from None
 

@@ -120,7 +120,7 @@ def refused(response: httpx.Response) -> NoReturn:
     lines = []
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         lines.append(f"{body['message']}: {body.get('detail') or ''} (HTTP {response.status_code})")
-        params = body.get("params") if isinstance(body.get("params"), dict) else {}
+        params = body["params"] if isinstance(body.get("params"), dict) else {}
         for problem in [*(body.get("errors") or []), *(params.get("errors") or [])]:
             if isinstance(problem, dict):
                 where = problem.get("field") or problem.get("column") or ""

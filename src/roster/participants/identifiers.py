@@ -27,13 +27,14 @@ class IdGenerator:
 
     def __init__(self, db: Bulk, study_id: int, template: str, counter: int):
         run = re.search("#+", template)
+        assert run is not None, "a template has a run of #"
         self.prefix, self.suffix, self.width = template[: run.start()], template[run.end():], run.end() - run.start()
         self.db = db
         self.study_id = study_id
         self.counter = counter  # the last number used; the first ID is number 1
         self.checked_to = counter  # numbers up to here have been looked up in the database
         self.existing: set[str] = set()
-        self.pending: str | None = None
+        self.pending: tuple[int, str] | None = None
 
     def format(self, number: int) -> str:
         return f"{self.prefix}{number:0{self.width}d}{self.suffix}"
@@ -52,6 +53,7 @@ class IdGenerator:
                 return candidate
 
     def take(self) -> None:
+        assert self.pending is not None, "take() follows peek()"
         self.counter = self.pending[0]
         self.pending = None
 

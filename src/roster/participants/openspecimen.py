@@ -97,7 +97,7 @@ def _participant(session: Session, user: User, value: str) -> tuple[Participant,
     if not access.can(Action.READ, participant.site_id):
         raise _not_found(value)
     access.require(Action.READ_PII, participant.site_id)
-    return participant, session.get(Study, participant.study_id), access
+    return participant, session.get_one(Study, participant.study_id), access
 
 
 def _answer(session: Session, study: Study, participant: Participant, access: StudyAccess) -> dict[str, Any]:

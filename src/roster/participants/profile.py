@@ -126,7 +126,7 @@ def clean(session: Session, study: Study, participant: Participant, sent: Mappin
         if name in _CHOICES:
             allowed, code = _CHOICES[name]
             value = _text(raw)
-            value = _SPELLINGS.get(value, value)
+            value = _SPELLINGS.get(value, value) if value is not None else None
             if value is not None and value not in allowed:
                 errors.append(error(code, name))
             values[name] = DEFAULT_ACTIVITY_STATUS if name == "activityStatus" and value is None else value

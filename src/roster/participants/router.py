@@ -87,9 +87,9 @@ ParticipantID = Annotated[str, Path(alias="participantID", description="Matched 
 Pages = Annotated[PageParams, Depends(page_params)]
 Status = Annotated[Literal["available", "removed"] | None, Query()]
 Search = Annotated[str | None, Query(max_length=255, description="Matches the ID and OID; names, email, phone, identifier, uid, empi and MRNs only where the caller may read personal data")]
-_RECORD = {200: {"model": schemas.ParticipantOut, "description": "The participant (personal keys left out for monitors and viewers)"}}
-_LIST = {200: {"model": Page[schemas.ParticipantOut], "description": "Participants (personal keys left out where the caller may not read them)"}}
-_AUDIT = {200: {"model": Page[schemas.AuditEventOut], "description": "Audit events, oldest first"}}
+_RECORD: dict[int | str, dict[str, Any]] = {200: {"model": schemas.ParticipantOut, "description": "The participant (personal keys left out for monitors and viewers)"}}
+_LIST: dict[int | str, dict[str, Any]] = {200: {"model": Page[schemas.ParticipantOut], "description": "Participants (personal keys left out where the caller may not read them)"}}
+_AUDIT: dict[int | str, dict[str, Any]] = {200: {"model": Page[schemas.AuditEventOut], "description": "Audit events, oldest first"}}
 
 
 async def raw_body(request: Request) -> bytes:

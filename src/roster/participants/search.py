@@ -11,7 +11,7 @@ PostgreSQL's a pattern operator class, while a range works on a plain btree in c
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select
+from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from roster.auth.permissions import Action, StudyAccess
@@ -42,7 +42,7 @@ def prefix_range(prefix: str) -> tuple[str, str | None]:
     return prefix, None
 
 
-def _starts_with(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
+def _starts_with(column: SQLColumnExpression[str], prefix: str) -> ColumnElement[bool]:
     low, high = prefix_range(prefix)
     return column >= low if high is None else and_(column >= low, column < high)
 
@@ -52,7 +52,7 @@ def _oid(term: str) -> ColumnElement[bool]:
     return Participant.oid == term.upper() if term.isascii() else false()
 
 
-def unindexed(column: ColumnElement[int]) -> ColumnElement[int]:
+def unindexed(column: SQLColumnExpression[int]) -> ColumnElement[int]:
     """`column` as a filter no index serves (`+ 0`): keeps a planner on the search's own indexes."""
     return column + 0
 

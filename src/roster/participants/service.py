@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, false, func, insert, select
+from sqlalchemy import BindParameter, ColumnElement, Select, bindparam, delete, false, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -104,7 +104,7 @@ def writable(session: Session, user: User, study: Study, participant_id: str) ->
 
 def require_write(session: Session, access: StudyAccess, study: Study, participant: Participant) -> Site:
     """Study and the participant's site available (400), then write permission there (403)."""
-    site = session.get(Site, participant.site_id)
+    site = session.get_one(Site, participant.site_id)
     require_available(study, site)
     access.require(Action.WRITE, participant.site_id)
     return site
@@ -178,10 +178,11 @@ def list_filters(
     return where
 
 
-def page_of(where: Sequence[ColumnElement[bool]], page: PageParams) -> Select[tuple[Participant]]:
+def page_of(where: Sequence[ColumnElement[bool]], page: PageParams) -> Select[Participant]:
     """Oldest first. The bounds as literals: with `LIMIT ?` SQLite's planner walks the whole primary key
     for the ORDER BY instead of the search's indexes (bench/search.py); they are validated integers."""
-    offset, limit = (bindparam(None, n, literal_execute=True) for n in (page.offset, page.page_size))
+    offset: BindParameter[int] = bindparam(None, page.offset, literal_execute=True)
+    limit: BindParameter[int] = bindparam(None, page.page_size, literal_execute=True)
     return select(Participant).where(*where).order_by(Participant.id).offset(offset).limit(limit)
 
 
@@ -217,7 +218,7 @@ def _same(name: str, old: Any, new: Any) -> bool:
         return {(p["siteId"], p["mrn"]) for p in old} == {(p["siteId"], p["mrn"]) for p in new}
     if name in _UNORDERED:
         return set(old) == set(new) and len(old) == len(new)
-    return old == new
+    return bool(old == new)
 
 
 def _plain_pmis(pmis: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -4,7 +4,8 @@ import datetime as dt
 import re
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, StrictBool, StrictInt, ValidationInfo, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, ValidationInfo, field_validator
+from pydantic.config import JsonDict
 
 from roster.schemas import MAX_INT32, ApiModel, OutModel, PlainText, not_null
 
@@ -21,7 +22,7 @@ IdMethod = Literal["manual", "system"]
 # A generated ID is at least as long as its template, and participant IDs hold 30 characters.
 Template = Annotated[PlainText, Field(min_length=1, max_length=30, json_schema_extra={"pattern": r"^[^#<>\x00-\x1f\x7f-\x9f]*#+[^#<>\x00-\x1f\x7f-\x9f]*$"})]
 # OpenAPI: participantIdMethod "system" needs a template (checked by check_template).
-_SYSTEM_NEEDS_TEMPLATE = {
+_SYSTEM_NEEDS_TEMPLATE: JsonDict = {
     "if": {"properties": {"participantIdMethod": {"const": "system"}}, "required": ["participantIdMethod"]},
     "then": {"required": ["participantIdTemplate"], "properties": {"participantIdTemplate": {"type": "string"}}},
 }
@@ -46,7 +47,7 @@ def no_nulls(model: ApiModel, *fields: str) -> None:
 
 
 class StudyCreate(ApiModel):
-    model_config = ApiModel.model_config | {"json_schema_extra": _SYSTEM_NEEDS_TEMPLATE}
+    model_config = ApiModel.model_config | ConfigDict(json_schema_extra=_SYSTEM_NEEDS_TEMPLATE)
     oid: Oid
     name: Name
     status: Status = "available"
