@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 
 from roster import codes
-from roster.bulk import heartbeat, queue, retention, writer_process
+from roster.bulk import heartbeat, queue, retention, revert, writer_process
 from roster.bulk.importer import Importer, Stopped
 from roster.bulk.jobstats import JobRun
 from roster.bulk.queue import Claim, LeaseLost
@@ -115,7 +115,8 @@ def run_one(db: Database, settings: Settings, stop: threading.Event | None = Non
     # JobRun logs the attempt's start and end lines (counts, seconds, rows/s) and counts its metrics.
     with JobRun(db, claim), _Heartbeat(db, claim, settings.job_lease_seconds) as beat:
         try:
-            status = Importer(db, settings, claim, stop=stop, lost=beat.lost).run()
+            runner = revert.Reverter if revert.is_revert(db, claim) else Importer
+            status = runner(db, settings, claim, stop=stop, lost=beat.lost).run()
             if not status:
                 log.info("job %s: taken over by another worker", claim.uuid)
         except LeaseLost:
