@@ -97,6 +97,9 @@ def test_a_second_revert_a_revert_and_a_running_job_are_refused(bulk):
     queued = bulk.upload(csv_of("D-2,Bob,,,,"))
     r = revert(bulk, queued)
     assert r.status_code == 409 and r.json()["message"] == codes.JOB_NOT_FINISHED
+    assert queue.claim(bulk.db, 30).uuid == queued  # now IN_PROGRESS
+    r = revert(bulk, queued)
+    assert r.status_code == 409 and r.json()["message"] == codes.JOB_NOT_FINISHED
 
 
 def test_a_dry_run_is_not_revertible(bulk):
