@@ -22,7 +22,7 @@ ROWS = (
 def test_new_ids_create_participants_with_their_fields_and_an_oid(bulk):
     job, log = bulk.run(csv_of(*ROWS))
     assert job["status"] == "COMPLETED"
-    assert job["counts"] == {"rows": 2, "processed": 2, "created": 2, "updated": 0, "unchanged": 0, "failed": 0}
+    assert job["counts"] == {"rows": 2, "processed": 2, "created": 2, "updated": 0, "unchanged": 0, "failed": 0, "deleted": 0, "restored": 0}
     assert job["dateStarted"] and job["dateCompleted"] and job["progress"] == 1
     assert [(e["row"], e["line"], e["participantId"], e["participantOid"], e["outcome"]) for e in log] == [
         (1, 2, "P-1", "SS_P1", "created"), (2, 3, "P-2", "SS_P2", "created")]
@@ -114,7 +114,7 @@ def test_every_data_row_gets_one_log_entry_including_malformed_ones(bulk):
     assert error_codes(log[1]) == error_codes(log[3]) == error_codes(log[4]) == [codes.MALFORMED_ROW]
     # A quoted line break is read as part of the cell, and a name may not hold one.
     assert error_codes(log[2]) == [codes.UNSUPPORTED_CHARACTER]
-    assert job["counts"] == {"rows": 6, "processed": 6, "created": 2, "updated": 0, "unchanged": 0, "failed": 4}
+    assert job["counts"] == {"rows": 6, "processed": 6, "created": 2, "updated": 0, "unchanged": 0, "failed": 4, "deleted": 0, "restored": 0}
 
 
 def test_a_malformed_row_s_id_is_read_like_any_other_for_the_duplicate_check(bulk):

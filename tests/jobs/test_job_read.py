@@ -28,10 +28,10 @@ def test_a_job_answers_every_field_with_utc_timestamps(world):
     )
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body == {
-        "uuid": job, "type": "BULK_ADD_PARTICIPANTS", "status": COMPLETED, "studyOid": STUDY, "siteOid": SITE_A,
+        "uuid": job, "type": "BULK_ADD_PARTICIPANTS", "dryRun": False, "revertOf": None, "status": COMPLETED, "studyOid": STUDY, "siteOid": SITE_A,
         "register": True, "sourceFileName": "juno.csv", "createdBy": "crc_a",
         "dateCreated": "2025-03-01T12:00:00Z", "dateStarted": "2025-03-01T12:00:01Z", "dateCompleted": "2025-03-01T12:00:05Z",
-        "counts": {"rows": 3, "processed": 3, "created": 1, "updated": 1, "unchanged": 0, "failed": 1},
+        "counts": {"rows": 3, "processed": 3, "created": 1, "updated": 1, "unchanged": 0, "failed": 1, "deleted": 0, "restored": 0},
         "progress": 1.0, "rowsPerSecond": None, "etaSeconds": None, "cancelRequested": False, "includeParticipateInfo": False,
         "warnings": ["unknown column: Notes"], "error": None, "errorMessage": None,
     }

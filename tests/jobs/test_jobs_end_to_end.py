@@ -50,7 +50,7 @@ def test_a_processed_upload_reads_back_through_every_jobs_endpoint(world, settin
 
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body["status"] == COMPLETED and body["progress"] == 1.0 and body["error"] is None
-    assert body["counts"] == {"rows": 4, "processed": 4, "created": 3, "updated": 0, "unchanged": 0, "failed": 1}
+    assert body["counts"] == {"rows": 4, "processed": 4, "created": 3, "updated": 0, "unchanged": 0, "failed": 1, "deleted": 0, "restored": 0}
     assert (body["studyOid"], body["siteOid"], body["createdBy"], body["sourceFileName"], body["register"]) == (STUDY, SITE_A, "crc_a", "juno.csv", False)
     assert any("Notes" in w for w in body["warnings"])
     started, completed = (dt.datetime.fromisoformat(body[k]) for k in ("dateStarted", "dateCompleted"))
@@ -150,7 +150,7 @@ def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(w
     assert Importer(world.db, settings.model_copy(update={"batch_size": 3}), claim).run() == CANCELLED
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body["status"] == CANCELLED and body["dateCompleted"] is not None
-    assert body["counts"] | {"rows": 7} == {"rows": 7, "processed": 3, "created": 3, "updated": 0, "unchanged": 0, "failed": 0}
+    assert body["counts"] | {"rows": 7} == {"rows": 7, "processed": 3, "created": 3, "updated": 0, "unchanged": 0, "failed": 0, "deleted": 0, "restored": 0}
     assert 0 < body["progress"] < 1
     assert [row[0] for row in table(world.get(f"/jobs/{job}/downloadFile", "crc_a"))[1:]] == ["1", "2", "3"]
     r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("dm"))

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from roster import codes
 from roster.bulk import extract
 from roster.bulk import jobs_service as service
+from roster.bulk import revert
 from roster.bulk.jobs_schemas import LOG_CSV_HEADER, OUTCOMES, JobOut, LogEntryOut
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT
 from roster.csvout import MEDIA_TYPE, content_disposition, stream_csv
@@ -153,3 +154,18 @@ def cancel_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> JSONRes
 def delete_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> Response:
     service.delete_job(session, user, job_uuid)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/jobs/{job_uuid}/revert", response_model=JobOut, status_code=status.HTTP_201_CREATED,
+    responses=errors(403, 409),
+)
+def revert_job(job_uuid: str, request: Request, background: BackgroundTasks, session: SessionDep, user: CurrentUser) -> JSONResponse:
+    """Queues a REVERT_BULK_ADD_PARTICIPANTS job undoing a finished bulk job (SPEC §11.2): 409
+    jobNotFinished while it runs, jobNotRevertible for a dry run, a revert, or a job already reverted."""
+    job, study_oid, site_oid = revert.queue_revert(session, user, job_uuid)
+    wake = getattr(request.app.state, "wake_workers", None)
+    if wake is not None:
+        background.add_task(wake)  # after the response, so after the request's commit
+    body = service.job_out(job, study_oid, site_oid).model_dump(mode="json", by_alias=True)
+    return JSONResponse(body, status_code=status.HTTP_201_CREATED, headers={"Location": f"{P}/jobs/{job.uuid}"}, background=background)

@@ -9,13 +9,13 @@ from pydantic import Field
 
 from roster.schemas import OutModel
 
-OUTCOMES = ("created", "updated", "unchanged", "failed")
+OUTCOMES = ("created", "updated", "unchanged", "failed", "deleted", "restored")
 # The wire enums of SPEC §6 and §11 (revert and extract jobs log `deleted` / `restored`).
 JobType = Literal["BULK_ADD_PARTICIPANTS", "REVERT_BULK_ADD_PARTICIPANTS", "EXTRACT_PARTICIPANTS"]
 JobStatus = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED"]
 Outcome = Literal["created", "updated", "unchanged", "failed", "deleted", "restored"]
 # The downloadFile `Status` column (OpenClinica's words).
-OUTCOME_LABELS = {"created": "Created", "updated": "Updated", "unchanged": "Unchanged", "failed": "Failed"}
+OUTCOME_LABELS = {"created": "Created", "updated": "Updated", "unchanged": "Unchanged", "failed": "Failed", "deleted": "Deleted", "restored": "Restored"}
 LOG_CSV_HEADER = ("Row", "ParticipantID", "Participant OID", "Participate Status", "Status", "Message")
 
 
@@ -26,11 +26,15 @@ class JobCounts(OutModel):
     updated: int
     unchanged: int
     failed: int
+    deleted: int = Field(description="A revert job: participants it deleted (the reverted job had created them)")
+    restored: int = Field(description="A revert job: participants whose values it restored")
 
 
 class JobOut(OutModel):
     uuid: str
     type: JobType
+    dry_run: bool = Field(description="A dry run validates without writing (SPEC §11.1)")
+    revert_of: str | None = Field(description="A revert job: the UUID of the job it reverts; else null")
     status: JobStatus
     study_oid: str
     site_oid: str

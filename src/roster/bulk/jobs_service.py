@@ -112,12 +112,12 @@ def rate(job: Job, now: dt.datetime | None = None) -> tuple[float | None, int | 
 def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
     rows_per_second, eta_seconds = rate(job)
     return JobOut(
-        uuid=job.uuid, type=job.type, status=job.status, study_oid=study_oid, site_oid=site_oid,
+        uuid=job.uuid, type=job.type, dry_run=bool(job.dry_run), revert_of=job.revert_of, status=job.status, study_oid=study_oid, site_oid=site_oid,
         register_flag=job.register, source_file_name=job.source_file_name, created_by=job.created_by,
         date_created=job.date_created, date_started=job.date_started, date_completed=job.date_completed,
         counts=JobCounts(
             rows=job.rows_total, processed=job.processed, created=job.created, updated=job.updated,
-            unchanged=job.unchanged, failed=job.failed,
+            unchanged=job.unchanged, failed=job.failed, deleted=job.deleted or 0, restored=job.restored or 0,
         ),
         progress=progress(job), rows_per_second=rows_per_second, eta_seconds=eta_seconds, cancel_requested=job.cancel_requested,
         warnings=bounded(job.warnings), error=job.error, include_participate_info=job.include_participate_info,

@@ -10,6 +10,7 @@ from roster.db import Base, UTCDateTime, utcnow
 
 JOB_TYPE_BULK_ADD = "BULK_ADD_PARTICIPANTS"
 JOB_TYPE_EXTRACT = "EXTRACT_PARTICIPANTS"
+JOB_TYPE_REVERT = "REVERT_BULK_ADD_PARTICIPANTS"
 IN_QUEUE = "IN_QUEUE"
 IN_PROGRESS = "IN_PROGRESS"
 COMPLETED = "COMPLETED"
@@ -47,6 +48,11 @@ class Job(Base):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
+    deleted: Mapped[int] = mapped_column(Integer, default=0)
+    restored: Mapped[int] = mapped_column(Integer, default=0)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A revert job: the reverted job's UUID. Unique: a job is reverted at most once (migration 0009).
+    revert_of: Mapped[str | None] = mapped_column(String(36), unique=True)
     warnings: Mapped[list[Any]] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(String(80))
     # Queue state

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from roster import codes
 from roster.bulk import heartbeat, queue, retention, writer_process
 from roster.bulk.extract import Extractor
+from roster.bulk.revert import Reverter
 from roster.bulk.importer import Importer, Stopped
 from roster.bulk.jobstats import JobRun
-from roster.bulk.models import JOB_TYPE_EXTRACT
+from roster.bulk.models import JOB_TYPE_EXTRACT, JOB_TYPE_REVERT
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
 from roster.db import Database, worker_limits
@@ -117,7 +118,7 @@ def run_one(db: Database, settings: Settings, stop: threading.Event | None = Non
     # JobRun logs the attempt's start and end lines (counts, seconds, rows/s) and counts its metrics.
     with JobRun(db, claim), _Heartbeat(db, claim, settings.job_lease_seconds) as beat:
         try:
-            runner = Extractor if claim.type == JOB_TYPE_EXTRACT else Importer
+            runner = {JOB_TYPE_EXTRACT: Extractor, JOB_TYPE_REVERT: Reverter}.get(claim.type, Importer)
             status = runner(db, settings, claim, stop=stop, lost=beat.lost).run()
             if not status:
                 log.info("job %s: taken over by another worker", claim.uuid)

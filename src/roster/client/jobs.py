@@ -122,7 +122,9 @@ def _duration(seconds: int) -> str:
 
 def summary(job: dict[str, Any]) -> str:
     counts = job["counts"]
-    parts = ", ".join(f"{counts[k]} {k}" for k in ("created", "updated", "unchanged", "failed", "deleted", "restored") if k in counts)
+    # A revert job's own counts; a bulk job's are always 0 there.
+    kinds = ("deleted", "restored", "failed") if job.get("type") == "REVERT_BULK_ADD_PARTICIPANTS" else ("created", "updated", "unchanged", "failed")
+    parts = ", ".join(f"{counts[k]} {k}" for k in kinds if k in counts)
     return f"{job['status']}: {counts['processed']} of {counts.get('rows')} rows processed ({parts})"
 
 

@@ -5,7 +5,7 @@ import { $, errorNode, h, notice, num, pagerState } from "./dom.js";
 import { ACTIVE, countsText, fileStem, jobError, jobPath, statusBadge, warningText } from "./jobs.js";
 
 const POLL_MS = 1500;
-const OUTCOME_LABELS = { created: "Created", updated: "Updated", unchanged: "Unchanged", failed: "Failed" };
+const OUTCOME_LABELS = { created: "Created", updated: "Updated", unchanged: "Unchanged", failed: "Failed", deleted: "Deleted", restored: "Restored" };
 
 export class LogView {
   constructor() {
