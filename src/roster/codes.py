@@ -40,14 +40,13 @@ JOB_NOT_FOUND = "errorCode.jobNotFound"
 JOB_NOT_CANCELLABLE = "errorCode.jobNotCancellable"
 JOB_ATTEMPTS_EXHAUSTED = "errorCode.jobAttemptsExhausted"
 JOB_UPLOAD_UNREADABLE = "errorCode.jobUploadUnreadable"
-# Revert (SPEC §11.2)
+# Revert (SPEC §11.2) and extract download (§11.3)
 JOB_NOT_FINISHED = "errorCode.jobNotFinished"
 JOB_NOT_REVERTIBLE = "errorCode.jobNotRevertible"
 CHANGED_SINCE_JOB = "errorCode.changedSinceJob"
 FILE_EXPIRED = "errorCode.fileExpired"
 # Extract jobs (SPEC §11.3)
 INVALID_INCLUDE_PARTICIPATE_INFO = "errorCode.invalidIncludeParticipateInfoParameter"
-JOB_NOT_FINISHED = "errorCode.jobNotFinished"
 EXTRACT_NOT_COMPLETED = "errorCode.extractNotCompleted"
 JOB_HAS_NO_UPLOAD = "errorCode.jobHasNoUpload"
 
@@ -134,12 +133,11 @@ MESSAGES: dict[str, str] = {
     JOB_NOT_CANCELLABLE: "Only a queued or running job can be cancelled.",
     JOB_ATTEMPTS_EXHAUSTED: "The job was abandoned after too many worker failures.",
     JOB_UPLOAD_UNREADABLE: "The stored upload could not be read.",
-    JOB_NOT_FINISHED: "Only a finished job (completed, cancelled or failed) can be reverted.",
     JOB_NOT_REVERTIBLE: "Only a bulk add job that is not a dry run and has not been reverted can be reverted.",
     CHANGED_SINCE_JOB: "The participant was changed after the job, so it was left as it is.",
     FILE_EXPIRED: "The stored file was deleted by retention (ROSTER_UPLOAD_RETENTION_DAYS) after the job ended.",
     INVALID_INCLUDE_PARTICIPATE_INFO: "The includeParticipateInfo parameter must be y or n.",
-    JOB_NOT_FINISHED: "The job has not finished yet.",
+    JOB_NOT_FINISHED: "The job has not finished yet (only a completed, cancelled or failed job can be reverted or its file downloaded).",
     EXTRACT_NOT_COMPLETED: "The extract did not complete (it failed or was cancelled), so it has no file.",
     JOB_HAS_NO_UPLOAD: "This job has no uploaded file (it is an extract).",
     MALFORMED_ROW: "The row has a different number of cells than the header, or broken quoting.",
