@@ -312,3 +312,18 @@ def test_extract_participants_from_the_page_and_download_the_file(page, server, 
     assert rows[0][:5] == ["ParticipantID", "Participant OID", "Status", "Participate Status", "First Name"]
     assert rows[0][-1] == "Access Code"
     assert [(r[0], r[4]) for r in rows[1:]] == [("EXT-1", "Ann"), ("EXT-2", "'=Bea")]
+
+
+def test_revert_a_finished_job_after_confirming_what_it_will_do(page, server, web_setup, tmp_path: Path) -> None:
+    sign_in(page, server)
+    upload(page, write_csv(tmp_path, "to-revert.csv", GOOD_AND_BAD[:3]))
+    row = wait_for_status(page, "to-revert.csv", "COMPLETED")
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+    row.get_by_role("button", name="Revert to-revert.csv").first.click()
+    expect(page.locator("#jobs-message")).to_contain_text("Reverting to-revert.csv")
+    assert "2 participant(s) it created are deleted" in asked[0] and "changed since the job is left" in asked[0]
+    revert = page.locator("#jobs-body tr").filter(has=page.locator(".tag", has_text="revert"))
+    expect(revert).to_have_attribute("data-status", "COMPLETED", timeout=30_000)
+    expect(revert).to_contain_text("2 deleted")
+    expect(revert.get_by_role("button", name="Revert to-revert.csv")).to_have_count(0)

@@ -4,6 +4,8 @@ import { ApiError, P, api, download, seg } from "./api.js";
 import { $, errorNode, formatTime, h, notice, num, pagerState } from "./dom.js";
 
 export const ACTIVE = new Set(["IN_QUEUE", "IN_PROGRESS"]);
+export const BULK = "BULK_ADD_PARTICIPANTS";
+export const REVERT = "REVERT_BULK_ADD_PARTICIPANTS";
 export const STATUS_LABELS = {
   IN_QUEUE: "Queued",
   IN_PROGRESS: "Running",
@@ -23,6 +25,21 @@ export function statusBadge(job) {
 
 export const EXTRACT = "EXTRACT_PARTICIPANTS";
 
+/** A finished, real (not dry-run) upload job may be reverted once; the server says whether it was already. */
+export function revertible(job) {
+  return job.type === BULK && !job.dryRun && !ACTIVE.has(job.status);
+}
+
+/** What reverting `job` will do, for the confirmation. */
+export function revertQuestion(job) {
+  const c = job.counts || {};
+  return (
+    `Revert ${job.sourceFileName}? The ${num(c.created)} participant(s) it created are deleted with their access codes, ` +
+    `and the ${num(c.updated)} it updated get back their values from before the job (a registration it made is undone). ` +
+    "A participant changed since the job is left as it is. This runs as a new job and cannot itself be reverted."
+  );
+}
+
 /** "120 of 500 rows" and the outcome counts, as text (an extract: its participants). */
 export function countsText(job) {
   const c = job.counts || {};
@@ -32,6 +49,7 @@ export function countsText(job) {
     return typeof c.rows === "number" ? `${num(c.processed)} of ${num(c.rows)} participants` : `${num(c.processed)} participants written`;
   }
   const done = typeof c.rows === "number" ? `${num(c.processed)} of ${num(c.rows)} rows` : `${num(c.processed)} rows processed`;
+  if (job.type === REVERT) return `${done} · ${num(c.deleted)} deleted · ${num(c.restored)} restored · ${num(c.failed)} failed`;
   return `${done} · ${num(c.created)} created · ${num(c.updated)} updated · ${num(c.unchanged)} unchanged · ${num(c.failed)} failed`;
 }
 
@@ -204,10 +222,12 @@ export class JobsTable {
           button("view", "View", `View log of ${name}`, (btn) => this.onView(job, btn)),
           button("download", "Download", `Download log of ${name}`, () => this.fetchFile(jobPath(job.uuid, "/downloadFile"), `${fileStem(name)}-log.csv`)),
           button("failed", "Failed rows", `Download failed rows of ${name}`, () => this.fetchFile(jobPath(job.uuid, "/failedRows"), `${fileStem(name)}-failed-rows.csv`), {
-            disabled: failed === 0,
-            title: failed === 0 ? "No failed rows" : null,
+            // A revert has no upload to take failed rows from: its log says which participants it left alone.
+            disabled: failed === 0 || job.type !== BULK,
+            title: failed === 0 ? "No failed rows" : job.type !== BULK ? "Only for uploads" : null,
           }),
         ];
+    if (revertible(job)) actions.push(button("revert", "Revert", `Revert ${name}`, (btn) => this.revert(job, btn), { class: "small warn" }));
     if (active) actions.push(button("cancel", "Cancel", `Cancel ${name}`, (btn) => this.cancel(job, btn), { disabled: Boolean(job.cancelRequested), class: "small warn" }));
     if (canDelete) actions.push(button("delete", "Delete", `Delete ${name}`, () => this.remove(job), { class: "small danger" }));
 
@@ -225,6 +245,7 @@ export class JobsTable {
         job.register ? h("span", { class: "tag" }, "register") : null,
         extract ? h("span", { class: "tag" }, "extract") : null,
         extract && job.includeParticipateInfo ? h("span", { class: "tag" }, "access codes") : null,
+        job.type === REVERT ? h("span", { class: "tag", title: `Reverts job ${job.revertOf}` }, "revert") : null,
         warnings.length ? h("div", { class: "muted small-text" }, `${warnings.length} warning${warnings.length === 1 ? "" : "s"}`) : null,
       ),
       cell("Site", job.siteOid),
@@ -253,6 +274,18 @@ export class JobsTable {
       if (ACTIVE.has(answer.status)) this.stopping = job.uuid;
       const words = ACTIVE.has(answer.status) ? `Cancelling ${job.sourceFileName}: it stops after the batch it is working on.` : `Cancelled ${job.sourceFileName}.`;
       notice(this.message, words, "info");
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 401)) notice(this.message, errorNode(error), "error");
+    }
+    this.reload();
+  }
+
+  async revert(job, btn) {
+    if (!window.confirm(revertQuestion(job))) return;
+    btn.disabled = true;
+    try {
+      await api(jobPath(job.uuid, "/revert"), { method: "POST" });
+      notice(this.message, `Reverting ${job.sourceFileName}: a revert job is queued; its log shows each participant.`, "success");
     } catch (error) {
       if (!(error instanceof ApiError && error.status === 401)) notice(this.message, errorNode(error), "error");
     }
