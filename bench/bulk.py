@@ -56,26 +56,26 @@ OVERLAP = True  # --no-overlap: ROSTER_BULK_OVERLAP=false (one batch at a time; 
 @dataclass
 class RunResult:
     backend: str
-    run: str                 # "seed" (creates only), "mixed" (the measured file) or "xlsx" (it as a workbook)
+    run: str  # "seed" (creates only), "mixed" (the measured file) or "xlsx" (it as a workbook)
     rows: int
     file_mib: float
     upload_s: float
     worker_s: float
     rows_per_s: float
-    cpu_s: float             # CPU time of the worker process and its writer process (user + system) during the job
-    db_cpu_s: float | None   # PostgreSQL: CPU time of the server backends serving the worker's connections
-    peak_rss_mib: float      # VmHWM of the worker process (exact peak of its address space), plus its writer process's
-    sampled_rss_mib: float   # max of psutil samples every 50 ms (cross-check)
-    idle_rss_mib: float      # worker RSS after imports and connecting, before the job
-    api_rss_mib: float       # the API server's largest RSS sample while it streamed this upload
+    cpu_s: float  # CPU time of the worker process and its writer process (user + system) during the job
+    db_cpu_s: float | None  # PostgreSQL: CPU time of the server backends serving the worker's connections
+    peak_rss_mib: float  # VmHWM of the worker process (exact peak of its address space), plus its writer process's
+    sampled_rss_mib: float  # max of psutil samples every 50 ms (cross-check)
+    idle_rss_mib: float  # worker RSS after imports and connecting, before the job
+    api_rss_mib: float  # the API server's largest RSS sample while it streamed this upload
     counts_ok: bool
     counts: dict
     copy_rows_per_s: float | None = None
     instructions: int | None = None  # --instructions: the worker's instructions in drain() (callgrind)
-    note: str = ""           # e.g. "TIMEOUT": the job did not finish in --job-timeout; rows/s is of the rows done
+    note: str = ""  # e.g. "TIMEOUT": the job did not finish in --job-timeout; rows/s is of the rows done
     writer_rss_mib: float = 0.0  # SQLite: the writer process's VmHWM (in peak_rss_mib)
-    writer_cpu_s: float = 0.0    # SQLite: the writer process's CPU (in cpu_s)
-    size: int = 0            # the --sizes entry this run belongs to (`rows` is what a timed-out run got done)
+    writer_cpu_s: float = 0.0  # SQLite: the writer process's CPU (in cpu_s)
+    size: int = 0  # the --sizes entry this run belongs to (`rows` is what a timed-out run got done)
 
 
 # --------------------------------------------------------------------------------------------- databases
@@ -143,7 +143,10 @@ def copy_baseline(path: Path) -> tuple[int, float]:
             cur.execute("CREATE TABLE bench_bare (rec text)")
             conn.commit()
             started = time.perf_counter()
-            with cur.copy("COPY bench_bare FROM STDIN (FORMAT csv, HEADER true, DELIMITER E'\\x1e')") as copy, open(path, "rb") as fh:
+            with (
+                cur.copy("COPY bench_bare FROM STDIN (FORMAT csv, HEADER true, DELIMITER E'\\x1e')") as copy,
+                open(path, "rb") as fh,
+            ):
                 while chunk := fh.read(MiB):
                     copy.write(chunk)
             conn.commit()
@@ -157,8 +160,12 @@ def copy_baseline(path: Path) -> tuple[int, float]:
 def child_env(url: str, batch_size: int | None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROSTER_")}
     env.update(
-        ROSTER_DATABASE_URL=url, ROSTER_JWT_SECRET="bench-" + secrets.token_hex(32), ROSTER_EMBEDDED_WORKERS="0",
-        ROSTER_MAX_UPLOAD_BYTES=str(4 * 1024 * MiB), ROSTER_LOG_LEVEL="WARNING", ROSTER_JOB_LEASE_SECONDS="60",
+        ROSTER_DATABASE_URL=url,
+        ROSTER_JWT_SECRET="bench-" + secrets.token_hex(32),
+        ROSTER_EMBEDDED_WORKERS="0",
+        ROSTER_MAX_UPLOAD_BYTES=str(4 * 1024 * MiB),
+        ROSTER_LOG_LEVEL="WARNING",
+        ROSTER_JOB_LEASE_SECONDS="60",
     )
     if batch_size:
         env["ROSTER_BATCH_SIZE"] = str(batch_size)
@@ -193,8 +200,13 @@ class Server:
         self.port = free_port()
         self.log = open(tmp / "server.log", "wb")
         # cwd = tmp: Settings also reads ./.env, and a developer's .env must not leak into the benchmark.
-        self.proc = subprocess.Popen([sys.executable, "-m", "roster.cli", "serve", "--port", str(self.port)],
-                                     env=env, cwd=tmp, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "roster.cli", "serve", "--port", str(self.port)],
+            env=env,
+            cwd=tmp,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 60
         while True:
@@ -240,7 +252,11 @@ WORKER_APP = "roster-bench-worker"
 def with_app_name(url: str) -> str:
     """PostgreSQL: tag the worker's connections so that their server backends can be found."""
     parsed = make_url(url)
-    return url if parsed.get_backend_name() != "postgresql" else parsed.update_query_dict({"application_name": WORKER_APP}).render_as_string(hide_password=False)
+    return (
+        url
+        if parsed.get_backend_name() != "postgresql"
+        else parsed.update_query_dict({"application_name": WORKER_APP}).render_as_string(hide_password=False)
+    )
 
 
 def pg_backend_cpu(url: str) -> float | None:
@@ -251,7 +267,10 @@ def pg_backend_cpu(url: str) -> float | None:
     try:
         with engine.connect() as conn:
             # Roster names worker sessions itself (roster.db.worker_limits); older code kept the URL's name.
-            pids = conn.scalars(sa.text("SELECT pid FROM pg_stat_activity WHERE application_name IN (:app, 'roster-worker')"), {"app": WORKER_APP}).all()
+            pids = conn.scalars(
+                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name IN (:app, 'roster-worker')"),
+                {"app": WORKER_APP},
+            ).all()
     finally:
         engine.dispose()
     total = 0.0
@@ -277,11 +296,18 @@ class WorkerChild:
             # worker_child runs drain() inside functools.reduce (a C function), so callgrind counts exactly that.
             # Kept in bench/out for callgrind_annotate (which C functions: SQLite's, the interpreter's, …).
             self.counts = OUT / f"callgrind-{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}.out"
-            command = ["valgrind", "--tool=callgrind", "--collect-atstart=no", "--toggle-collect=functools_reduce",
-                       f"--callgrind-out-file={self.counts}", *command]
+            command = [
+                "valgrind",
+                "--tool=callgrind",
+                "--collect-atstart=no",
+                "--toggle-collect=functools_reduce",
+                f"--callgrind-out-file={self.counts}",
+                *command,
+            ]
             env["ROSTER_BENCH_CALLGRIND"] = "1"
-        self.proc = subprocess.Popen(command, env=env, cwd=tmp,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True)
+        self.proc = subprocess.Popen(
+            command, env=env, cwd=tmp, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.err, text=True
+        )
         ready = self.proc.stdout.readline().split()
         if not ready or ready[0] != "ready":
             self.proc.kill()
@@ -316,8 +342,16 @@ class WorkerChild:
         self.err.close()
         if not done or done[0] != "done":
             raise RuntimeError(f"worker failed (exit {self.proc.returncode}); see {self.err.name}")
-        return Drained(elapsed, int(done[1]), int(done[3]) / 1024, float(done[4]), db_cpu, instructions=self.instructions(),
-                       writer_rss_mib=int(done[5]) / 1024, writer_cpu_s=float(done[6]))
+        return Drained(
+            elapsed,
+            int(done[1]),
+            int(done[3]) / 1024,
+            float(done[4]),
+            db_cpu,
+            instructions=self.instructions(),
+            writer_rss_mib=int(done[5]) / 1024,
+            writer_cpu_s=float(done[6]),
+        )
 
     def instructions(self) -> int | None:
         if self.counts is None:
@@ -356,8 +390,11 @@ def setup_study(client: httpx.Client) -> dict[str, str]:
 
 
 def token(client: httpx.Client, username: str) -> str:
-    r = client.post("/user-service/api/oauth/token", json={"username": username, "password": PASSWORD},
-                    headers={"Accept": "application/json"})
+    r = client.post(
+        "/user-service/api/oauth/token",
+        json={"username": username, "password": PASSWORD},
+        headers={"Accept": "application/json"},
+    )
     r.raise_for_status()
     return r.json()["access_token"]
 
@@ -368,8 +405,12 @@ def upload(client: httpx.Client, auth: dict[str, str], path: Path, server: Serve
     sampler.start()
     started = time.perf_counter()
     with open(path, "rb") as fh:
-        r = client.post(f"{P}/clinicaldata/studies/{STUDY}/sites/{SITE}/participants/bulk", params={"register": "n"},
-                        files={"file": (path.name, fh, "text/csv")}, headers={**auth, "Accept": "application/json"})
+        r = client.post(
+            f"{P}/clinicaldata/studies/{STUDY}/sites/{SITE}/participants/bulk",
+            params={"register": "n"},
+            files={"file": (path.name, fh, "text/csv")},
+            headers={**auth, "Accept": "application/json"},
+        )
     elapsed = time.perf_counter() - started
     sampler.stopped.set()
     if r.status_code != 200:
@@ -390,9 +431,18 @@ def job_counts(url: str, job_uuid: str) -> dict:
             participants = conn.scalar(sa.select(sa.func.count()).select_from(Participant))
     finally:
         engine.dispose()
-    return {"status": job["status"], "rows": job["rows_total"], "processed": job["processed"], "created": job["created"],
-            "updated": job["updated"], "unchanged": job["unchanged"], "failed": job["failed"], "logged": logged,
-            "participants": participants, "error": job["error"]}
+    return {
+        "status": job["status"],
+        "rows": job["rows_total"],
+        "processed": job["processed"],
+        "created": job["created"],
+        "updated": job["updated"],
+        "unchanged": job["unchanged"],
+        "failed": job["failed"],
+        "logged": logged,
+        "participants": participants,
+        "error": job["error"],
+    }
 
 
 def counts_match(got: dict, want: dict) -> bool:
@@ -401,8 +451,9 @@ def counts_match(got: dict, want: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- one size
-def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, profile: bool = False,
-             workbook: bool = False) -> list[RunResult]:
+def run_size(
+    backend: str, n: int, batch_size: int | None, job_timeout: float, profile: bool = False, workbook: bool = False
+) -> list[RunResult]:
     seed = datagen.seed_file(OUT, n)
     bulk = datagen.workbook_file(OUT, n) if workbook else datagen.bulk_file(OUT, n)
     results: list[RunResult] = []
@@ -426,18 +477,44 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
                         note = "TIMEOUT" if run.timed_out else ("" if ok else "COUNTS WRONG")
                         if note:
                             print(f"  !! {backend} {label} {n}: {note}: {got} expected {gen.expected}", file=sys.stderr)
-                        results.append(RunResult(
-                            backend, label, done, gen.size / MiB, upload_s, run.seconds, done / run.seconds, run.cpu_s, run.db_cpu_s,
-                            run.peak_rss_mib, worker.sampler.peak / MiB, worker.idle_rss_mib, api_rss, ok, got,
-                            instructions=run.instructions, note=note, writer_rss_mib=run.writer_rss_mib, writer_cpu_s=run.writer_cpu_s,
-                            size=n))
+                        results.append(
+                            RunResult(
+                                backend,
+                                label,
+                                done,
+                                gen.size / MiB,
+                                upload_s,
+                                run.seconds,
+                                done / run.seconds,
+                                run.cpu_s,
+                                run.db_cpu_s,
+                                run.peak_rss_mib,
+                                worker.sampler.peak / MiB,
+                                worker.idle_rss_mib,
+                                api_rss,
+                                ok,
+                                got,
+                                instructions=run.instructions,
+                                note=note,
+                                writer_rss_mib=run.writer_rss_mib,
+                                writer_cpu_s=run.writer_cpu_s,
+                                size=n,
+                            )
+                        )
                         db_cpu = "" if run.db_cpu_s is None else f" + DB {run.db_cpu_s:.2f} s"
-                        counted = "" if run.instructions is None else f", {run.instructions / done:,.0f} instructions/row ({worker.counts.name})"
+                        counted = (
+                            ""
+                            if run.instructions is None
+                            else f", {run.instructions / done:,.0f} instructions/row ({worker.counts.name})"
+                        )
                         if run.writer_rss_mib:
                             counted += f" (writer process: CPU {run.writer_cpu_s:.2f} s, peak RSS {run.writer_rss_mib:.1f} MiB)"
-                        print(f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker {run.seconds:7.2f} s "
-                              f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB"
-                              f"{counted} {note}", flush=True)
+                        print(
+                            f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker {run.seconds:7.2f} s "
+                            f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB"
+                            f"{counted} {note}",
+                            flush=True,
+                        )
                         if run.timed_out:
                             break  # the measured run needs a finished seed run
             finally:
@@ -445,8 +522,9 @@ def run_size(backend: str, n: int, batch_size: int | None, job_timeout: float, p
     return results
 
 
-def profile_run(url: str, env: dict[str, str], client: httpx.Client, auth: dict[str, str], server: Server, gen,
-                backend: str, n: int) -> RunResult:
+def profile_run(
+    url: str, env: dict[str, str], client: httpx.Client, auth: dict[str, str], server: Server, gen, backend: str, n: int
+) -> RunResult:
     """The measured upload, then drain() in THIS process under pyinstrument (1 ms sampling)."""
     from pyinstrument import Profiler
 
@@ -454,9 +532,14 @@ def profile_run(url: str, env: dict[str, str], client: httpx.Client, auth: dict[
     from roster.config import Settings
     from roster.db import Database
 
-    settings = Settings(database_url=url, jwt_secret=env["ROSTER_JWT_SECRET"], embedded_workers=0,
-                        batch_size=int(env.get("ROSTER_BATCH_SIZE", 0)) or Settings.model_fields["batch_size"].default,
-                        job_lease_seconds=60, _env_file=None)
+    settings = Settings(
+        database_url=url,
+        jwt_secret=env["ROSTER_JWT_SECRET"],
+        embedded_workers=0,
+        batch_size=int(env.get("ROSTER_BATCH_SIZE", 0)) or Settings.model_fields["batch_size"].default,
+        job_lease_seconds=60,
+        _env_file=None,
+    )
     db = Database(url)
     job_uuid, upload_s, api_rss = upload(client, auth, gen.path, server)
     profiler = Profiler(interval=0.001)
@@ -473,22 +556,41 @@ def profile_run(url: str, env: dict[str, str], client: httpx.Client, auth: dict[
     stem.with_suffix(".txt").write_text(tree)
     stem.with_name(stem.name + "_flat.txt").write_text(flat)
     stem.with_suffix(".html").write_text(profiler.output_html())
-    print(f"\n== pyinstrument: drain() of the {n:,}-row file on {backend}, in-process, {worker_s:.2f} s wall, {cpu_s:.2f} s CPU "
-          f"({n / worker_s:,.0f} rows/s under the profiler; load {os.getloadavg()[0]:.2f})\n"
-          f"-- self time, top 30 (full: {stem.name}_flat.txt)")
+    print(
+        f"\n== pyinstrument: drain() of the {n:,}-row file on {backend}, in-process, {worker_s:.2f} s wall, {cpu_s:.2f} s CPU "
+        f"({n / worker_s:,.0f} rows/s under the profiler; load {os.getloadavg()[0]:.2f})\n"
+        f"-- self time, top 30 (full: {stem.name}_flat.txt)"
+    )
     print("\n".join(flat.splitlines()[:38]))
     print(f"-- call tree, top (full: {stem.name}.txt, {stem.name}.html)")
     print("\n".join(tree.splitlines()[:70]))
     # The profiler and this harness share the process: its RSS says nothing about the worker's.
-    return RunResult(backend, "profiled", gen.rows, gen.size / MiB, upload_s, worker_s, gen.rows / worker_s, cpu_s, None, 0, 0, 0, api_rss,
-                     counts_match(got, gen.expected), got)
+    return RunResult(
+        backend,
+        "profiled",
+        gen.rows,
+        gen.size / MiB,
+        upload_s,
+        worker_s,
+        gen.rows / worker_s,
+        cpu_s,
+        None,
+        0,
+        0,
+        0,
+        api_rss,
+        counts_match(got, gen.expected),
+        got,
+    )
 
 
 # --------------------------------------------------------------------------------------------- report
 def table(results: list[RunResult]) -> str:
-    head = f"{'backend':10} {'run':8} {'rows':>9} {'MiB':>6} {'upload s':>8} {'worker s':>8} {'rows/s':>8} " \
-           f"{'CPU s':>7} {'DB CPU s':>8} " \
-           f"{'peak RSS':>8} {'idle RSS':>8} {'API RSS':>7} {'COPY rows/s':>11} {'COPY ×':>6} {'ok':>3}"
+    head = (
+        f"{'backend':10} {'run':8} {'rows':>9} {'MiB':>6} {'upload s':>8} {'worker s':>8} {'rows/s':>8} "
+        f"{'CPU s':>7} {'DB CPU s':>8} "
+        f"{'peak RSS':>8} {'idle RSS':>8} {'API RSS':>7} {'COPY rows/s':>11} {'COPY ×':>6} {'ok':>3}"
+    )
     counted = any(r.instructions for r in results)
     if counted:
         head += f" {'instr/row':>9}"
@@ -496,11 +598,16 @@ def table(results: list[RunResult]) -> str:
     for r in results:
         copy = f"{r.copy_rows_per_s:11,.0f}" if r.copy_rows_per_s else f"{'-':>11}"
         ratio = f"{r.copy_rows_per_s / r.rows_per_s:6.1f}" if r.copy_rows_per_s else f"{'-':>6}"
-        peak, idle = (f"{r.peak_rss_mib:8.1f}", f"{r.idle_rss_mib:8.1f}") if r.peak_rss_mib else (f"{'-':>8}", f"{'-':>8}")
-        lines.append(f"{r.backend:10} {r.run:8} {r.rows:9,} {r.file_mib:6.1f} {r.upload_s:8.2f} {r.worker_s:8.2f} "
-                     f"{r.rows_per_s:8,.0f} {r.cpu_s:7.2f} {'-' if r.db_cpu_s is None else f'{r.db_cpu_s:.2f}':>8} {peak} {idle} {r.api_rss_mib:7.1f} "
-                     f"{copy} {ratio} {'yes' if r.counts_ok else 'NO':>3}"
-                     + (f" {r.instructions / r.rows:9,.0f}" if counted and r.instructions else "") + f" {r.note}")
+        peak, idle = (
+            (f"{r.peak_rss_mib:8.1f}", f"{r.idle_rss_mib:8.1f}") if r.peak_rss_mib else (f"{'-':>8}", f"{'-':>8}")
+        )
+        lines.append(
+            f"{r.backend:10} {r.run:8} {r.rows:9,} {r.file_mib:6.1f} {r.upload_s:8.2f} {r.worker_s:8.2f} "
+            f"{r.rows_per_s:8,.0f} {r.cpu_s:7.2f} {'-' if r.db_cpu_s is None else f'{r.db_cpu_s:.2f}':>8} {peak} {idle} {r.api_rss_mib:7.1f} "
+            f"{copy} {ratio} {'yes' if r.counts_ok else 'NO':>3}"
+            + (f" {r.instructions / r.rows:9,.0f}" if counted and r.instructions else "")
+            + f" {r.note}"
+        )
     return "\n".join(lines)
 
 
@@ -531,14 +638,18 @@ def verdicts(results: list[RunResult]) -> list[str]:
         if (backend, 100_000) in mixed:
             target = 25_000 if backend == "sqlite" else 15_000
             rps, every, all_good = median(backend, 100_000, "rows_per_s")
-            out.append(f"target {backend} 100k >= {target:,} rows/s: {rps:,.0f}{every} -> {'MET' if all_good and rps >= target else 'NOT MET'}")
+            out.append(
+                f"target {backend} 100k >= {target:,} rows/s: {rps:,.0f}{every} -> {'MET' if all_good and rps >= target else 'NOT MET'}"
+            )
         if (backend, 10_000) in mixed and (backend, 1_000_000) in mixed:
             small, small_every, small_good = median(backend, 10_000, "peak_rss_mib")
             large, large_every, large_good = median(backend, 1_000_000, "peak_rss_mib")
             growth = large / small - 1 if small else float("inf")
             met = small_good and large_good and growth <= 0.10
-            out.append(f"target {backend} peak RSS 1M within 10% of 10k: {small:.1f}{small_every} -> {large:.1f}{large_every} MiB "
-                       f"({growth:+.1%}) -> {'MET' if met else 'NOT MET'}")
+            out.append(
+                f"target {backend} peak RSS 1M within 10% of 10k: {small:.1f}{small_every} -> {large:.1f}{large_every} MiB "
+                f"({growth:+.1%}) -> {'MET' if met else 'NOT MET'}"
+            )
     return out
 
 
@@ -559,25 +670,53 @@ def reference_loop() -> float:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="10000,100000,1000000", help="comma-separated row counts of the measured file")
+    parser.add_argument(
+        "--sizes", default="10000,100000,1000000", help="comma-separated row counts of the measured file"
+    )
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--batch-size", type=int, default=None, help="ROSTER_BATCH_SIZE for the worker (default: the setting's default)")
-    parser.add_argument("--profile", action="store_true", help="also profile drain() in-process on one file (pyinstrument; default the 100k file on SQLite)")
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="ROSTER_BATCH_SIZE for the worker (default: the setting's default)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile drain() in-process on one file (pyinstrument; default the 100k file on SQLite)",
+    )
     parser.add_argument("--profile-only", action="store_true", help="only the profile run")
     parser.add_argument("--profile-backend", default="sqlite")
     parser.add_argument("--profile-size", type=int, default=100_000)
-    parser.add_argument("--job-timeout", type=float, default=600, help="seconds a job may take before the worker is killed and the run reported as TIMEOUT")
+    parser.add_argument(
+        "--job-timeout",
+        type=float,
+        default=600,
+        help="seconds a job may take before the worker is killed and the run reported as TIMEOUT",
+    )
     parser.add_argument("--no-copy", action="store_true", help="skip the PostgreSQL COPY baseline")
-    parser.add_argument("--xlsx-sizes", default="", help="comma-separated row counts to run again with the measured file as .xlsx")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="run each size N times on each backend (fresh databases); the targets judge the medians")
-    parser.add_argument("--no-overlap", action="store_true",
-                        help="ROSTER_BULK_OVERLAP=false: one batch at a time (on SQLite without the writer process)")
-    parser.add_argument("--instructions", action="store_true",
-                        help="run the worker under valgrind's callgrind and report its instructions per row; wall times are "
-                             "then callgrind's (about 50 times slower), not the worker's")
-    parser.add_argument("--without-audit", action="store_true",
-                        help="the worker writes no audit events: bulk throughput as it was before the audit trail, for comparison")
+    parser.add_argument(
+        "--xlsx-sizes", default="", help="comma-separated row counts to run again with the measured file as .xlsx"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="run each size N times on each backend (fresh databases); the targets judge the medians",
+    )
+    parser.add_argument(
+        "--no-overlap",
+        action="store_true",
+        help="ROSTER_BULK_OVERLAP=false: one batch at a time (on SQLite without the writer process)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="run the worker under valgrind's callgrind and report its instructions per row; wall times are "
+        "then callgrind's (about 50 times slower), not the worker's",
+    )
+    parser.add_argument(
+        "--without-audit",
+        action="store_true",
+        help="the worker writes no audit events: bulk throughput as it was before the audit trail, for comparison",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -592,13 +731,19 @@ def main(argv: list[str] | None = None) -> None:
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     has_pg = pg_reachable()
     if "postgresql" in backends and not has_pg:
-        print(f"PostgreSQL at {make_url(PG_URL).render_as_string(hide_password=True)} unreachable: skipping it", file=sys.stderr)
+        print(
+            f"PostgreSQL at {make_url(PG_URL).render_as_string(hide_password=True)} unreachable: skipping it",
+            file=sys.stderr,
+        )
         backends.remove("postgresql")
     OUT.mkdir(exist_ok=True)
     started_at = time.strftime("%Y-%m-%dT%H:%M:%S")
-    header = (f"roster bulk benchmark {started_at}  python {platform.python_version()}  {os.cpu_count()} CPUs  "
-              f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s"
-              + ("  WITHOUT AUDIT EVENTS" if WITHOUT_AUDIT else "") + ("  UNDER CALLGRIND (rows/s mean nothing)" if INSTRUCTIONS else ""))
+    header = (
+        f"roster bulk benchmark {started_at}  python {platform.python_version()}  {os.cpu_count()} CPUs  "
+        f"load at start {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s"
+        + ("  WITHOUT AUDIT EVENTS" if WITHOUT_AUDIT else "")
+        + ("  UNDER CALLGRIND (rows/s mean nothing)" if INSTRUCTIONS else "")
+    )
     print(header, flush=True)
 
     results: list[RunResult] = []
@@ -624,8 +769,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.profile or args.profile_only:
         results += run_size(args.profile_backend, args.profile_size, args.batch_size, args.job_timeout, profile=True)
 
-    report = "\n".join([header, "", table(results), "", *verdicts(results),
-                        f"load at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s"])
+    report = "\n".join(
+        [
+            header,
+            "",
+            table(results),
+            "",
+            *verdicts(results),
+            f"load at end {', '.join(f'{x:.2f}' for x in os.getloadavg())}  reference loop {reference_loop():.3f} s",
+        ]
+    )
     print("\n" + report)
     stamp = started_at.replace(":", "")
     (OUT / f"results-{stamp}.txt").write_text(report + "\n")

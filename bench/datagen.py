@@ -22,20 +22,82 @@ from pathlib import Path
 HEADER = ["ParticipantID", "firstName", "lastName", "emailAddress", "mobileNumber", "identifier"]
 SEED = 20240601
 
-FIRST = ["Ana", "Ben", "Chloé", "Dmitri", "Elif", "Fatima", "George", "Hana", "Ibrahim", "Jürgen", "Kofi",
-         "Lena", "Mateo", "Nora", "Oscar", "Priya", "Quinn", "Rosa", "Sven", "Tomás", "Uma", "Victor",
-         "Wen", "Xavier", "Yara", "Zoë", "Mary Ann", "Jean-Luc", "Siobhán", "李"]
-LAST = ["Smith", "O'Brien", "García", "Müller", "Nguyen", "Kowalski", "Rossi", "Yamamoto", "Okafor",
-        "Andersson", "Dubois", "Papadopoulos", "Van der Berg", "Smith, Jr.", "Ødegaard", "Silva",
-        "Cohen", "Haddad", "Ivanova", "Kim", "Lopez-Martinez", "MacDonald", "Nakamura", "王"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloé",
+    "Dmitri",
+    "Elif",
+    "Fatima",
+    "George",
+    "Hana",
+    "Ibrahim",
+    "Jürgen",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+    "Oscar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tomás",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Xavier",
+    "Yara",
+    "Zoë",
+    "Mary Ann",
+    "Jean-Luc",
+    "Siobhán",
+    "李",
+]
+LAST = [
+    "Smith",
+    "O'Brien",
+    "García",
+    "Müller",
+    "Nguyen",
+    "Kowalski",
+    "Rossi",
+    "Yamamoto",
+    "Okafor",
+    "Andersson",
+    "Dubois",
+    "Papadopoulos",
+    "Van der Berg",
+    "Smith, Jr.",
+    "Ødegaard",
+    "Silva",
+    "Cohen",
+    "Haddad",
+    "Ivanova",
+    "Kim",
+    "Lopez-Martinez",
+    "MacDonald",
+    "Nakamura",
+    "王",
+]
 ASCII = str.maketrans({"é": "e", "ü": "u", "á": "a", "ë": "e", "ø": "o", "Ø": "O", "í": "i", "ó": "o"})
 
 # Each kind makes the row fail with at least one rule of SPEC §5. Control characters are ones that
 # no reader treats as a line break and that PostgreSQL's COPY accepts (no NUL: the inspector rejects it).
 ERROR_KINDS = (
-    "first_name_too_long", "last_name_too_long", "identifier_too_long", "bad_email", "bad_mobile",
-    "mobile_too_long", "html_in_id", "id_too_long", "missing_id", "duplicate_in_file", "control_char",
-    "ragged_more", "ragged_fewer",
+    "first_name_too_long",
+    "last_name_too_long",
+    "identifier_too_long",
+    "bad_email",
+    "bad_mobile",
+    "mobile_too_long",
+    "html_in_id",
+    "id_too_long",
+    "missing_id",
+    "duplicate_in_file",
+    "control_char",
+    "ragged_more",
+    "ragged_fewer",
 )
 CONTROL_CHARS = ("\x01", "\x07", "\x1b", "\x7f")
 ERROR_EVERY = 20
@@ -122,7 +184,9 @@ def seed_file(out: Path, n: int, seed: int = SEED) -> Generated:
     rng = random.Random(seed)
     if not path.exists():
         _write(path, rows, lambda i: _valid(i, rng, 1))
-    return Generated(path, rows, path.stat().st_size, {"rows": rows, "created": rows, "updated": 0, "unchanged": 0, "failed": 0})
+    return Generated(
+        path, rows, path.stat().st_size, {"rows": rows, "created": rows, "updated": 0, "unchanged": 0, "failed": 0}
+    )
 
 
 def bulk_file(out: Path, n: int, seed: int = SEED) -> Generated:
@@ -131,8 +195,13 @@ def bulk_file(out: Path, n: int, seed: int = SEED) -> Generated:
     half = n // 2
     failed = sum(1 for i in range(1, n + 1) if i % ERROR_EVERY == ERROR_AT)
     failed_first_half = sum(1 for i in range(1, half + 1) if i % ERROR_EVERY == ERROR_AT)
-    expected = {"rows": n, "created": (n - half) - (failed - failed_first_half), "updated": half - failed_first_half,
-                "unchanged": 0, "failed": failed}
+    expected = {
+        "rows": n,
+        "created": (n - half) - (failed - failed_first_half),
+        "updated": half - failed_first_half,
+        "unchanged": 0,
+        "failed": failed,
+    }
 
     def make(i: int) -> list[str]:
         if i % ERROR_EVERY == ERROR_AT:
@@ -166,7 +235,11 @@ def workbook_file(out: Path, n: int, seed: int = SEED) -> Generated:
         with open(source.path, encoding="utf-8", newline="") as fh:
             for i, row in enumerate(csv.reader(fh)):
                 if i and (len(row) < len(HEADER) or any(c in cell for cell in row for c in CONTROL_CHARS)):
-                    row = [*(cell.translate({ord(c): None for c in CONTROL_CHARS}) for cell in row), *[""] * (len(HEADER) - len(row)), "stray cell"]
+                    row = [
+                        *(cell.translate({ord(c): None for c in CONTROL_CHARS}) for cell in row),
+                        *[""] * (len(HEADER) - len(row)),
+                        "stray cell",
+                    ]
                 ws.append([text(cell) for cell in row])
         tmp = path.with_suffix(".tmp")
         wb.save(tmp)

@@ -25,15 +25,45 @@ sys.path.insert(0, str(BENCH))
 import bulk as harness  # noqa: E402  (sibling module: the server, worker and database of bench/bulk.py)
 
 CHUNK = 20_000
-COLUMNS = ("study_id", "site_id", "participant_id", "participant_key", "oid", "status", "activity_status", "created_at",
-           "updated_at", "first_name", "last_name", "email_address", "mobile_number", "identifier", "access_code")
+COLUMNS = (
+    "study_id",
+    "site_id",
+    "participant_id",
+    "participant_key",
+    "oid",
+    "status",
+    "activity_status",
+    "created_at",
+    "updated_at",
+    "first_name",
+    "last_name",
+    "email_address",
+    "mobile_number",
+    "identifier",
+    "access_code",
+)
 
 
 def rows(study_id: int, site_id: int, n: int):
     for i in range(1, n + 1):
         pid = f"XP-{i:07d}"
-        yield (study_id, site_id, pid, pid.casefold(), f"SS_XP{i:07d}", "available", "Active", "2026-01-01", "2026-01-01",
-               "Jane", f"Doe{i % 997}", f"jane.{i}@example.org", f"+1555{i:07d}", f"ID-{i}", f"AC{i:010d}")
+        yield (
+            study_id,
+            site_id,
+            pid,
+            pid.casefold(),
+            f"SS_XP{i:07d}",
+            "available",
+            "Active",
+            "2026-01-01",
+            "2026-01-01",
+            "Jane",
+            f"Doe{i % 997}",
+            f"jane.{i}@example.org",
+            f"+1555{i:07d}",
+            f"ID-{i}",
+            f"AC{i:010d}",
+        )
 
 
 def fill(url: str, n: int) -> float:
@@ -66,14 +96,19 @@ def fill(url: str, n: int) -> float:
 
 
 def extract(client: httpx.Client, auth: dict[str, str]) -> str:
-    r = client.post(f"{harness.P}/clinicaldata/studies/{harness.STUDY}/sites/{harness.SITE}/participants/extractParticipantsInfo",
-                    params={"includeParticipateInfo": "y"}, headers={**auth, "Accept": "application/json"})
+    r = client.post(
+        f"{harness.P}/clinicaldata/studies/{harness.STUDY}/sites/{harness.SITE}/participants/extractParticipantsInfo",
+        params={"includeParticipateInfo": "y"},
+        headers={**auth, "Accept": "application/json"},
+    )
     if r.status_code != 200:
         raise RuntimeError(f"extract answered {r.status_code}: {r.text[:300]}")
     return r.json()["jobUuid"]
 
 
-def download(client: httpx.Client, auth: dict[str, str], job_uuid: str, server: harness.Server) -> tuple[int, int, float, float]:
+def download(
+    client: httpx.Client, auth: dict[str, str], job_uuid: str, server: harness.Server
+) -> tuple[int, int, float, float]:
     """(lines, bytes, seconds, API peak RSS MiB) of the job's file, streamed."""
     sampler = harness.RssSampler(server.proc.pid)
     sampler.start()
@@ -112,14 +147,28 @@ def run(backend: str, n: int, timeout: float) -> dict:
             finally:
                 server.stop()
     ok = not drained.timed_out and answer["status"] == "COMPLETED" and answer["counts"]["rows"] == n and lines == n + 1
-    result = {"backend": backend, "n": n, "fill_s": fill_s, "worker_s": drained.seconds, "rows_s": n / drained.seconds,
-              "cpu_s": drained.cpu_s, "db_cpu_s": drained.db_cpu_s, "peak_rss_mib": drained.peak_rss_mib,
-              "idle_rss_mib": worker.idle_rss_mib, "file_mib": size / harness.MiB, "download_s": download_s,
-              "api_rss_mib": api_rss, "ok": ok}
+    result = {
+        "backend": backend,
+        "n": n,
+        "fill_s": fill_s,
+        "worker_s": drained.seconds,
+        "rows_s": n / drained.seconds,
+        "cpu_s": drained.cpu_s,
+        "db_cpu_s": drained.db_cpu_s,
+        "peak_rss_mib": drained.peak_rss_mib,
+        "idle_rss_mib": worker.idle_rss_mib,
+        "file_mib": size / harness.MiB,
+        "download_s": download_s,
+        "api_rss_mib": api_rss,
+        "ok": ok,
+    }
     db_cpu = "" if drained.db_cpu_s is None else f" + DB {drained.db_cpu_s:.2f} s"
-    print(f"  {backend:10} {n:>9,}: worker {drained.seconds:7.2f} s = {n / drained.seconds:9,.0f} rows/s (CPU {drained.cpu_s:.2f} s"
-          f"{db_cpu}), peak RSS {drained.peak_rss_mib:6.1f} MiB (idle {worker.idle_rss_mib:.1f}); file {size / harness.MiB:.1f} MiB "
-          f"downloaded in {download_s:.2f} s (API peak {api_rss:.1f} MiB){'' if ok else '  !! WRONG: ' + repr(answer)}", flush=True)
+    print(
+        f"  {backend:10} {n:>9,}: worker {drained.seconds:7.2f} s = {n / drained.seconds:9,.0f} rows/s (CPU {drained.cpu_s:.2f} s"
+        f"{db_cpu}), peak RSS {drained.peak_rss_mib:6.1f} MiB (idle {worker.idle_rss_mib:.1f}); file {size / harness.MiB:.1f} MiB "
+        f"downloaded in {download_s:.2f} s (API peak {api_rss:.1f} MiB){'' if ok else '  !! WRONG: ' + repr(answer)}",
+        flush=True,
+    )
     return result
 
 
@@ -132,12 +181,16 @@ def main(argv: list[str] | None = None) -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     backends = [b for b in args.backends.split(",") if b != "postgresql" or harness.pg_reachable()]
     results = [run(backend, n, args.timeout) for backend in backends for n in sizes]
-    print("\n| backend | participants | worker s | rows/s | worker CPU s | DB CPU s | worker peak RSS MiB | file MiB | download s | API peak RSS MiB |")
+    print(
+        "\n| backend | participants | worker s | rows/s | worker CPU s | DB CPU s | worker peak RSS MiB | file MiB | download s | API peak RSS MiB |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         db_cpu = "" if r["db_cpu_s"] is None else f"{r['db_cpu_s']:.2f}"
-        print(f"| {r['backend']} | {r['n']:,} | {r['worker_s']:.2f} | {r['rows_s']:,.0f} | {r['cpu_s']:.2f} | {db_cpu} | "
-              f"{r['peak_rss_mib']:.1f} | {r['file_mib']:.1f} | {r['download_s']:.2f} | {r['api_rss_mib']:.1f} |")
+        print(
+            f"| {r['backend']} | {r['n']:,} | {r['worker_s']:.2f} | {r['rows_s']:,.0f} | {r['cpu_s']:.2f} | {db_cpu} | "
+            f"{r['peak_rss_mib']:.1f} | {r['file_mib']:.1f} | {r['download_s']:.2f} | {r['api_rss_mib']:.1f} |"
+        )
     for backend in backends:
         mine = [r for r in results if r["backend"] == backend]
         if len(mine) > 1:

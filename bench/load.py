@@ -74,8 +74,10 @@ class Tally:
         lat = sorted(self.latencies) or [0.0]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         bad = ", ".join(f"{n}× {s} {c}".rstrip() for (s, c), n in sorted(self.statuses.items())) or "none"
-        return (f"| {name} | {clients} | {total} | {total / wall:.0f} | {statistics.median(lat) * 1000:.0f} | "
-                f"{p99 * 1000:.0f} | {bad} |")
+        return (
+            f"| {name} | {clients} | {total} | {total / wall:.0f} | {statistics.median(lat) * 1000:.0f} | "
+            f"{p99 * 1000:.0f} | {bad} |"
+        )
 
 
 # ------------------------------------------------------------------------------------------ processes
@@ -110,9 +112,13 @@ class Roster:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.env = {
-            **os.environ, "ROSTER_DATABASE_URL": url, "ROSTER_DATA_DIR": str(tmp / "data"),
-            "ROSTER_JWT_SECRET": secrets.token_hex(32), "ROSTER_JOB_LEASE_SECONDS": str(lease),
-            "ROSTER_LOG_LEVEL": "WARNING", "ROSTER_EMBEDDED_WORKERS": "1" if backend == "sqlite" else "0",
+            **os.environ,
+            "ROSTER_DATABASE_URL": url,
+            "ROSTER_DATA_DIR": str(tmp / "data"),
+            "ROSTER_JWT_SECRET": secrets.token_hex(32),
+            "ROSTER_JOB_LEASE_SECONDS": str(lease),
+            "ROSTER_LOG_LEVEL": "WARNING",
+            "ROSTER_EMBEDDED_WORKERS": "1" if backend == "sqlite" else "0",
             "ROSTER_BATCH_SIZE": "500",
         }
         self.log = open(tmp / "roster.log", "ab")
@@ -120,12 +126,23 @@ class Roster:
         self.workers: list[subprocess.Popen] = []
 
     def run(self, *args: str, stdin: str | None = None) -> None:
-        subprocess.run([sys.executable, "-m", "roster.cli", *args], env=self.env, input=stdin, text=True,
-                       check=True, stdout=subprocess.DEVNULL, timeout=120)
+        subprocess.run(
+            [sys.executable, "-m", "roster.cli", *args],
+            env=self.env,
+            input=stdin,
+            text=True,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=120,
+        )
 
     def start_server(self) -> None:
-        self.server = subprocess.Popen([sys.executable, "-m", "roster.cli", "serve", "--port", str(self.port)],
-                                       env=self.env, stdout=self.log, stderr=self.log)
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "roster.cli", "serve", "--port", str(self.port)],
+            env=self.env,
+            stdout=self.log,
+            stderr=self.log,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
@@ -137,7 +154,9 @@ class Roster:
         raise RuntimeError("roster serve did not start (see roster.log)")
 
     def start_worker(self) -> subprocess.Popen:
-        worker = subprocess.Popen([sys.executable, "-m", "roster.cli", "worker"], env=self.env, stdout=self.log, stderr=self.log)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "roster.cli", "worker"], env=self.env, stdout=self.log, stderr=self.log
+        )
         self.workers.append(worker)
         return worker
 
@@ -220,8 +239,11 @@ async def setup(base: str) -> dict[str, str]:
 async def upload(base: str, tok: str, csv: str) -> str:
     async with httpx.AsyncClient(base_url=base, timeout=REQUEST_TIMEOUT) as c:
         for _ in range(30):
-            r = await c.post(study_path() + "/participants/bulk", headers={"Authorization": f"Bearer {tok}"},
-                             files={"file": ("load.csv", csv.encode(), "text/csv")})
+            r = await c.post(
+                study_path() + "/participants/bulk",
+                headers={"Authorization": f"Bearer {tok}"},
+                files={"file": ("load.csv", csv.encode(), "text/csv")},
+            )
             if r.status_code == 200:
                 return r.text.removeprefix("job uuid: ").strip()
             await asyncio.sleep(1)
@@ -230,7 +252,9 @@ async def upload(base: str, tok: str, csv: str) -> str:
 
 async def wait_job(base: str, tok: str, uuid: str, seconds: float, until_processed: int | None = None) -> dict:
     deadline = time.monotonic() + seconds
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tok}"}, timeout=REQUEST_TIMEOUT) as c:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {tok}"}, timeout=REQUEST_TIMEOUT
+    ) as c:
         while time.monotonic() < deadline:
             r = await c.get(f"{P}/jobs/{uuid}")
             if r.status_code == 200:
@@ -272,11 +296,21 @@ def reads(tokens: dict[str, str]):
         elif kind == 1:
             await call(client, tally, "GET", study_path() + "/participants", params={"pageSize": 20}, headers=dm)
         elif kind == 2:
-            await call(client, tally, "GET", study_path(False) + f"/participants/LP-{(n * 31 + i) % SEEDED:06d}", headers=dm)
+            await call(
+                client, tally, "GET", study_path(False) + f"/participants/LP-{(n * 31 + i) % SEEDED:06d}", headers=dm
+            )
         elif kind == 3:
-            await call(client, tally, "GET", study_path(False) + "/participants", params={"q": f"lp-00{i % 10}", "pageSize": 20}, headers=dm)
+            await call(
+                client,
+                tally,
+                "GET",
+                study_path(False) + "/participants",
+                params={"q": f"lp-00{i % 10}", "pageSize": 20},
+                headers=dm,
+            )
         else:
             await call(client, tally, "GET", f"{P}/studies/{quote(STUDY)}/jobs", headers=dm)
+
     return request
 
 
@@ -291,17 +325,21 @@ def writes(tokens: dict[str, str], prefix: str, created: list[str]):
         r = await call(client, tally, "POST", study_path() + "/participants", json=body, headers=dm)
         if r is not None and r.status_code == 200 and not i % 2:
             created.append(body["subjectKey"])
+
     return request
 
 
 def signins():
     async def request(client, tally, n, i):
         await call(client, tally, "POST", "/user-service/api/oauth/token", json={"username": DM, "password": PASSWORD})
+
     return request
 
 
 async def stored(base: str, tok: str) -> int:
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tok}"}, timeout=REQUEST_TIMEOUT) as c:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {tok}"}, timeout=REQUEST_TIMEOUT
+    ) as c:
         r = await c.get(study_path(False) + "/participants", params={"pageSize": 1})
         return r.json()["total"]
 
@@ -322,8 +360,10 @@ async def faults(roster: Roster, tokens: dict[str, str], rows: int, lease: int) 
         lines.append(tally.line("writes while a worker is frozen", 20))
         done = await wait_job(base, dm, job, 600)
         victim.send_signal(signal.SIGCONT)
-        lines.append(f"frozen worker: job {done['status']} after {time.perf_counter() - frozen_at:.0f}s, "
-                     f"attempts {job_row(job).attempts}, {await log_check(base, dm, job, rows)}")
+        lines.append(
+            f"frozen worker: job {done['status']} after {time.perf_counter() - frozen_at:.0f}s, "
+            f"attempts {job_row(job).attempts}, {await log_check(base, dm, job, rows)}"
+        )
         csv2 = csv.replace("FP-", "FK-")
         job = await upload(base, dm, csv2)
         await wait_job(base, dm, job, 300, until_processed=rows // 3)
@@ -334,8 +374,10 @@ async def faults(roster: Roster, tokens: dict[str, str], rows: int, lease: int) 
         killed_at = time.perf_counter()
         roster.start_worker()
         done = await wait_job(base, dm, job, 600)
-        lines.append(f"killed worker: job {done['status']} after {time.perf_counter() - killed_at:.0f}s, "
-                     f"{await log_check(base, dm, job, rows)}")
+        lines.append(
+            f"killed worker: job {done['status']} after {time.perf_counter() - killed_at:.0f}s, "
+            f"{await log_check(base, dm, job, rows)}"
+        )
     else:
         job = await upload(base, dm, csv)
         await wait_job(base, dm, job, 300, until_processed=rows // 3)
@@ -344,8 +386,10 @@ async def faults(roster: Roster, tokens: dict[str, str], rows: int, lease: int) 
         killed_at = time.perf_counter()
         roster.start_server()
         done = await wait_job(base, dm, job, 600)
-        lines.append(f"killed server (embedded worker): job {done['status']} after "
-                     f"{time.perf_counter() - killed_at:.0f}s, {await log_check(base, dm, job, rows)}")
+        lines.append(
+            f"killed server (embedded worker): job {done['status']} after "
+            f"{time.perf_counter() - killed_at:.0f}s, {await log_check(base, dm, job, rows)}"
+        )
     return lines
 
 
@@ -364,7 +408,9 @@ async def holder_pid(base: str, tok: str, uuid: str) -> int | None:
 
 
 async def log_check(base: str, tok: str, uuid: str, rows: int) -> str:
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {tok}"}, timeout=REQUEST_TIMEOUT) as c:
+    async with httpx.AsyncClient(
+        base_url=base, headers={"Authorization": f"Bearer {tok}"}, timeout=REQUEST_TIMEOUT
+    ) as c:
         r = await c.get(f"{P}/jobs/{uuid}/downloadFile")
     logged = [line.split(",", 1)[0] for line in r.text.splitlines()[1:]]
     exact = len(logged) == rows and len(set(logged)) == rows
@@ -373,7 +419,11 @@ async def log_check(base: str, tok: str, uuid: str, rows: int) -> str:
 
 # ------------------------------------------------------------------------------------------ main
 async def run_backend(backend: str, args) -> list[str]:
-    lines = [f"\n### {backend}\n", "| scenario | clients | requests | req/s | p50 ms | p99 ms | non-2xx |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"\n### {backend}\n",
+        "| scenario | clients | requests | req/s | p50 ms | p99 ms | non-2xx |",
+        "|---|---|---|---|---|---|---|",
+    ]
     with tempfile.TemporaryDirectory(prefix="roster-load-") as tmp_name, database(backend, Path(tmp_name)) as url:
         tmp = Path(tmp_name)
         os.environ["_LOAD_DB_URL"] = url
@@ -388,13 +438,19 @@ async def run_backend(backend: str, args) -> list[str]:
             tokens = await setup(roster.base)
             for clients in args.clients:
                 if "read" in args.scenarios:
-                    lines.append((await drive(roster.base, clients, args.seconds, reads(tokens))).line("read mix", clients))
+                    lines.append(
+                        (await drive(roster.base, clients, args.seconds, reads(tokens))).line("read mix", clients)
+                    )
                     print(lines[-1], flush=True)
                 if "write" in args.scenarios:
                     before, created = await stored(roster.base, tokens[DM]), []
                     tally = await drive(roster.base, clients, args.seconds, writes(tokens, f"W{clients}", created))
                     after = await stored(roster.base, tokens[DM])
-                    lost = "" if after - before == len(created) else f" LOST: {len(created)} created answered, {after - before} stored"
+                    lost = (
+                        ""
+                        if after - before == len(created)
+                        else f" LOST: {len(created)} created answered, {after - before} stored"
+                    )
                     lines.append(tally.line("write mix", clients) + lost)
                     print(lines[-1], flush=True)
                 if "signin" in args.scenarios:

@@ -42,8 +42,44 @@ from roster.schemas import PageParams  # noqa: E402
 from roster.studies.models import Study  # noqa: E402
 
 SITES = 4
-SYLLABLES = ["ka", "lo", "mi", "ra", "ne", "to", "su", "vi", "de", "an", "el", "or", "ba", "ch", "is", "um", "wa", "ye", "zo", "pe"]
-FIRST = ["Ana", "Ben", "Chloe", "Dmitri", "Elif", "Fatima", "George", "Hana", "Ivan", "Jane", "Kofi", "Lena", "Mateo", "Nora"]
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "ra",
+    "ne",
+    "to",
+    "su",
+    "vi",
+    "de",
+    "an",
+    "el",
+    "or",
+    "ba",
+    "ch",
+    "is",
+    "um",
+    "wa",
+    "ye",
+    "zo",
+    "pe",
+]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chloe",
+    "Dmitri",
+    "Elif",
+    "Fatima",
+    "George",
+    "Hana",
+    "Ivan",
+    "Jane",
+    "Kofi",
+    "Lena",
+    "Mateo",
+    "Nora",
+]
 CHUNK = 20_000
 
 
@@ -54,12 +90,40 @@ def person(i: int, rng: random.Random) -> tuple:
     first = FIRST[i % len(FIRST)]
     pid = f"BP-{i:07d}"
     uid = f"UID-{i:07d}" if i % 10 == 0 else None
-    return (1, 1 + i % SITES, pid, pid.casefold(), f"SS_BP{i:07d}", "available", "Active", "2026-01-01", "2026-01-01",
-            first, last, f"{first.lower()}.{i}@example.org", uid, uid.casefold() if uid else None)
+    return (
+        1,
+        1 + i % SITES,
+        pid,
+        pid.casefold(),
+        f"SS_BP{i:07d}",
+        "available",
+        "Active",
+        "2026-01-01",
+        "2026-01-01",
+        first,
+        last,
+        f"{first.lower()}.{i}@example.org",
+        uid,
+        uid.casefold() if uid else None,
+    )
 
 
-COLUMNS = ("study_id", "site_id", "participant_id", "participant_key", "oid", "status", "activity_status", "created_at",
-           "updated_at", "first_name", "last_name", "email_address", "uid", "uid_key")
+COLUMNS = (
+    "study_id",
+    "site_id",
+    "participant_id",
+    "participant_key",
+    "oid",
+    "status",
+    "activity_status",
+    "created_at",
+    "updated_at",
+    "first_name",
+    "last_name",
+    "email_address",
+    "uid",
+    "uid_key",
+)
 
 
 def rows(n: int) -> Iterator[tuple]:
@@ -72,12 +136,19 @@ def fill(url: str, n: int) -> float:
     started = time.perf_counter()
     engine = sa.create_engine(url)
     with engine.begin() as conn:
-        conn.execute(sa.text(
-            "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
-            "VALUES ('S_SEARCH', 's_search', 'Search', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
+                "VALUES ('S_SEARCH', 's_search', 'Search', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"
+            )
+        )
         for s in range(1, SITES + 1):
-            conn.execute(sa.text("INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) "
-                                 f"VALUES (1, 'S_SITE_{s}', 's_site_{s}', 'Site {s}', 'available', '2026-01-01', '2026-01-01')"))
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) "
+                    f"VALUES (1, 'S_SITE_{s}', 's_site_{s}', 'Site {s}', 'available', '2026-01-01', '2026-01-01')"
+                )
+            )
         raw = conn.connection.driver_connection
         columns = ", ".join(COLUMNS)
         if url.startswith("postgresql"):
@@ -85,7 +156,10 @@ def fill(url: str, n: int) -> float:
                 for row in rows(n):
                     copy.write_row(row)
                 mrns = ((i, 1 + i % SITES, f"MRN-{i:07d}", f"mrn-{i:07d}") for i in range(10, n + 1, 10))
-            with raw.cursor() as cur, cur.copy("COPY participant_mrns (participant_id, site_id, mrn, mrn_key) FROM STDIN") as copy:
+            with (
+                raw.cursor() as cur,
+                cur.copy("COPY participant_mrns (participant_id, site_id, mrn, mrn_key) FROM STDIN") as copy,
+            ):
                 for row in mrns:
                     copy.write_row(row)
         else:
@@ -97,8 +171,10 @@ def fill(url: str, n: int) -> float:
                     raw.executemany(f"INSERT INTO participants ({columns}) VALUES ({marks})", batch)
                     batch.clear()
             raw.executemany(f"INSERT INTO participants ({columns}) VALUES ({marks})", batch)
-            raw.executemany("INSERT INTO participant_mrns (participant_id, site_id, mrn, mrn_key) VALUES (?, ?, ?, ?)",
-                            [(i, 1 + i % SITES, f"MRN-{i:07d}", f"mrn-{i:07d}") for i in range(10, n + 1, 10)])
+            raw.executemany(
+                "INSERT INTO participant_mrns (participant_id, site_id, mrn, mrn_key) VALUES (?, ?, ?, ?)",
+                [(i, 1 + i % SITES, f"MRN-{i:07d}", f"mrn-{i:07d}") for i in range(10, n + 1, 10)],
+            )
     if url.startswith("postgresql"):
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE participants"))
@@ -122,11 +198,15 @@ def old_condition(q: str, access: StudyAccess) -> ColumnElement[bool]:
         return clause
     text_pattern = _like(q)
     personal = or_(
-        *(getattr(Participant, attr).ilike(text_pattern, escape="\\")
-          for attr in ("first_name", "middle_name", "last_name", "email_address", "mobile_number", "identifier")),
+        *(
+            getattr(Participant, attr).ilike(text_pattern, escape="\\")
+            for attr in ("first_name", "middle_name", "last_name", "email_address", "mobile_number", "identifier")
+        ),
         Participant.uid_key.like(pattern, escape="\\"),
         Participant.empi_key.like(pattern, escape="\\"),
-        exists().where(ParticipantMrn.participant_id == Participant.id, ParticipantMrn.mrn_key.like(pattern, escape="\\")),
+        exists().where(
+            ParticipantMrn.participant_id == Participant.id, ParticipantMrn.mrn_key.like(pattern, escape="\\")
+        ),
     )
     if pii_sites is not None:
         personal = personal & Participant.site_id.in_(sorted(pii_sites))
@@ -176,9 +256,14 @@ ROLES = {
 def terms(n: int) -> dict[str, str]:
     k = n // 2 // 10 * 10 or 10  # a participant with an MRN and a uid, mid-table
     return {
-        "ID exact": f"bp-{k:07d}", "ID prefix (100)": f"BP-{k:07d}"[:-2], "OID exact": f"ss_bp{k:07d}",
-        "last name prefix": "kalo", "Smith (2 %)": "smith", "email exact": f"{FIRST[k % len(FIRST)].upper()}.{k}@example.org",
-        "MRN exact": f"MRN-{k:07d}", "no match": "zzqx",
+        "ID exact": f"bp-{k:07d}",
+        "ID prefix (100)": f"BP-{k:07d}"[:-2],
+        "OID exact": f"ss_bp{k:07d}",
+        "last name prefix": "kalo",
+        "Smith (2 %)": "smith",
+        "email exact": f"{FIRST[k % len(FIRST)].upper()}.{k}@example.org",
+        "MRN exact": f"MRN-{k:07d}",
+        "no match": "zzqx",
     }
 
 
@@ -236,8 +321,10 @@ def run(backend: str, n: int, repeat: int, baseline_repeat: int, show_plans: boo
                         one_search(session, q, access, filters)  # warm
                         samples = [one_search(session, q, access, filters) for _ in range(times)]
                         ms = [s[0] for s in samples]
-                        line = (f"{backend:<10} {label:<18} {role:<8} {shape:<4} total {samples[0][1]:>7,}  "
-                                f"median {statistics.median(ms):>8.1f} ms  p99 {percentile(ms, 99):>8.1f} ms  (n={times})")
+                        line = (
+                            f"{backend:<10} {label:<18} {role:<8} {shape:<4} total {samples[0][1]:>7,}  "
+                            f"median {statistics.median(ms):>8.1f} ms  p99 {percentile(ms, 99):>8.1f} ms  (n={times})"
+                        )
                         print(line, flush=True)
                         lines.append(line)
         db.dispose()
@@ -248,12 +335,19 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
-    parser.add_argument("--repeat", type=int, default=30, help="timed runs of each new search (p99 of 30 is the slowest)")
-    parser.add_argument("--baseline-repeat", type=int, default=3, help="timed runs of each old search (0: skip the baseline)")
+    parser.add_argument(
+        "--repeat", type=int, default=30, help="timed runs of each new search (p99 of 30 is the slowest)"
+    )
+    parser.add_argument(
+        "--baseline-repeat", type=int, default=3, help="timed runs of each old search (0: skip the baseline)"
+    )
     parser.add_argument("--explain", action="store_true", help="print the new statements' plans for a name search")
     args = parser.parse_args(argv)
     load = os.getloadavg()
-    print(f"roster search benchmark  {time.strftime('%Y-%m-%dT%H:%M:%S')}  {os.cpu_count()} CPUs  load {load[0]:.2f}", flush=True)
+    print(
+        f"roster search benchmark  {time.strftime('%Y-%m-%dT%H:%M:%S')}  {os.cpu_count()} CPUs  load {load[0]:.2f}",
+        flush=True,
+    )
     for backend in args.backends.split(","):
         if backend == "postgresql" and not pg_reachable():
             print("postgresql: not reachable, skipped")

@@ -91,7 +91,16 @@ def main() -> None:
     writers = writer_pids()
     writer_cpu = writer_cpu_seconds(writers) - writer_cpu if writers else 0.0
     writer_hwm = sum(status_kib("VmHWM", pid) for pid in writers)
-    print("done", jobs, f"{elapsed:.6f}", status_kib("VmHWM") + writer_hwm, f"{cpu + writer_cpu:.6f}", writer_hwm, f"{writer_cpu:.6f}", flush=True)
+    print(
+        "done",
+        jobs,
+        f"{elapsed:.6f}",
+        status_kib("VmHWM") + writer_hwm,
+        f"{cpu + writer_cpu:.6f}",
+        writer_hwm,
+        f"{writer_cpu:.6f}",
+        flush=True,
+    )
     sys.stdin.read()  # keep the connections open until the harness has read their server-side CPU time
     db.dispose()
 

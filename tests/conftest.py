@@ -38,7 +38,9 @@ def _pg_server_url() -> str | None:
         return url
     except Exception as exc:
         if REQUIRE_PG or os.environ.get("ROSTER_TEST_DATABASE_URL"):
-            raise pytest.UsageError(f"PostgreSQL at {make_url(url).render_as_string(hide_password=True)} is required but unreachable: {exc}") from None
+            raise pytest.UsageError(
+                f"PostgreSQL at {make_url(url).render_as_string(hide_password=True)} is required but unreachable: {exc}"
+            ) from None
         return None
 
 
@@ -132,7 +134,13 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
     # _env_file=None: a developer's own .env must not change what the tests run against.
-    return Settings(_env_file=None, database_url=database_url, jwt_secret="test-secret-" + "x" * 32, data_dir=tmp_path / "data", embedded_workers=0)
+    return Settings(
+        _env_file=None,
+        database_url=database_url,
+        jwt_secret="test-secret-" + "x" * 32,
+        data_dir=tmp_path / "data",
+        embedded_workers=0,
+    )
 
 
 @pytest.fixture

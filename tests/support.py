@@ -58,9 +58,13 @@ class Api:
         body = {"oid": oid, "name": f"Site {oid}", **fields}
         return self.ok(self.client.post(f"{P}/admin/studies/{study_oid}/sites", json=body, headers=self.admin), 201)
 
-    def user(self, username: str, role: str | None = None, study: str | None = None, site: str | None = None, **fields: Any) -> dict[str, str]:
+    def user(
+        self, username: str, role: str | None = None, study: str | None = None, site: str | None = None, **fields: Any
+    ) -> dict[str, str]:
         """Creates the user (and a role when given) and returns its auth headers."""
-        r = self.client.post(f"{P}/admin/users", json={"username": username, "password": PASSWORD, **fields}, headers=self.admin)
+        r = self.client.post(
+            f"{P}/admin/users", json={"username": username, "password": PASSWORD, **fields}, headers=self.admin
+        )
         assert r.status_code in (201, 409), r.text
         if role:
             self.grant(username, role, study, site)
@@ -70,7 +74,9 @@ class Api:
         body = {"studyOid": study, "role": role, **({"siteOid": site} if site else {})}
         return self.ok(self.client.post(f"{P}/admin/users/{username}/roles", json=body, headers=self.admin), 201)
 
-    def setup_study(self, study: str = "S_STUDY(TEST)", sites: tuple[str, ...] = ("S_SITE_A(TEST)", "S_SITE_B(TEST)"), **fields: Any) -> dict[str, Any]:
+    def setup_study(
+        self, study: str = "S_STUDY(TEST)", sites: tuple[str, ...] = ("S_SITE_A(TEST)", "S_SITE_B(TEST)"), **fields: Any
+    ) -> dict[str, Any]:
         """A study with sites; returns what the API answered for the study."""
         created = self.study(study, **fields)
         for oid in sites:
@@ -106,12 +112,19 @@ def start_serve(env: dict[str, str], cwd: Path, log_path: Path, *, attempts: int
     for _ in range(attempts):
         port = free_port()
         with open(log_path, "ab") as log:  # the server's output, for a failing test's message
-            process = subprocess.Popen([sys.executable, "-m", "roster.cli", "serve", "--port", str(port)], env=env, cwd=cwd,
-                                       stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "roster.cli", "serve", "--port", str(port)],
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + 60
         while process.poll() is None and time.monotonic() < deadline:
-            listening = any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
-                            for c in psutil.Process(process.pid).net_connections("tcp"))
+            listening = any(
+                c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                for c in psutil.Process(process.pid).net_connections("tcp")
+            )
             if listening:
                 try:
                     if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:

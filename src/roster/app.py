@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import logging
 import time
-
-import anyio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from roster import __version__, logs, metrics, openapi, security
+from roster.admission import Admission
 from roster.auth import passwords
 from roster.auth.router import admin as users_admin_router
 from roster.auth.router import router as auth_router
@@ -25,7 +25,6 @@ from roster.bulk.jobstats import JobsCollector
 from roster.bulk.router import router as bulk_router
 from roster.bulk.workers_router import router as workers_router
 from roster.config import Settings, get_settings
-from roster.admission import Admission
 from roster.db import Database, api_limits
 from roster.errors import (
     install_error_handlers,
@@ -76,8 +75,13 @@ class RequestLog:
             if not answered:
                 await internal_error_response()(scope, receive, send)
             access_log.error(
-                "%s %s %s %.1fms unhandled %s%s", scope["method"], route_template(scope), shown,
-                _ms(started), type(exc).__name__, " after the answer started" if answered else "",
+                "%s %s %s %.1fms unhandled %s%s",
+                scope["method"],
+                route_template(scope),
+                shown,
+                _ms(started),
+                type(exc).__name__,
+                " after the answer started" if answered else "",
             )
             metrics.observe_request(scope["method"], route_template(scope), shown, time.perf_counter() - started)
             return
@@ -105,7 +109,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def create_app(
-    settings: Settings | None = None, *, db: Database | None = None, embedded_workers: bool = True,
+    settings: Settings | None = None,
+    *,
+    db: Database | None = None,
+    embedded_workers: bool = True,
     hashing: passwords.PasswordHashing | None = None,
 ) -> FastAPI:
     """Raises ConfigError (one line) for settings that cannot work, e.g. PostgreSQL without ROSTER_JWT_SECRET.
@@ -114,9 +121,13 @@ def create_app(
     # First: an unusable or missing secret stops start-up before anything else is set up.
     tokens = TokenService(settings)
     app = FastAPI(
-        title="Roster", version=__version__, lifespan=lifespan,
+        title="Roster",
+        version=__version__,
+        lifespan=lifespan,
         # /docs is served by roster.openapi from local assets; no ReDoc (it would load from a CDN).
-        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.db = db or Database(settings.database_url, api_limits(settings.max_concurrent_requests))
@@ -130,7 +141,9 @@ def create_app(
     install_error_handlers(app)
 
     app.add_middleware(
-        Admission, limit=settings.max_concurrent_requests, queue_seconds=settings.request_queue_seconds,
+        Admission,
+        limit=settings.max_concurrent_requests,
+        queue_seconds=settings.request_queue_seconds,
         max_queued=settings.max_queued_requests,
     )
     app.add_middleware(RequestLog)
@@ -154,7 +167,18 @@ def create_app(
             return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
         return JSONResponse({"status": "ok", "database": app.state.db.dialect})
 
-    routers = (auth_router, users_admin_router, studies_router, bulk_router, extract_router, jobs_router, participants_router, openspecimen_router, web_router, workers_router)
+    routers = (
+        auth_router,
+        users_admin_router,
+        studies_router,
+        bulk_router,
+        extract_router,
+        jobs_router,
+        participants_router,
+        openspecimen_router,
+        web_router,
+        workers_router,
+    )
     for router in routers:
         app.include_router(router)
     openapi.install(app)

@@ -36,13 +36,18 @@ def _database(settings: Settings, migrate: bool = True, *, worker: bool = False,
     from roster.migrate import upgrade
 
     # A worker's pool is sized for its threads (each runs a planner, a batch writer and a lease renewal).
-    limits = worker_limits(settings.job_lease_seconds, threads) if worker else api_limits(settings.max_concurrent_requests)
+    limits = (
+        worker_limits(settings.job_lease_seconds, threads) if worker else api_limits(settings.max_concurrent_requests)
+    )
     db = Database(settings.database_url, limits)
     if migrate:
         try:
             upgrade(db)
         except Exception as exc:
-            print(f"roster: cannot reach or migrate the database: {type(exc).__name__}: {str(exc).splitlines()[0]}", file=sys.stderr)
+            print(
+                f"roster: cannot reach or migrate the database: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                file=sys.stderr,
+            )
             raise SystemExit(2) from None
     return db
 
@@ -57,9 +62,8 @@ def _logging(settings: Settings) -> dict:
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    from roster.app import create_app
-
     from roster import logs, metrics
+    from roster.app import create_app
 
     settings = _settings()
     _require_shared_secret(settings)
@@ -72,9 +76,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
     # Uvicorn's access log prints query strings, which may hold search terms: ours prints paths only.
     # Its own lines go through Roster's logging config (applied again in each process of --workers N).
     server = {
-        "host": args.host, "port": args.port, "access_log": False, "log_level": settings.log_level.lower(),
-        "log_config": logs.logging_config(settings), "proxy_headers": args.proxy_headers,
-        "forwarded_allow_ips": args.forwarded_allow_ips, "root_path": args.root_path,
+        "host": args.host,
+        "port": args.port,
+        "access_log": False,
+        "log_level": settings.log_level.lower(),
+        "log_config": logs.logging_config(settings),
+        "proxy_headers": args.proxy_headers,
+        "forwarded_allow_ips": args.forwarded_allow_ips,
+        "root_path": args.root_path,
     }
     if args.workers == 1:
         uvicorn.run(app, **server)
@@ -153,7 +162,9 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     db = _database(settings)
     try:
         with db.transaction() as session:
-            service.create_user(session, schemas.UserCreate(username=args.username, password=password, admin=args.admin))
+            service.create_user(
+                session, schemas.UserCreate(username=args.username, password=password, admin=args.admin)
+            )
     except ValidationError as exc:
         print(f"roster: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -177,7 +188,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(f"Server: {base_url} (start it with `roster serve{'' if args.port == 8000 else f' --port {args.port}'}`)")
     print(f"Users (password '{demo.DEMO_PASSWORD}', for this demo only): {', '.join(u[0] for u in demo.DEMO_USERS)}")
     if result.token is None:
-        print("\nTokens come from the configured identity provider (ROSTER_JWT_ALGORITHMS names public-key algorithms).")
+        print(
+            "\nTokens come from the configured identity provider (ROSTER_JWT_ALGORITHMS names public-key algorithms)."
+        )
         return
     print(f"\nA token for 'datamanager' (valid {settings.token_ttl_minutes} minutes):\n{result.token}\n")
     print(f"Upload the sample file {result.csv_path} once `roster serve` runs:\n{result.curl}\n")
@@ -195,25 +208,45 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="roster", description="Roster participant registry: the server, and a client of it")
-    parser.add_argument("--version", action="version", version=f"roster {__version__}", help="print the version and exit")
+    parser = argparse.ArgumentParser(
+        prog="roster", description="Roster participant registry: the server, and a client of it"
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"roster {__version__}", help="print the version and exit"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     serve = sub.add_parser("serve", help="migrate the database if needed and start the API (and embedded workers)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)"
+    )
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     serve.add_argument("--workers", type=_positive, default=1, help="API processes (metrics summed across them)")
-    serve.add_argument("--proxy-headers", action=argparse.BooleanOptionalAction, default=False,
-                       help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a proxy)")
-    serve.add_argument("--forwarded-allow-ips", default=None, metavar="IPS",
-                       help="comma-separated proxy addresses to trust, or *; default $FORWARDED_ALLOW_IPS or 127.0.0.1")
+    serve.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="trust X-Forwarded-For/-Proto from --forwarded-allow-ips (behind a proxy)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        default=None,
+        metavar="IPS",
+        help="comma-separated proxy addresses to trust, or *; default $FORWARDED_ALLOW_IPS or 127.0.0.1",
+    )
     serve.add_argument("--root-path", default="", metavar="PATH", help="the path prefix a proxy serves Roster under")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run job workers only")
-    worker.add_argument("--concurrency", type=int, default=1, metavar="N", help="worker threads in this process (default 1)")
-    worker.add_argument("--metrics-port", type=int, default=None, metavar="N", help="serve Prometheus metrics on this port")
-    worker.add_argument("--check", action="store_true", help="exit 0 when a worker on this host beat within its lease (health check)")
+    worker.add_argument(
+        "--concurrency", type=int, default=1, metavar="N", help="worker threads in this process (default 1)"
+    )
+    worker.add_argument(
+        "--metrics-port", type=int, default=None, metavar="N", help="serve Prometheus metrics on this port"
+    )
+    worker.add_argument(
+        "--check", action="store_true", help="exit 0 when a worker on this host beat within its lease (health check)"
+    )
     worker.set_defaults(func=cmd_worker)
 
     db = sub.add_parser("db", help="database commands")
@@ -226,12 +259,20 @@ def build_parser() -> argparse.ArgumentParser:
     cu = admin_sub.add_parser("create-user", help="create a user (password from --password-stdin or ROSTER_PASSWORD)")
     cu.add_argument("username", metavar="USERNAME", help="letters, digits and . _ @ + -")
     cu.add_argument("--admin", action="store_true", help="the user manages studies, sites, users and roles")
-    cu.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin (else ROSTER_PASSWORD)")
+    cu.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of stdin (else ROSTER_PASSWORD)",
+    )
     cu.set_defaults(func=cmd_create_user)
 
     demo = sub.add_parser("demo", help="create demo data and print a token, curl and client commands")
     demo.add_argument("--port", type=int, default=8000, help="the port `roster serve` listens on (default 8000)")
-    demo.add_argument("--base-url", metavar="URL", help="the server's URL in the printed commands (default: $ROSTER_URL, else http://127.0.0.1:PORT)")
+    demo.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="the server's URL in the printed commands (default: $ROSTER_URL, else http://127.0.0.1:PORT)",
+    )
     demo.set_defaults(func=cmd_demo)
 
     from roster import client

@@ -140,10 +140,14 @@ class Settings(BaseSettings):
     def _resolve(self) -> Settings:
         self.database_url = _database_url(self.database_url, self.data_dir)
         if self.uses_public_keys and not (self.jwt_public_key_file or self.jwks_url):
-            raise ValueError("ROSTER_JWT_ALGORITHMS names public-key algorithms: set ROSTER_JWT_PUBLIC_KEY_FILE or ROSTER_JWKS_URL")
+            raise ValueError(
+                "ROSTER_JWT_ALGORITHMS names public-key algorithms: set ROSTER_JWT_PUBLIC_KEY_FILE or ROSTER_JWKS_URL"
+            )
         if not self.uses_public_keys and (self.jwt_public_key_file or self.jwks_url):
             # Otherwise the key would be silently ignored and every IdP token refused.
-            raise ValueError("ROSTER_JWT_PUBLIC_KEY_FILE/ROSTER_JWKS_URL need public-key algorithms in ROSTER_JWT_ALGORITHMS (e.g. RS256)")
+            raise ValueError(
+                "ROSTER_JWT_PUBLIC_KEY_FILE/ROSTER_JWKS_URL need public-key algorithms in ROSTER_JWT_ALGORITHMS (e.g. RS256)"
+            )
         if self.jwt_public_key_file:
             _check_public_key(self.jwt_public_key_file, self.jwt_algorithms)
         if self.jwt_secret and not self.uses_public_keys and len(self.jwt_secret) < self.min_secret_length:
@@ -168,7 +172,9 @@ class Settings(BaseSettings):
     @property
     def min_secret_length(self) -> int:
         """Characters the HS secret needs: the longest hash among the configured HS algorithms (RFC 7518 §3.2)."""
-        return max((HMAC_SECRET_LENGTHS[a] for a in self.jwt_algorithms if a in HMAC_SECRET_LENGTHS), default=MIN_SECRET_LENGTH)
+        return max(
+            (HMAC_SECRET_LENGTHS[a] for a in self.jwt_algorithms if a in HMAC_SECRET_LENGTHS), default=MIN_SECRET_LENGTH
+        )
 
     def _secret_length_rule(self) -> str:
         strongest = max(self.jwt_algorithms, key=lambda a: HMAC_SECRET_LENGTHS.get(a, 0))
@@ -179,7 +185,9 @@ class Settings(BaseSettings):
         every other's tokens, which a secret generated per machine cannot do. Checked by create_app (through
         the token service) and by the CLI before it migrates; SQLite keeps the generated secret."""
         if not self.is_sqlite and not self.uses_public_keys and not self.jwt_secret:
-            raise ConfigError("ROSTER_JWT_SECRET: required with PostgreSQL, where several API processes share one secret")
+            raise ConfigError(
+                "ROSTER_JWT_SECRET: required with PostgreSQL, where several API processes share one secret"
+            )
 
     def signing_secret(self) -> str:
         """The HS secret; on the embedded default (SQLite), generated once and kept in the data directory."""
@@ -192,10 +200,14 @@ class Settings(BaseSettings):
                 _create_secret_file(path)
             secret = path.read_text().strip()
         except OSError as exc:
-            raise ConfigError(f"ROSTER_DATA_DIR: cannot keep the generated JWT secret in {path}: {exc.strerror or exc}") from None
+            raise ConfigError(
+                f"ROSTER_DATA_DIR: cannot keep the generated JWT secret in {path}: {exc.strerror or exc}"
+            ) from None
         if len(secret) < self.min_secret_length:
             rule = self._secret_length_rule()
-            raise ConfigError(f"ROSTER_DATA_DIR: {path} holds no usable secret ({rule}); delete it to generate a new one")
+            raise ConfigError(
+                f"ROSTER_DATA_DIR: {path} holds no usable secret ({rule}); delete it to generate a new one"
+            )
         return secret
 
 

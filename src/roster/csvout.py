@@ -53,9 +53,9 @@ class CsvWriter:
 
     def row(self, cells: Iterable[object]) -> None:
         # Plain text that needs no escape is the common case: test it inline, call safe_cell for the rest.
-        self._writer.writerow([
-            c if c.__class__ is str and not c.startswith(FORMULA_PREFIXES) else safe_cell(c) for c in cells
-        ])
+        self._writer.writerow(
+            [c if c.__class__ is str and not c.startswith(FORMULA_PREFIXES) else safe_cell(c) for c in cells]
+        )
 
     def pending(self) -> int:
         """Characters written and not yet taken (a cheap size estimate for chunking)."""

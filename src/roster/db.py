@@ -102,8 +102,9 @@ class SessionLimits:
 
 def api_limits(concurrent_requests: int = 20) -> SessionLimits:
     """API processes: a request that waits seconds for a lock is better answered 503 (Retry-After) than held."""
-    return SessionLimits("roster-api", lock_timeout=5, statement_timeout=30, idle_in_transaction=60,
-                         pool_size=concurrent_requests + 5)
+    return SessionLimits(
+        "roster-api", lock_timeout=5, statement_timeout=30, idle_in_transaction=60, pool_size=concurrent_requests + 5
+    )
 
 
 def worker_limits(lease_seconds: int, threads: int = 1) -> SessionLimits:
@@ -111,8 +112,13 @@ def worker_limits(lease_seconds: int, threads: int = 1) -> SessionLimits:
     server within a third of it, so its study lock goes back to API writers and to the worker that takes
     the job over; a worker that waits a third of a lease for a lock retries its batch (roster.bulk.importer)."""
     third = max(lease_seconds / 3, 1.0)
-    return SessionLimits("roster-worker", lock_timeout=third, statement_timeout=lease_seconds,
-                         idle_in_transaction=third, pool_size=4 * max(threads, 1))  # planner, writer, lease, reader
+    return SessionLimits(
+        "roster-worker",
+        lock_timeout=third,
+        statement_timeout=lease_seconds,
+        idle_in_transaction=third,
+        pool_size=4 * max(threads, 1),
+    )  # planner, writer, lease, reader
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -126,7 +132,9 @@ def is_busy(exc: BaseException) -> bool:
     if getattr(orig, "sqlstate", None) in ("55P03", "57014"):
         return True
     # SQLite: busy_timeout ran out.
-    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(("database is locked", "database is busy"))
+    return isinstance(orig, sqlite3.OperationalError) and str(orig).startswith(
+        ("database is locked", "database is busy")
+    )
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -147,10 +155,14 @@ def _sqlite_begin(conn) -> None:
 def make_engine(url: str, limits: SessionLimits | None = None) -> Engine:
     limits = limits or api_limits()
     parsed = make_url(url)
-    pool = {"pool_size": limits.pool_size, "max_overflow": limits.pool_size, "pool_timeout": limits.pool_timeout,
-            # LIFO: the connection used last is used next, so a worker keeps reusing one or two connections
-            # and their page caches instead of filling one cache per pooled connection as its database grows.
-            "pool_use_lifo": True}
+    pool = {
+        "pool_size": limits.pool_size,
+        "max_overflow": limits.pool_size,
+        "pool_timeout": limits.pool_timeout,
+        # LIFO: the connection used last is used next, so a worker keeps reusing one or two connections
+        # and their page caches instead of filling one cache per pooled connection as its database grows.
+        "pool_use_lifo": True,
+    }
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:" and not parsed.query.get("uri"):
             private_database(Path(parsed.database))  # 0600 in a 0700 directory (SPEC §14)

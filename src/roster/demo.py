@@ -58,7 +58,9 @@ def cap_sentence() -> str:
 def seed(session: Session) -> None:
     study = studies.find_study(session, STUDY_OID) or studies.create_study(
         session,
-        study_schemas.StudyCreate(oid=STUDY_OID, name="Demo Study (JUNO)", participate_active=True, enrollment_cap=ENROLLMENT_CAP),
+        study_schemas.StudyCreate(
+            oid=STUDY_OID, name="Demo Study (JUNO)", participate_active=True, enrollment_cap=ENROLLMENT_CAP
+        ),
     )
     sites = []
     for oid, name in SITES:
@@ -89,8 +91,18 @@ def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
     url = f"{base_url}/pages/auth/api/clinicaldata/studies/{quote(STUDY_OID)}/sites/{quote(SITES[0][0])}/participants/bulk?register=y"
     # The answer is exactly `job uuid: <uuid>` (SPEC §4), no line break: `-w '\n'` keeps the prompt off its line.
     curl = " ".join(
-        ["curl", "-X", "POST", shlex.quote(url), "-H", shlex.quote(f"Authorization: Bearer {token}"),
-         "-F", shlex.quote(f"file=@{csv_path.resolve()}"), "-w", shlex.quote("\\n")]
+        [
+            "curl",
+            "-X",
+            "POST",
+            shlex.quote(url),
+            "-H",
+            shlex.quote(f"Authorization: Bearer {token}"),
+            "-F",
+            shlex.quote(f"file=@{csv_path.resolve()}"),
+            "-w",
+            shlex.quote("\\n"),
+        ]
     )
     url_option = "" if base_url == "http://127.0.0.1:8000" else f" --url {shlex.quote(base_url)}"
     client = (

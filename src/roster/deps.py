@@ -66,7 +66,9 @@ def bearer_token(request: Request) -> str:
 
 # Documents the scheme in OpenAPI (Swagger's Authorize button); auto_error=False so that a missing or
 # non-bearer header answers our 401 (errorCode.unauthorized, WWW-Authenticate), not FastAPI's.
-bearer_scheme = HTTPBearer(auto_error=False, bearerFormat="JWT", description="A token from POST /user-service/api/oauth/token")
+bearer_scheme = HTTPBearer(
+    auto_error=False, bearerFormat="JWT", description="A token from POST /user-service/api/oauth/token"
+)
 
 
 def bearer_credentials(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]) -> str:

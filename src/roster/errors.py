@@ -75,7 +75,11 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     out = []
     for err in exc.errors():
         # A JSON syntax error's location is a character offset, not a field.
-        parts = [] if err.get("type") == "json_invalid" else [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        parts = (
+            []
+            if err.get("type") == "json_invalid"
+            else [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+        )
         loc = [_wire_name(p, last=i == len(parts) - 1, err_type=err.get("type")) for i, p in enumerate(parts)]
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         out.append({"field": ".".join(loc) or "body", "message": message, "type": err.get("type")})
@@ -93,7 +97,8 @@ async def _validation_handler(_request: Request, exc: Exception) -> JSONResponse
     body = {
         "message": codes.VALIDATION_FAILED,
         "params": {"errors": errors},
-        "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors) or codes.message_for(codes.VALIDATION_FAILED),
+        "detail": "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        or codes.message_for(codes.VALIDATION_FAILED),
     }
     return JSONResponse(body, status_code=422)
 
@@ -106,8 +111,15 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
     if exc.status_code == 400:
         # FastAPI's "error parsing the body" (not UTF-8, nested too deep): a body that cannot be read is
         # invalid like any malformed one, 422 validationFailed (decisions.md), not a bare 400.
-        error = {"field": "body", "message": "the body cannot be parsed (not UTF-8 JSON, or nested too deeply)", "type": "json_invalid"}
-        return JSONResponse({"message": codes.VALIDATION_FAILED, "params": {"errors": [error]}, "detail": f"body: {error['message']}"}, status_code=422)
+        error = {
+            "field": "body",
+            "message": "the body cannot be parsed (not UTF-8 JSON, or nested too deeply)",
+            "type": "json_invalid",
+        }
+        return JSONResponse(
+            {"message": codes.VALIDATION_FAILED, "params": {"errors": [error]}, "detail": f"body: {error['message']}"},
+            status_code=422,
+        )
     code = _HTTP_CODES.get(exc.status_code, codes.VALIDATION_FAILED if exc.status_code < 500 else codes.INTERNAL_ERROR)
     detail = exc.detail if isinstance(exc.detail, str) else codes.message_for(code)
     headers = exc.headers
@@ -119,6 +131,7 @@ async def _http_handler(request: Request, exc: Exception) -> JSONResponse:
 def allowed_methods(request: Request) -> str:
     """RFC 9110 §15.5.6: every method the path answers, not only those of the first route Starlette tried
     (GET and POST on one path are two routes)."""
+
     def answers(method: str) -> bool:
         probe = {**request.scope, "method": method}
         return any(route.matches(probe)[0] is Match.FULL for route in request.app.router.routes)
@@ -142,7 +155,8 @@ def busy_response(retry_after: int, detail: str) -> JSONResponse:
     """503 with Retry-After: the request was not carried out and may be sent again as it is."""
     return JSONResponse(
         {"message": codes.SERVER_BUSY, "params": {"retryAfter": retry_after}, "detail": detail},
-        status_code=503, headers={"Retry-After": str(retry_after)},
+        status_code=503,
+        headers={"Retry-After": str(retry_after)},
     )
 
 
@@ -150,7 +164,12 @@ async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
     if is_busy(exc):
         # A lock held elsewhere (a bulk batch, a frozen process) or every connection in use: the transaction
         # was rolled back, nothing was written.
-        log.warning("busy: %s on %s %s", type(getattr(exc, "orig", None) or exc).__name__, request.method, route_template(request.scope))
+        log.warning(
+            "busy: %s on %s %s",
+            type(getattr(exc, "orig", None) or exc).__name__,
+            request.method,
+            route_template(request.scope),
+        )
         return busy_response(2, "Roster is busy with other work on the same data; try again shortly.")
     return await _unhandled(request, exc)
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from functools import lru_cache
-from itertools import chain
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, Executable, Integer, Table, TypeDecorator
@@ -52,7 +52,10 @@ class Bulk:
         # Restored on a normal exit only: after an error the transaction is aborted (a statement there
         # would hide the real error) and its rollback drops these transaction-local settings anyway.
         yield
-        self.raw.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER), [x for pair in zip(_PLANNER, saved) for x in pair])
+        self.raw.execute(
+            "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER),
+            [x for pair in zip(_PLANNER, saved) for x in pair],
+        )
 
     def bind(self, column: Column, value: Any) -> Any:
         """`value` as the driver should get it for `column` (e.g. a UTC datetime as SQLite's text)."""
@@ -62,7 +65,9 @@ class Bulk:
     # One encoder for every call: json.dumps with options builds a new encoder each time.
     json = staticmethod(json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode)
 
-    def by_keys(self, columns: str, table: str, key: str, keys: Iterable[str], scope: tuple[str, int] | None = None) -> list[tuple]:
+    def by_keys(
+        self, columns: str, table: str, key: str, keys: Iterable[str], scope: tuple[str, int] | None = None
+    ) -> list[tuple]:
         """Rows of `table` (aliased `t`) whose `key` column is one of `keys` (and whose `scope` column has
         the given value), looked up through an index that `key` leads.
 
@@ -78,8 +83,10 @@ class Bulk:
         params = (keys, scope[1]) if scope else (keys,)
         if self.pg:
             # The keys as one JSON text, encoded in C: psycopg dumps a list parameter element by element in Python.
-            sql = (f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
-                   f"{scoped.format(p='%s')}")
+            sql = (
+                f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+                f"{scoped.format(p='%s')}"
+            )
             return self.raw.execute(sql, (self.json(keys), *params[1:]), prepare=False).fetchall()
         sql = f"SELECT {columns} FROM {table} t WHERE t.{key} IN (SELECT value FROM json_each(?)){scoped.format(p='?')}"
         return self.raw.execute(sql, (self.json(keys), *params[1:])).fetchall()
@@ -106,19 +113,26 @@ class Bulk:
         for sql, params in statements:
             execute(sql, params)
 
-    def insert(self, table: Table, columns: Sequence[str], payload: Payload, same: Mapping[str, Any] | None = None) -> None:
+    def insert(
+        self, table: Table, columns: Sequence[str], payload: Payload, same: Mapping[str, Any] | None = None
+    ) -> None:
         """INSERT the rows of `payload` (see `payload`), whose rows hold the values of `columns`. `same`: columns
         with one value for every row (a timestamp, the user), sent once as parameters of their own instead of
         in every row: on PostgreSQL the payload's JSON is that much shorter to encode and to parse."""
         self.run(self.inserts(table, columns, payload, same))
 
-    def inserts(self, table: Table, columns: Sequence[str], payload: Payload, same: Mapping[str, Any] | None = None) -> Iterator[Statement]:
+    def inserts(
+        self, table: Table, columns: Sequence[str], payload: Payload, same: Mapping[str, Any] | None = None
+    ) -> Iterator[Statement]:
         """`insert`'s statements, not run (roster.bulk.writer_process runs them elsewhere)."""
         same = same or {}
         names = ", ".join((*columns, *same))
         if self.pg:
             picks = [self._elements(table, columns), *(f"%s::{_pg_type(table.c[name])}" for name in same)]
-            yield f"INSERT INTO {table.name} ({names}) SELECT {', '.join(picks)} FROM {_PG_SOURCE}", (*same.values(), payload)
+            yield (
+                f"INSERT INTO {table.name} ({names}) SELECT {', '.join(picks)} FROM {_PG_SOURCE}",
+                (*same.values(), payload),
+            )
             return
         shared = tuple(same.values())
         for values, count in self._sqlite_chunks(payload, len(columns)):
@@ -132,8 +146,13 @@ class Bulk:
         """`update`'s statements, not run."""
         if self.pg:
             sets = ", ".join(f"{name} = v.{name}" for name in columns)
-            yield (f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM {_PG_SOURCE}) AS v "
-                   f"WHERE {table.name}.id = v.id"), (payload,)
+            yield (
+                (
+                    f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM {_PG_SOURCE}) AS v "
+                    f"WHERE {table.name}.id = v.id"
+                ),
+                (payload,),
+            )
             return
         for values, count in self._sqlite_chunks(payload, len(columns) + 1):
             yield _sqlite_update(table.name, tuple(columns), count), values
@@ -161,7 +180,7 @@ class Bulk:
         while start < total:
             while size > total - start:
                 size //= 2
-            yield tuple(chain.from_iterable(rows[start:start + size])), size
+            yield tuple(chain.from_iterable(rows[start : start + size])), size
             start += size
 
     def next_ids(self, table: str, count: int, floor: int = 0) -> list[int]:
@@ -221,6 +240,8 @@ def _sqlite_update(table: str, columns: tuple[str, ...], count: int) -> str:
     # VALUES names its columns column1, column2, …: column1 is the id.
     sets = ", ".join(f"{name} = v.column{i}" for i, name in enumerate(columns, 2))
     return f"UPDATE {table} SET {sets} FROM (VALUES {_sqlite_rows(len(columns) + 1, count)}) AS v WHERE {table}.id = v.column1"
+
+
 # A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).
 Payload = str | Sequence[Sequence]
 # A statement as the driver takes it: SQL text and its parameters.

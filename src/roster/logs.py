@@ -75,7 +75,12 @@ def logging_config(settings: Settings) -> dict[str, Any]:
         "filters": {"request_id": {"()": RequestIdFilter}},
         "formatters": {"roster": {"()": factory}},
         "handlers": {
-            "stderr": {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "roster", "filters": ["request_id"]},
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stderr",
+                "formatter": "roster",
+                "filters": ["request_id"],
+            },
         },
         "root": {"level": level, "handlers": ["stderr"]},
         "loggers": {

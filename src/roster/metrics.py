@@ -14,28 +14,42 @@ import shutil
 import tempfile
 from collections.abc import Iterable
 
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 HTTP_REQUESTS = Counter(
-    "roster_http_requests_total", "HTTP requests answered, by method, route template and status",
+    "roster_http_requests_total",
+    "HTTP requests answered, by method, route template and status",
     ["method", "route", "status"],
 )
 HTTP_DURATION = Histogram(
-    "roster_http_request_duration_seconds", "Time to answer an HTTP request, by method and route template",
+    "roster_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template",
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
 HTTP_WAITING = Gauge(
-    "roster_http_requests_waiting", "Requests waiting for an admission slot (roster.admission), summed over processes",
+    "roster_http_requests_waiting",
+    "Requests waiting for an admission slot (roster.admission), summed over processes",
     multiprocess_mode="livesum",
 )
 BULK_ROWS = Counter("roster_bulk_rows_total", "Bulk rows a worker finished, by outcome", ["outcome"])
 JOB_DURATION = Histogram(
-    "roster_job_duration_seconds", "Running time of finished jobs, from first start to end, by type", ["type"],
+    "roster_job_duration_seconds",
+    "Running time of finished jobs, from first start to end, by type",
+    ["type"],
     buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400),
 )
 

@@ -7,6 +7,18 @@ from roster.participants.models import AuditEvent, Participant, ParticipantMrn
 from roster.studies.models import Site, Study
 
 __all__ = [
-    "AuditEvent", "Base", "Job", "LogEntry", "Participant", "ParticipantMrn", "RevokedToken", "RoleAssignment",
-    "SignInFailure", "Site", "Study", "UploadChunk", "User", "WorkerHeartbeat",
+    "AuditEvent",
+    "Base",
+    "Job",
+    "LogEntry",
+    "Participant",
+    "ParticipantMrn",
+    "RevokedToken",
+    "RoleAssignment",
+    "SignInFailure",
+    "Site",
+    "Study",
+    "UploadChunk",
+    "User",
+    "WorkerHeartbeat",
 ]

@@ -43,7 +43,9 @@ class ErrorBody(BaseModel):
     """Every error answer of the OpenClinica-style API (SPEC §4)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra={"additionalProperties": True})
-    message: str = Field(description="The error code, e.g. `errorCode.studyNotExist`", examples=["errorCode.studyNotExist"])
+    message: str = Field(
+        description="The error code, e.g. `errorCode.studyNotExist`", examples=["errorCode.studyNotExist"]
+    )
     params: dict[str, Any] = Field(description="Values the code refers to")
     detail: str = Field(description="One plain sentence")
     errors: list[RuleError] | None = Field(None, description="Single participant writes: every rule the record broke")
@@ -78,7 +80,11 @@ UPLOAD_BODY: dict[str, Any] = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary", "description": "A CSV (UTF-8) or an Excel workbook (.xlsx)"}
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "A CSV (UTF-8) or an Excel workbook (.xlsx)",
+                        }
                     },
                 },
                 "encoding": {"file": {"contentType": "text/csv, application/octet-stream"}},
@@ -92,7 +98,12 @@ def _error_schema(responses: dict[str, Any]) -> dict[str, Any]:
     """The error body an operation declared for itself (OpenSpecimen's path: a list), else §4's."""
     for status, answer in responses.items():
         schema = (answer.get("content") or {}).get("application/json", {}).get("schema", {})
-        if status.isdigit() and int(status) >= 400 and schema and not schema.get("$ref", "").endswith("/HTTPValidationError"):
+        if (
+            status.isdigit()
+            and int(status) >= 400
+            and schema
+            and not schema.get("$ref", "").endswith("/HTTPValidationError")
+        ):
             return schema
     return {"$ref": COMPONENTS + ErrorBody.__name__}
 
@@ -157,6 +168,8 @@ def install(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
     # The token stays in the tab (persistAuthorization off), as on the Bulk Actions Log page.
     patch_fastapi(
-        app, redirect_from_root_to_docs=False, title="Roster API",
+        app,
+        redirect_from_root_to_docs=False,
+        title="Roster API",
         swagger_ui_parameters={"tryItOutEnabled": True, "persistAuthorization": False, "displayRequestDuration": True},
     )

@@ -34,7 +34,9 @@ def _has_lone_surrogate(value: object) -> bool:
 
 
 # A single-line human-readable string (names, labels): no control characters (Unicode category Cc).
-PlainText = Annotated[str, AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"})]
+PlainText = Annotated[
+    str, AfterValidator(_no_control_characters), Field(json_schema_extra={"pattern": r"^[^\x00-\x1f\x7f-\x9f]*$"})
+]
 # Integers stored in 32-bit columns: larger values would make the database, not the client, fail.
 MAX_INT32 = 2_147_483_647
 
@@ -70,7 +72,10 @@ class ApiModel(BaseModel):
     """camelCase on the wire; unknown fields in a request body are an error, not silently dropped."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", from_attributes=True,
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        from_attributes=True,
         json_schema_extra=_not_null_in_schema,
     )
 

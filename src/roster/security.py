@@ -38,7 +38,11 @@ class BodyTooLarge(HTTPException):
 
 
 def body_too_large_response() -> JSONResponse:
-    body = {"message": codes.BODY_TOO_LARGE, "params": {"maxBytes": MAX_BODY_BYTES}, "detail": codes.message_for(codes.BODY_TOO_LARGE)}
+    body = {
+        "message": codes.BODY_TOO_LARGE,
+        "params": {"maxBytes": MAX_BODY_BYTES},
+        "detail": codes.message_for(codes.BODY_TOO_LARGE),
+    }
     return JSONResponse(body, status_code=413)
 
 
@@ -100,8 +104,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(BodyLimit)
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["*"],
             allow_headers=["Authorization", "Content-Type", "Accept", "X-Request-ID"],
-            expose_headers=["Location", "Retry-After", "Content-Disposition", "X-Request-ID"], max_age=600,
+            expose_headers=["Location", "Retry-After", "Content-Disposition", "X-Request-ID"],
+            max_age=600,
         )
     app.add_middleware(SecurityHeaders)

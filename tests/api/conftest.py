@@ -14,7 +14,9 @@ def start_server(settings: Settings, db) -> Iterator[Callable[..., LiveServer]]:
     started: list[LiveServer] = []
 
     def start(**overrides) -> LiveServer:
-        live = start_live_server(settings.model_copy(update={"embedded_workers": 1, "worker_poll_seconds": 0.1, **overrides}))
+        live = start_live_server(
+            settings.model_copy(update={"embedded_workers": 1, "worker_poll_seconds": 0.1, **overrides})
+        )
         started.append(live)
         return live
 

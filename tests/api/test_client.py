@@ -152,7 +152,11 @@ def test_upload_wait_exits_3_when_the_job_is_cancelled(start_server, api: Api, r
 
 def test_jobs_lists_what_the_caller_sees_tab_separated_when_piped(world, roster, tmp_path):
     uuid = job_uuid(upload(roster, tmp_path, GOOD, "--wait"))
-    for args in (("jobs",), ("jobs", "--study", STUDY), ("jobs", "--study", STUDY, "--site", SITE, "--status", "completed")):
+    for args in (
+        ("jobs",),
+        ("jobs", "--study", STUDY),
+        ("jobs", "--study", STUDY, "--site", SITE, "--status", "completed"),
+    ):
         lines = roster(*args).out.splitlines()
         assert lines[0].split("\t")[:3] == ["uuid", "status", "study"]
         assert lines[1].split("\t")[:4] == [uuid, "COMPLETED", STUDY, SITE]
@@ -225,18 +229,26 @@ def test_extract_waits_for_the_job_and_writes_its_csv(world, roster, tmp_path):
 def test_setup_commands_create_study_site_user_and_role(api: Api, server: LiveServer, roster, monkeypatch):
     monkeypatch.setenv("ROSTER_URL", server.url)
     monkeypatch.setenv("ROSTER_TOKEN", api.admin["Authorization"].removeprefix("Bearer "))
-    study = roster("study", "create", "S_NEW(TEST)", "--name", "New Study", "--participate-active", "--enrollment-cap", "500")
+    study = roster(
+        "study", "create", "S_NEW(TEST)", "--name", "New Study", "--participate-active", "--enrollment-cap", "500"
+    )
     assert study.out.strip() == "created study S_NEW(TEST) (New Study; enrollment cap 500)"
     assert roster("study", "create", "S_SYS", "--name", "System", "--id-template", "SYS-###").code == 0
     site = roster("site", "create", "S_NEW(TEST)", "S_SITE(TEST)", "--name", "New Site")
     assert site.out.strip() == "created site S_SITE(TEST) (New Site) in study S_NEW(TEST)"
     user = roster("user", "create", "newbie", stdin="a-long-password-1\n")
     assert user.out.strip() == "created user newbie"
-    grant = roster("role", "grant", "newbie", "clinical_research_coordinator", "--study", "S_NEW(TEST)", "--site", "S_SITE(TEST)")
-    assert grant.out.startswith("granted clinical_research_coordinator at site S_SITE(TEST) of study S_NEW(TEST) to newbie")
+    grant = roster(
+        "role", "grant", "newbie", "clinical_research_coordinator", "--study", "S_NEW(TEST)", "--site", "S_SITE(TEST)"
+    )
+    assert grant.out.startswith(
+        "granted clinical_research_coordinator at site S_SITE(TEST) of study S_NEW(TEST) to newbie"
+    )
     # What the server now holds, through the API.
     roles = api.ok(api.client.get("/pages/auth/api/admin/users/newbie/roles", headers=api.admin))
-    assert [(r["studyOid"], r["siteOid"], r["role"]) for r in roles] == [("S_NEW(TEST)", "S_SITE(TEST)", "clinical_research_coordinator")]
+    assert [(r["studyOid"], r["siteOid"], r["role"]) for r in roles] == [
+        ("S_NEW(TEST)", "S_SITE(TEST)", "clinical_research_coordinator")
+    ]
     again = roster("study", "create", "S_NEW(TEST)", "--name", "Again")
     assert again.code == 2 and "errorCode.studyAlreadyExists" in again.err
     assert roster("user", "create", "nopassword").code == 2
@@ -244,7 +256,9 @@ def test_setup_commands_create_study_site_user_and_role(api: Api, server: LiveSe
     assert invalid.code == 2 and "errorCode.validationFailed" in invalid.err and "oid:" in invalid.err
 
 
-def test_roster_token_overrides_and_no_token_is_a_refusal_with_a_hint(api: Api, server: LiveServer, roster, monkeypatch):
+def test_roster_token_overrides_and_no_token_is_a_refusal_with_a_hint(
+    api: Api, server: LiveServer, roster, monkeypatch
+):
     monkeypatch.setenv("ROSTER_URL", server.url)
     anonymous = roster("jobs")
     assert anonymous.code == 2 and "errorCode.unauthorized" in anonymous.err and "roster login" in anonymous.err

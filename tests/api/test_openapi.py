@@ -10,7 +10,10 @@ BULK = "/pages/auth/api/clinicaldata/studies/{studyOID}/sites/{siteOID}/particip
 def test_bearer_scheme_error_bodies_and_the_upload_body(api: Api) -> None:
     doc = api.client.get("/openapi.json").json()
     assert doc["components"]["securitySchemes"]["HTTPBearer"] == {
-        "type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "A token from POST /user-service/api/oauth/token",
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "A token from POST /user-service/api/oauth/token",
     }
     assert "HTTPValidationError" not in str(doc)
     for path, item in doc["paths"].items():
@@ -40,7 +43,13 @@ def test_enums_for_statuses_outcomes_roles_and_job_types(api: Api) -> None:
     assert job["type"]["enum"] == ["BULK_ADD_PARTICIPANTS", "REVERT_BULK_ADD_PARTICIPANTS", "EXTRACT_PARTICIPANTS"]
     assert {"rowsPerSecond", "etaSeconds"} <= set(job)
     assert schemas["LogEntryOut"]["properties"]["outcome"]["enum"][:4] == ["created", "updated", "unchanged", "failed"]
-    assert schemas["Role"]["enum"] == ["data_manager", "investigator", "clinical_research_coordinator", "monitor", "viewer"]
+    assert schemas["Role"]["enum"] == [
+        "data_manager",
+        "investigator",
+        "clinical_research_coordinator",
+        "monitor",
+        "viewer",
+    ]
     assert schemas["StudyOut"]["properties"]["status"]["enum"] == ["available", "locked"]
     assert schemas["ParticipantOut"]["properties"]["status"]["enum"] == ["available", "removed"]
 

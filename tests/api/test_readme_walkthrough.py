@@ -37,20 +37,35 @@ def test_the_readme_walkthrough_runs_as_written(server: LiveServer, settings: Se
     (tmp_path / ".venv").symlink_to(VENV)
     port = server.url.rsplit(":", 1)[1]
     env = {
-        **os.environ, "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret,
-        "XDG_CONFIG_HOME": str(tmp_path / "config"), "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
+        **os.environ,
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "PATH": f"{VENV / 'bin'}:{os.environ['PATH']}",
     }
     env.pop("ROSTER_URL", None)
     env.pop("ROSTER_TOKEN", None)
-    demo = subprocess.run([str(VENV / "bin" / "roster"), "demo", "--port", port], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    demo = subprocess.run(
+        [str(VENV / "bin" / "roster"), "demo", "--port", port],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert demo.returncode == 0, demo.stderr
     assert f"Server: {server.url} (start it with `roster serve --port {port}`)" in demo.stdout
     assert "caps enrollment at 1,000 participants" in demo.stdout
     assert f"{server.url}/pages/auth/api/clinicaldata/studies/S_DEMO%28TEST%29/" in demo.stdout
 
     run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env={**env, "ROSTER_URL": server.url},
-        input="roster-demo-password\n", capture_output=True, text=True, timeout=240,
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=tmp_path,
+        env={**env, "ROSTER_URL": server.url},
+        input="roster-demo-password\n",
+        capture_output=True,
+        text=True,
+        timeout=240,
         start_new_session=True,  # no terminal: `roster login` reads the password from stdin
     )
     assert run.returncode == 0, run.stdout + run.stderr

@@ -25,10 +25,31 @@ def test_schemathesis_finds_no_failure(server: LiveServer, api: Api, tmp_path: P
     api.grant("root-admin", "data_manager", STUDY)
     token = api.admin["Authorization"]
     result = subprocess.run(
-        [str(ST), "--config-file", str(CONFIG), "run", f"{server.url}/openapi.json", "-H", f"Authorization: {token}",
-         "--max-examples", "3", "--seed", "1", "--phases", "examples,coverage,fuzzing", "--workers", "1",
-         "--request-timeout", "30", "--no-color"],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        [
+            str(ST),
+            "--config-file",
+            str(CONFIG),
+            "run",
+            f"{server.url}/openapi.json",
+            "-H",
+            f"Authorization: {token}",
+            "--max-examples",
+            "3",
+            "--seed",
+            "1",
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "30",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
     )
     assert result.returncode == 0, result.stdout[-20000:] + result.stderr[-2000:]
     assert "No issues found" in result.stdout or " passed" in result.stdout, result.stdout[-3000:]

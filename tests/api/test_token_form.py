@@ -13,9 +13,13 @@ def test_the_password_form_answers_as_json_does(api: Api) -> None:
     plain = api.client.post(TOKEN, data=FORM)
     assert plain.status_code == 200 and plain.headers["content-type"].startswith("text/plain")
     assert plain.text.count(".") == 2 and plain.headers["cache-control"] == "no-store"
-    as_json = api.client.post(TOKEN, data={"username": "dm", "password": PASSWORD}, headers={"Accept": "application/json"})
+    as_json = api.client.post(
+        TOKEN, data={"username": "dm", "password": PASSWORD}, headers={"Accept": "application/json"}
+    )
     assert as_json.status_code == 200
-    assert set(as_json.json()) == {"access_token", "token_type", "expires_in"} and as_json.json()["token_type"] == "bearer"
+    assert (
+        set(as_json.json()) == {"access_token", "token_type", "expires_in"} and as_json.json()["token_type"] == "bearer"
+    )
     me = api.client.get("/pages/auth/api/me", headers={"Authorization": f"Bearer {plain.text}"})
     assert me.json()["username"] == "dm"
 
@@ -28,14 +32,19 @@ def test_form_refusals_match_the_json_ones(api: Api) -> None:
     missing = api.client.post(TOKEN, data={"username": "dm"})
     assert missing.status_code == 422
     assert missing.json()["params"]["errors"][0]["field"] == "password"
-    assert missing.json()["params"]["errors"] == api.client.post(TOKEN, json={"username": "dm"}).json()["params"]["errors"]
+    assert (
+        missing.json()["params"]["errors"] == api.client.post(TOKEN, json={"username": "dm"}).json()["params"]["errors"]
+    )
     grant = api.client.post(TOKEN, data={**FORM, "grant_type": "client_credentials"})
     assert grant.status_code == 422 and grant.json()["params"]["errors"][0]["field"] == "grant_type"
 
 
 def test_json_bodies_are_read_as_before(api: Api) -> None:
     api.user("dm")
-    assert api.client.post(TOKEN, json={"username": "dm", "password": PASSWORD, "grant_type": "anything"}).status_code == 200
+    assert (
+        api.client.post(TOKEN, json={"username": "dm", "password": PASSWORD, "grant_type": "anything"}).status_code
+        == 200
+    )
     empty = api.client.post(TOKEN, content=b"", headers={"Content-Type": "application/json"})
     assert (empty.status_code, empty.json()["params"]["errors"][0]["field"]) == (422, "body")
     broken = api.client.post(TOKEN, content=b"{nope", headers={"Content-Type": "application/json"})

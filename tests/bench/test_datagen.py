@@ -29,12 +29,14 @@ def test_files_are_deterministic(tmp_path: Path) -> None:
 def test_seed_rows_are_all_valid_and_the_first_half_of_the_bulk_file(tmp_path: Path) -> None:
     header, seed = _entries(datagen.seed_file(tmp_path, N).path)
     assert len(seed) == N // 2
-    assert not any(e.malformed or check_record(header.values(e.cells), header.written, id_method="manual") for e in seed)
+    assert not any(
+        e.malformed or check_record(header.values(e.cells), header.written, id_method="manual") for e in seed
+    )
     _header, bulk = _entries(datagen.bulk_file(tmp_path, N).path)
     seed_ids = {e.cells[0] for e in seed}
     valid_ids = [e.cells[0] for e in bulk if e.row % datagen.ERROR_EVERY != datagen.ERROR_AT]
     assert set(valid_ids[: len(valid_ids) // 2]) <= seed_ids
-    assert not set(valid_ids[len(valid_ids) // 2:]) & seed_ids
+    assert not set(valid_ids[len(valid_ids) // 2 :]) & seed_ids
 
 
 def test_exactly_the_broken_rows_fail_the_field_rules_or_the_duplicate_check(tmp_path: Path) -> None:

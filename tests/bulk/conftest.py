@@ -17,7 +17,7 @@ from roster.bulk.worker import drain
 from roster.config import Settings
 from roster.db import Database
 from roster.participants.models import Participant
-from tests.support import P, Api
+from tests.support import Api, P
 
 STUDY = "S_BULK(TEST)"
 SITE_A = "S_SITE_A(TEST)"
@@ -44,7 +44,9 @@ class Bulk:
     def client(self):
         return self.api.client
 
-    def user(self, username: str, role: str | None = None, study: str = STUDY, site: str | None = None) -> dict[str, str]:
+    def user(
+        self, username: str, role: str | None = None, study: str = STUDY, site: str | None = None
+    ) -> dict[str, str]:
         with self.db.transaction() as s:
             if s.scalar(select(User.id).where(User.username_key == username.lower())) is None:
                 s.add(User(username=username, username_key=username.lower(), enabled=True, admin=False))
@@ -53,12 +55,27 @@ class Bulk:
         self.users[username] = self.api.headers(username)
         return self.users[username]
 
-    def post(self, data: bytes | None, *, name: str = "p.csv", register: str | None = None, site: str = SITE_A,
-             study: str = STUDY, user: str = "dm", headers: dict[str, str] | None = None, **kwargs: Any):
+    def post(
+        self,
+        data: bytes | None,
+        *,
+        name: str = "p.csv",
+        register: str | None = None,
+        site: str = SITE_A,
+        study: str = STUDY,
+        user: str = "dm",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ):
         params = {"register": register} if register is not None else {}
         files = {"file": (name, data, "text/csv")} if data is not None else None
-        return self.client.post(bulk_url(study, site), params=params, files=files,
-                                headers=self.users[user] if headers is None else headers, **kwargs)
+        return self.client.post(
+            bulk_url(study, site),
+            params=params,
+            files=files,
+            headers=self.users[user] if headers is None else headers,
+            **kwargs,
+        )
 
     def upload(self, data: bytes, **kwargs: Any) -> str:
         r = self.post(data, **kwargs)
@@ -77,7 +94,11 @@ class Bulk:
     def log(self, job_uuid: str, user: str = "dm") -> list[dict[str, Any]]:
         items, page = [], 1
         while True:
-            body = self.api.ok(self.client.get(f"{P}/jobs/{job_uuid}/log", params={"page": page, "pageSize": 1000}, headers=self.users[user]))
+            body = self.api.ok(
+                self.client.get(
+                    f"{P}/jobs/{job_uuid}/log", params={"page": page, "pageSize": 1000}, headers=self.users[user]
+                )
+            )
             items += body["items"]
             if len(items) >= body["total"]:
                 return items
@@ -94,10 +115,18 @@ class Bulk:
             s.execute(update(Participant).where(Participant.participant_id == participant_id).values(status=status))
 
     def set_study(self, **fields: Any) -> None:
-        self.api.ok(self.client.patch(f"{P}/admin/studies/{quote(STUDY, safe='')}", json=fields, headers=self.api.admin))
+        self.api.ok(
+            self.client.patch(f"{P}/admin/studies/{quote(STUDY, safe='')}", json=fields, headers=self.api.admin)
+        )
 
     def set_site(self, site: str, **fields: Any) -> None:
-        self.api.ok(self.client.patch(f"{P}/admin/studies/{quote(STUDY, safe='')}/sites/{quote(site, safe='')}", json=fields, headers=self.api.admin))
+        self.api.ok(
+            self.client.patch(
+                f"{P}/admin/studies/{quote(STUDY, safe='')}/sites/{quote(site, safe='')}",
+                json=fields,
+                headers=self.api.admin,
+            )
+        )
 
     def stored(self) -> tuple[int, int, int]:
         """(jobs, upload chunks, log entries) in the database."""

@@ -30,7 +30,15 @@ def extract_url(study: str = STUDY, site: str = SITE_A) -> str:
     return f"{P}/clinicaldata/studies/{quote(study, safe='')}/sites/{quote(site, safe='')}/participants/extractParticipantsInfo"
 
 
-def request(bulk: Bulk, user: str = "dm", *, site: str = SITE_A, study: str = STUDY, include: str | None = None, accept: str | None = None):
+def request(
+    bulk: Bulk,
+    user: str = "dm",
+    *,
+    site: str = SITE_A,
+    study: str = STUDY,
+    include: str | None = None,
+    accept: str | None = None,
+):
     params = {"includeParticipateInfo": include} if include is not None else {}
     headers = bulk.users[user] | ({"Accept": accept} if accept else {})
     return bulk.client.post(extract_url(study, site), params=params, headers=headers)
@@ -64,7 +72,12 @@ def run_extract(bulk: Bulk, user: str = "dm", **kwargs: Any) -> tuple[dict[str, 
 
 def stored_chunks(bulk: Bulk, job_uuid: str) -> int:
     with bulk.db.read_sessions() as s:
-        return s.scalar(select(func.count()).select_from(UploadChunk).join(Job, Job.id == UploadChunk.job_id).where(Job.uuid == job_uuid))
+        return s.scalar(
+            select(func.count())
+            .select_from(UploadChunk)
+            .join(Job, Job.id == UploadChunk.job_id)
+            .where(Job.uuid == job_uuid)
+        )
 
 
 @pytest.fixture
@@ -93,7 +106,17 @@ def test_a_data_manager_gets_every_available_participant_in_id_order_with_pii(pe
     # Ordered by ID (case-insensitively); the removed participant and site B's are not in it.
     assert [r[0] for r in rows[1:]] == ["p-1", "P-2", "P-3"]
     stored = people.participants()
-    assert rows[3] == ["P-3", stored["P-3"]["oid"], "available", "Created", "Cat", "Cole", "cat@example.org", "'+1 6175550003", "ID-3"]
+    assert rows[3] == [
+        "P-3",
+        stored["P-3"]["oid"],
+        "available",
+        "Created",
+        "Cat",
+        "Cole",
+        "cat@example.org",
+        "'+1 6175550003",
+        "ID-3",
+    ]
 
 
 def test_cells_that_a_spreadsheet_would_run_are_neutralised(people: Bulk):
@@ -177,7 +200,10 @@ def test_the_job_is_seen_by_its_creator_only(people: Bulk):
             assert r.status_code == 404 and r.json()["message"] == codes.JOB_NOT_FOUND, (other, path)
         assert people.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=headers).status_code == 404
         assert people.client.delete(f"{P}/jobs/{job_uuid}", headers=headers).status_code == 404
-        for url in (f"{P}/studies/{quote(STUDY, safe='')}/jobs", f"{P}/studies/{quote(STUDY, safe='')}/sites/{quote(SITE_A, safe='')}/jobs"):
+        for url in (
+            f"{P}/studies/{quote(STUDY, safe='')}/jobs",
+            f"{P}/studies/{quote(STUDY, safe='')}/sites/{quote(SITE_A, safe='')}/jobs",
+        ):
             listed = people.api.ok(people.client.get(url, headers=headers))
             assert job_uuid not in {j["uuid"] for j in listed["items"]}, (other, url)
     mine = people.api.ok(people.client.get(f"{P}/studies/{quote(STUDY, safe='')}/jobs", headers=people.users["mon"]))
@@ -213,7 +239,10 @@ def test_the_request_runs_checks_1_to_6_with_read_permission(people: Bulk):
     # A viewer of site B may extract site B; nothing was queued by the refused requests.
     with people.db.read_sessions() as s:
         assert s.scalar(select(func.count()).select_from(Job).where(Job.type == "EXTRACT_PARTICIPANTS")) == 0
-    assert run_extract(people, "viewer_b", site=SITE_B)[1] == [BASE, ["B-1", people.participants()["B-1"]["oid"], "available", ""]]
+    assert run_extract(people, "viewer_b", site=SITE_B)[1] == [
+        BASE,
+        ["B-1", people.participants()["B-1"]["oid"], "available", ""],
+    ]
 
 
 def test_json_answer_and_a_file_not_ready_yet(people: Bulk):
@@ -245,7 +274,10 @@ def test_a_large_site_is_extracted_whole_in_many_pages_and_chunks(bulk: Bulk):
     n = 5000
     ids = [f"L-{i:05d}" for i in range(n)]
     # Written in an order unlike the ID order.
-    rows = [f"{pid},{'N' * 30},{'=X' + 'y' * 28},{pid.lower()}@example.org,+1 6175550000,{'I' * 30}" for pid in reversed(ids)]
+    rows = [
+        f"{pid},{'N' * 30},{'=X' + 'y' * 28},{pid.lower()}@example.org,+1 6175550000,{'I' * 30}"
+        for pid in reversed(ids)
+    ]
     job, _log = bulk.run(csv_of(*rows))
     assert job["counts"]["created"] == n
     job_uuid = extract_job(bulk)
@@ -278,7 +310,11 @@ def test_a_job_taken_over_starts_again_and_writes_the_file_once(people: Bulk):
 def test_bulk_jobs_are_not_affected(people: Bulk):
     """The other jobs keep their log download, and the site-A coordinator still sees the dm's uploads."""
     people.user("crc", "clinical_research_coordinator", site=SITE_A)
-    listed = people.api.ok(people.client.get(f"{P}/studies/{quote(STUDY, safe='')}/sites/{quote(SITE_A, safe='')}/jobs", headers=people.users["crc"]))
+    listed = people.api.ok(
+        people.client.get(
+            f"{P}/studies/{quote(STUDY, safe='')}/sites/{quote(SITE_A, safe='')}/jobs", headers=people.users["crc"]
+        )
+    )
     assert listed["total"] == 1 and listed["items"][0]["type"] == "BULK_ADD_PARTICIPANTS"
     assert listed["items"][0]["includeParticipateInfo"] is False
     r = people.client.get(f"{P}/jobs/{listed['items'][0]['uuid']}/downloadFile", headers=people.users["crc"])
@@ -287,8 +323,12 @@ def test_bulk_jobs_are_not_affected(people: Bulk):
 
 def test_the_participants_index_serves_the_pages(people: Bulk):
     """Each page is one range of (site, status, ID key): no sort of the whole site per page."""
-    query = select(Participant.participant_id).where(Participant.site_id == 1, Participant.status == "available",
-                                                     Participant.participant_key > "a").order_by(Participant.participant_key).limit(10)
+    query = (
+        select(Participant.participant_id)
+        .where(Participant.site_id == 1, Participant.status == "available", Participant.participant_key > "a")
+        .order_by(Participant.participant_key)
+        .limit(10)
+    )
     with people.db.read_sessions() as s:
         compiled = str(query.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
         if people.db.dialect == "sqlite":

@@ -45,9 +45,15 @@ def rows_csv() -> bytes:
 
 def roster_env(settings, tmp_path: Path, **extra: str) -> dict[str, str]:
     return {
-        **os.environ, "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_DATA_DIR": str(tmp_path / "data"),
-        "ROSTER_JWT_SECRET": settings.jwt_secret, "ROSTER_JOB_LEASE_SECONDS": str(LEASE), "ROSTER_BATCH_SIZE": "200",
-        "ROSTER_WORKER_POLL_SECONDS": "0.2", "ROSTER_LOG_LEVEL": "WARNING", **extra,
+        **os.environ,
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_DATA_DIR": str(tmp_path / "data"),
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "ROSTER_JOB_LEASE_SECONDS": str(LEASE),
+        "ROSTER_BATCH_SIZE": "200",
+        "ROSTER_WORKER_POLL_SECONDS": "0.2",
+        "ROSTER_LOG_LEVEL": "WARNING",
+        **extra,
     }
 
 
@@ -60,7 +66,9 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.tmp_path / f"{name}.log", "wb")
-        process = subprocess.Popen([sys.executable, "-m", "roster.cli", *args], env=self.env, cwd=self.tmp_path, stdout=log, stderr=log)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "roster.cli", *args], env=self.env, cwd=self.tmp_path, stdout=log, stderr=log
+        )
         log.close()
         self.started.append(process)
         return process
@@ -153,7 +161,9 @@ class Probes:
             i = 0
             while not self.stop.is_set():
                 key = f"API-{n}-{i}"
-                self.writes.append(self._timed(key, lambda: client.post(url, json={"subjectKey": key, "firstName": "Ann"})))
+                self.writes.append(
+                    self._timed(key, lambda: client.post(url, json={"subjectKey": key, "firstName": "Ann"}))
+                )
                 i += 1
 
     def _health(self) -> None:
@@ -187,8 +197,9 @@ class Probes:
         assert not bad, f"answers other than 200 or 503 with Retry-After: {bad[:5]}"
         slow = [a for a in self.writes if a.seconds > ANSWERED_WITHIN]
         assert not slow, f"{len(slow)} writes took over {ANSWERED_WITHIN}s: {slow[:5]}"
-        assert self.health and all(a.status == 200 and a.seconds < HEALTHZ_WITHIN for a in self.health), \
-            [a for a in self.health if a.status != 200 or a.seconds >= HEALTHZ_WITHIN][:5]
+        assert self.health and all(a.status == 200 and a.seconds < HEALTHZ_WITHIN for a in self.health), [
+            a for a in self.health if a.status != 200 or a.seconds >= HEALTHZ_WITHIN
+        ][:5]
 
 
 def check_every_row_once(db, job_uuid: str, applied: set[str]) -> Job:
@@ -215,17 +226,27 @@ def backends_of(pid: int, db) -> list[dict]:
     if not ports:
         return []
     with db.engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT a.pid, a.state, a.application_name, bool_or(l.relation = 'studies'::regclass AND l.mode = 'RowExclusiveLock') AS holds_study"
-            " FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted"
-            " WHERE a.datname = current_database() AND a.client_port = ANY(:ports) AND a.xact_start IS NOT NULL"
-            " GROUP BY a.pid, a.state, a.application_name"), {"ports": ports}).mappings().all()
+        rows = (
+            conn.execute(
+                text(
+                    "SELECT a.pid, a.state, a.application_name, bool_or(l.relation = 'studies'::regclass AND l.mode = 'RowExclusiveLock') AS holds_study"
+                    " FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted"
+                    " WHERE a.datname = current_database() AND a.client_port = ANY(:ports) AND a.xact_start IS NOT NULL"
+                    " GROUP BY a.pid, a.state, a.application_name"
+                ),
+                {"ports": ports},
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]
 
 
 def session_alive(db, backend_pid: int) -> bool:
     with db.engine.connect() as conn:
-        return conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"), {"p": backend_pid}).first() is not None
+        return (
+            conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"), {"p": backend_pid}).first() is not None
+        )
 
 
 pg_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -323,8 +344,13 @@ def test_a_writer_process_frozen_inside_a_batch_is_killed_and_the_study_answers_
     try:
         base = processes.serve()
         server = processes.started[0]
-        r = httpx.post(base + bulk_url(), params={"register": "y"}, headers=bulk.users["dm"],
-                       files={"file": ("z.csv", rows_csv(), "text/csv")}, timeout=60)
+        r = httpx.post(
+            base + bulk_url(),
+            params={"register": "y"},
+            headers=bulk.users["dm"],
+            files={"file": ("z.csv", rows_csv(), "text/csv")},
+            timeout=60,
+        )
         assert r.status_code == 200, r.text
         job_uuid = r.text.removeprefix("job uuid: ")
         wait_for(lambda: job_row(bulk.db, job_uuid).processed >= FREEZE_AT, 60, "the job to get going")

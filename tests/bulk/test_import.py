@@ -22,13 +22,29 @@ ROWS = (
 def test_new_ids_create_participants_with_their_fields_and_an_oid(bulk):
     job, log = bulk.run(csv_of(*ROWS))
     assert job["status"] == "COMPLETED"
-    assert job["counts"] == {"rows": 2, "processed": 2, "created": 2, "updated": 0, "unchanged": 0, "failed": 0, "deleted": 0, "restored": 0}
+    assert job["counts"] == {
+        "rows": 2,
+        "processed": 2,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "deleted": 0,
+        "restored": 0,
+    }
     assert job["dateStarted"] and job["dateCompleted"] and job["progress"] == 1
     assert [(e["row"], e["line"], e["participantId"], e["participantOid"], e["outcome"]) for e in log] == [
-        (1, 2, "P-1", "SS_P1", "created"), (2, 3, "P-2", "SS_P2", "created")]
+        (1, 2, "P-1", "SS_P1", "created"),
+        (2, 3, "P-2", "SS_P2", "created"),
+    ]
     stored = bulk.participants()["P-1"]
-    assert (stored["first_name"], stored["last_name"], stored["email_address"], stored["mobile_number"], stored["identifier"]) == (
-        "Ann", "Lee", "ann@example.org", "+1 6175551234", "X1")
+    assert (
+        stored["first_name"],
+        stored["last_name"],
+        stored["email_address"],
+        stored["mobile_number"],
+        stored["identifier"],
+    ) == ("Ann", "Lee", "ann@example.org", "+1 6175551234", "X1")
     assert stored["status"] == "available" and stored["created_by"] == "dm" and stored["participate_status"] is None
 
 
@@ -68,7 +84,10 @@ def test_audit_events_carry_the_job_uuid_and_the_changes(bulk):
     pk = bulk.participants()["P-1"]["id"]
     with bulk.db.read_sessions() as s:
         events = s.scalars(select(AuditEvent).where(AuditEvent.participant_id == pk).order_by(AuditEvent.id)).all()
-    assert [(e.action, e.source, e.username) for e in events] == [("create", first["uuid"], "dm"), ("update", second["uuid"], "dm")]
+    assert [(e.action, e.source, e.username) for e in events] == [
+        ("create", first["uuid"], "dm"),
+        ("update", second["uuid"], "dm"),
+    ]
     assert {"field": "firstName", "old": None, "new": "Ann"} in events[0].changes
     assert events[1].changes == [{"field": "firstName", "old": "Ann", "new": "Anna"}]
 
@@ -107,14 +126,25 @@ def test_a_duplicate_id_in_the_file_is_refused_even_when_the_first_row_failed(bu
 
 
 def test_every_data_row_gets_one_log_entry_including_malformed_ones(bulk):
-    data = b'ParticipantID,firstName\r\nP-1,Ann\r\n\r\nP-2\r\nP-3,"Multi\r\nline"\r\nP-4,a,b\r\n"P-5,broken\r\nP-6,Fay\r\n'
+    data = (
+        b'ParticipantID,firstName\r\nP-1,Ann\r\n\r\nP-2\r\nP-3,"Multi\r\nline"\r\nP-4,a,b\r\n"P-5,broken\r\nP-6,Fay\r\n'
+    )
     job, log = bulk.run(data)
     assert [(e["row"], e["line"]) for e in log] == [(i + 1, line) for i, line in enumerate((2, 4, 5, 7, 8, 9))]
     assert outcomes(log) == ["created", "failed", "failed", "failed", "failed", "created"]
     assert error_codes(log[1]) == error_codes(log[3]) == error_codes(log[4]) == [codes.MALFORMED_ROW]
     # A quoted line break is read as part of the cell, and a name may not hold one.
     assert error_codes(log[2]) == [codes.UNSUPPORTED_CHARACTER]
-    assert job["counts"] == {"rows": 6, "processed": 6, "created": 2, "updated": 0, "unchanged": 0, "failed": 4, "deleted": 0, "restored": 0}
+    assert job["counts"] == {
+        "rows": 6,
+        "processed": 6,
+        "created": 2,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 4,
+        "deleted": 0,
+        "restored": 0,
+    }
 
 
 def test_a_malformed_row_s_id_is_read_like_any_other_for_the_duplicate_check(bulk):
@@ -138,6 +168,7 @@ def test_oids_are_made_unique_within_the_study(bulk):
 
 
 # -- enrollment caps ---------------------------------------------------------------------------------
+
 
 def test_the_study_cap_stops_creations_but_not_updates(bulk):
     bulk.set_study(enrollmentCap=2)
@@ -167,6 +198,7 @@ def test_removed_participants_do_not_count_towards_a_cap(bulk):
 
 # -- system IDs ----------------------------------------------------------------------------------------
 
+
 def test_system_ids_follow_the_template_and_grow_past_its_width(bulk):
     bulk.set_study(participantIdMethod="system", participantIdTemplate="JU-##-X")
     _job, log = bulk.run(csv_of(*([",Ann,,,,"] * 101)))
@@ -186,7 +218,11 @@ def test_system_ids_skip_existing_ids_and_given_ids_are_used_as_they_are(bulk):
 def test_a_given_id_equal_to_one_generated_earlier_in_the_file_updates_it(bulk):
     bulk.set_study(participantIdMethod="system", participantIdTemplate="JU-#")
     _job, log = bulk.run(csv_of(",A,,,,", "JU-1,B,,,,", ",C,,,,"))
-    assert [(e["participantId"], e["outcome"]) for e in log] == [("JU-1", "created"), ("JU-1", "updated"), ("JU-2", "created")]
+    assert [(e["participantId"], e["outcome"]) for e in log] == [
+        ("JU-1", "created"),
+        ("JU-1", "updated"),
+        ("JU-2", "created"),
+    ]
 
 
 def test_a_manual_study_needs_an_id(bulk):
@@ -195,6 +231,7 @@ def test_a_manual_study_needs_an_id(bulk):
 
 
 # -- registration --------------------------------------------------------------------------------------
+
 
 def test_register_gives_unique_access_codes_that_re_registration_keeps(bulk):
     rows = [f"P-{i},,,,," for i in range(50)]
@@ -207,7 +244,9 @@ def test_register_gives_unique_access_codes_that_re_registration_keeps(bulk):
     assert not set("01OILoil") & set(ACCESS_CODE_ALPHABET)
     _job, log = bulk.run(csv_of(*rows), register="y")
     assert set(outcomes(log)) == {"unchanged"}
-    assert {k: p["access_code"] for k, p in bulk.participants().items()} == {k: p["access_code"] for k, p in stored.items()}
+    assert {k: p["access_code"] for k, p in bulk.participants().items()} == {
+        k: p["access_code"] for k, p in stored.items()
+    }
 
 
 def test_register_yes_registers_existing_participants_and_no_leaves_them(bulk):
@@ -221,6 +260,7 @@ def test_register_yes_registers_existing_participants_and_no_leaves_them(bulk):
 
 
 # -- batch size ----------------------------------------------------------------------------------------
+
 
 def test_results_do_not_depend_on_the_batch_size(bulk):
     """The same file, in three studies set up alike, with batches of 1, 7 and 1000 rows."""
@@ -236,8 +276,14 @@ def test_results_do_not_depend_on_the_batch_size(bulk):
     logs = []
     for n, batch_size in enumerate((1, 7, 1000)):
         study, site = f"S_B{n}", f"S_B{n}_SITE"
-        bulk.api.setup_study(study, (site, f"S_B{n}_OTHER"), participantIdMethod="system", participantIdTemplate="JU-###",
-                             enrollmentCap=40, participateActive=True)
+        bulk.api.setup_study(
+            study,
+            (site, f"S_B{n}_OTHER"),
+            participantIdMethod="system",
+            participantIdTemplate="JU-###",
+            enrollmentCap=40,
+            participateActive=True,
+        )
         bulk.api.grant("dm", "data_manager", study)
         bulk.upload(csv_of("P-43,Other,,,,"), study=study, site=f"S_B{n}_OTHER")
         job_uuid = bulk.upload(data, study=study, site=site, register="y")
@@ -246,5 +292,9 @@ def test_results_do_not_depend_on_the_batch_size(bulk):
     assert len(logs[0]) == len(rows)
     assert logs[0] == logs[1] == logs[2]
     assert {"created", "updated", "failed"} <= set(outcomes(logs[0]))
-    assert {codes.ENROLLMENT_CAP_REACHED, codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, codes.MALFORMED_ROW,
-            codes.PARTICIPANT_ID_AT_ANOTHER_SITE} <= {c for e in logs[0] for c in error_codes(e)}
+    assert {
+        codes.ENROLLMENT_CAP_REACHED,
+        codes.PARTICIPANT_ID_DUPLICATED_IN_FILE,
+        codes.MALFORMED_ROW,
+        codes.PARTICIPANT_ID_AT_ANOTHER_SITE,
+    } <= {c for e in logs[0] for c in error_codes(e)}

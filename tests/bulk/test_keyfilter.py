@@ -29,7 +29,7 @@ def test_a_key_given_before_is_always_maybe_seen(batches):
 def test_new_keys_are_almost_never_taken_for_seen():
     keys_filter = KeyFilter()
     keys = [f"p-{i:06d}" for i in range(100_000)]
-    maybe = [k for start in range(0, len(keys), 1000) for k in keys_filter.maybe_seen(keys[start:start + 1000])]
+    maybe = [k for start in range(0, len(keys), 1000) for k in keys_filter.maybe_seen(keys[start : start + 1000])]
     # Expected about 5 in 100,000 (two probes in 2**24 bits); a broken filter says "maybe" to thousands.
     assert len(maybe) < 200
 

@@ -46,7 +46,9 @@ def test_a_batch_sees_the_ids_oids_and_codes_of_the_batch_before_it(bulk, overla
     assert job["status"] == "COMPLETED", job
     assert outcomes(log) == ["created", "created", "created", "failed", "created", "failed"]
     assert {e["row"]: [x["code"] for x in e["errors"]] for e in log if e["errors"]} == {
-        4: [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE], 6: [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE]}
+        4: [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE],
+        6: [codes.PARTICIPANT_ID_DUPLICATED_IN_FILE],
+    }
     stored = bulk.participants()
     assert (stored["P-1"]["oid"], stored["P1"]["oid"]) == ("SS_P1", "SS_P1_2")
     access_codes = [p["access_code"] for p in stored.values()]
@@ -71,7 +73,16 @@ def test_system_ids_continue_from_batch_to_batch(bulk, overlap):
     bulk.set_study(participantIdMethod="system", participantIdTemplate="SYS-###")
     job, log = bulk.run(csv_of(*([",Gen,,,,"] * 5), "SYS-007,Taken,,,,", ",Gen,,,,", ",Gen,,,,"))
     assert outcomes(log) == ["created"] * 8
-    assert [e["participantId"] for e in log] == ["SYS-001", "SYS-002", "SYS-003", "SYS-004", "SYS-005", "SYS-007", "SYS-006", "SYS-008"]
+    assert [e["participantId"] for e in log] == [
+        "SYS-001",
+        "SYS-002",
+        "SYS-003",
+        "SYS-004",
+        "SYS-005",
+        "SYS-007",
+        "SYS-006",
+        "SYS-008",
+    ]
 
 
 def test_caps_hold_across_batches(bulk, overlap):
@@ -92,7 +103,17 @@ def _study_and_site(bulk, study_oid=STUDY, site_oid=SITE_A):
 def _plan(bulk, session, records, after=None, register=False):
     study, site = _study_and_site(bulk)
     bulk.db.snapshot(session)
-    plan = writer.plan_batch(session, study, site, records, after=after, register=register, username="dm", source="job", id_column="ParticipantID")
+    plan = writer.plan_batch(
+        session,
+        study,
+        site,
+        records,
+        after=after,
+        register=register,
+        username="dm",
+        source="job",
+        id_column="ParticipantID",
+    )
     return plan, study, site
 
 
@@ -107,7 +128,10 @@ def test_a_participant_changed_by_someone_else_after_the_plan_is_decided_again_n
         plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"})])
     assert plan.results[0].outcome == "updated"
     # Between the plan's snapshot and its transaction, the single endpoint changes the last name.
-    assert bulk.client.post(SINGLE, json={"subjectKey": "R-1", "lastName": "New"}, headers=bulk.users["dm"]).status_code == 200
+    assert (
+        bulk.client.post(SINGLE, json={"subjectKey": "R-1", "lastName": "New"}, headers=bulk.users["dm"]).status_code
+        == 200
+    )
     with bulk.db.transaction() as session:
         results, redone = writer.write_planned(session, plan, study, site)
     assert redone and results[0].outcome == "updated"
@@ -164,7 +188,9 @@ def test_a_participant_created_in_another_study_between_plan_and_write_takes_no_
         plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {"firstName": "Ann"}), writer.Record("N-2", {})])
     other_study, other_site = _other_study(bulk)
     with bulk.db.transaction() as session:
-        writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
+        writer.apply_batch(
+            session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api"
+        )
     with bulk.db.transaction() as session:
         results, redone = writer.write_planned(session, plan, study, site)
     # SQLite's planned ids follow the snapshot's largest id, which the other study's participant took;
@@ -181,7 +207,9 @@ def a_plan_whose_access_code_another_study_took(bulk):
     code the plan drew (no insert, no revision of this study). Returns (plan, study, site, the code)."""
     other_study, other_site = _other_study(bulk)
     with bulk.db.transaction() as session:
-        writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
+        writer.apply_batch(
+            session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api"
+        )
     with bulk.db.read_sessions() as reads:
         plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {})], register=True)
     [planned] = plan.issued

@@ -35,7 +35,11 @@ def small_batches(bulk, size: int = 3, **more):
 
 def expire_lease(bulk, job_uuid: str) -> None:
     with bulk.db.transaction() as s:
-        s.execute(update(Job).where(Job.uuid == job_uuid).values(lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        s.execute(
+            update(Job)
+            .where(Job.uuid == job_uuid)
+            .values(lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
 
 
 def job_row(bulk, job_uuid: str) -> Job:
@@ -321,8 +325,11 @@ def test_two_jobs_running_at_once_do_not_exceed_the_study_cap_together(bulk):
 def test_the_embedded_worker_runs_an_upload_without_being_asked(bulk, settings, db):
     app = create_app(settings.model_copy(update={"embedded_workers": 1, "worker_poll_seconds": 30}), db=db)
     with TestClient(app) as client:
-        r = client.post(f"{P}/clinicaldata/studies/S_BULK%28TEST%29/sites/S_SITE_A%28TEST%29/participants/bulk",
-                        files={"file": ("p.csv", TEN, "text/csv")}, headers=bulk.users["dm"])
+        r = client.post(
+            f"{P}/clinicaldata/studies/S_BULK%28TEST%29/sites/S_SITE_A%28TEST%29/participants/bulk",
+            files={"file": ("p.csv", TEN, "text/csv")},
+            headers=bulk.users["dm"],
+        )
         job_uuid = r.text.removeprefix("job uuid: ")
         deadline = time.monotonic() + 20
         # The poll interval is 30 s: only the upload's wake-up can finish the job in time.
@@ -365,4 +372,8 @@ def test_lease_times_come_from_the_database_clock(bulk, monkeypatch):
     assert queue.claim(bulk.db, 30) is None
     assert queue.renew(bulk.db, first, 30)
     expires = job_row(bulk, first.uuid).lease_expires_at
-    assert dt.datetime.now(dt.UTC) + dt.timedelta(seconds=28) < expires < dt.datetime.now(dt.UTC) + dt.timedelta(seconds=31)
+    assert (
+        dt.datetime.now(dt.UTC) + dt.timedelta(seconds=28)
+        < expires
+        < dt.datetime.now(dt.UTC) + dt.timedelta(seconds=31)
+    )

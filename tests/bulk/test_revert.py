@@ -28,24 +28,46 @@ def run_revert(bulk, job_uuid: str) -> tuple[dict, list[dict]]:
     assert r.status_code == 201, r.text
     body = r.json()
     assert r.headers["Location"] == f"{P}/jobs/{body['uuid']}"
-    assert (body["type"], body["revertOf"], body["dryRun"], body["status"]) == ("REVERT_BULK_ADD_PARTICIPANTS", job_uuid, False, "IN_QUEUE")
+    assert (body["type"], body["revertOf"], body["dryRun"], body["status"]) == (
+        "REVERT_BULK_ADD_PARTICIPANTS",
+        job_uuid,
+        False,
+        "IN_QUEUE",
+    )
     drain(bulk.db, bulk.settings)
     return bulk.job(body["uuid"]), bulk.log(body["uuid"])
 
 
 def trail(bulk, participant_pk: int) -> list[tuple[str, str]]:
     with bulk.db.read_sessions() as s:
-        return [tuple(r) for r in s.execute(select(AuditEvent.action, AuditEvent.source).where(AuditEvent.participant_id == participant_pk).order_by(AuditEvent.id))]
+        return [
+            tuple(r)
+            for r in s.execute(
+                select(AuditEvent.action, AuditEvent.source)
+                .where(AuditEvent.participant_id == participant_pk)
+                .order_by(AuditEvent.id)
+            )
+        ]
 
 
 def test_reverting_creations_deletes_the_participants_and_frees_ids_and_cap_places(bulk):
     bulk.set_study(enrollmentCap=2)
     job, _ = bulk.run(csv_of("R-1,Ann,,,,", "R-2,Bob,,,,"), register="y")
-    assert job["counts"]["created"] == 2 and job["counts"]["deleted"] == 0 and job["revertOf"] is None and job["dryRun"] is False
+    assert (
+        job["counts"]["created"] == 2
+        and job["counts"]["deleted"] == 0
+        and job["revertOf"] is None
+        and job["dryRun"] is False
+    )
     pk = bulk.participants()["R-1"]["id"]
     done, log = run_revert(bulk, job["uuid"])
     assert done["status"] == "COMPLETED"
-    assert (done["counts"]["deleted"], done["counts"]["restored"], done["counts"]["failed"], done["counts"]["processed"]) == (2, 0, 0, 2)
+    assert (
+        done["counts"]["deleted"],
+        done["counts"]["restored"],
+        done["counts"]["failed"],
+        done["counts"]["processed"],
+    ) == (2, 0, 0, 2)
     assert [(e["row"], e["participantId"], e["outcome"]) for e in log] == [(1, "R-1", "deleted"), (2, "R-2", "deleted")]
     assert bulk.participants() == {}
     events = trail(bulk, pk)
@@ -73,9 +95,19 @@ def test_reverting_updates_and_a_registration_restores_the_values(bulk):
         for column in ("first_name", "last_name", "email_address", "participate_status", "access_code"):
             assert after[pid][column] == before[pid][column], (pid, column)
     with bulk.db.read_sessions() as s:
-        last = s.execute(select(AuditEvent).where(AuditEvent.participant_id == after["U-1"]["id"]).order_by(AuditEvent.id.desc())).scalars().first()
+        last = (
+            s.execute(
+                select(AuditEvent).where(AuditEvent.participant_id == after["U-1"]["id"]).order_by(AuditEvent.id.desc())
+            )
+            .scalars()
+            .first()
+        )
         assert (last.action, last.source) == ("revert", done["uuid"])
-        assert {c["field"]: (c["old"], c["new"]) for c in last.changes} == {"firstName": ("Anna", "Ann"), "emailAddress": ("anna@example.org", "ann@example.org"), "participateStatus": ("Created", None)}
+        assert {c["field"]: (c["old"], c["new"]) for c in last.changes} == {
+            "firstName": ("Anna", "Ann"),
+            "emailAddress": ("anna@example.org", "ann@example.org"),
+            "participateStatus": ("Created", None),
+        }
 
 
 def test_a_participant_changed_since_the_job_is_left_as_it_is(bulk):
@@ -145,17 +177,37 @@ def test_a_revert_resumed_after_its_worker_died_restores_each_row_once(bulk):
     state = bulk.job(revert_uuid)
     assert (state["status"], state["counts"]["processed"], state["counts"]["restored"]) == ("IN_PROGRESS", 3, 3)
     with bulk.db.transaction() as s:
-        s.execute(update(Job).where(Job.uuid == revert_uuid).values(lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)))
+        s.execute(
+            update(Job)
+            .where(Job.uuid == revert_uuid)
+            .values(lease_expires_at=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1))
+        )
     assert drain(bulk.db, settings) == 1
     done = bulk.job(revert_uuid)
-    assert (done["status"], done["counts"]["processed"], done["counts"]["restored"], done["counts"]["failed"]) == ("COMPLETED", 7, 7, 0)
+    assert (done["status"], done["counts"]["processed"], done["counts"]["restored"], done["counts"]["failed"]) == (
+        "COMPLETED",
+        7,
+        7,
+        0,
+    )
     assert [e["row"] for e in bulk.log(revert_uuid)] == list(range(1, 8))
     stored = bulk.participants()
     assert {stored[f"K-{i}"]["first_name"] for i in range(1, 8)} == {f"Name{i}" for i in range(1, 8)}
     with bulk.db.read_sessions() as s:
-        per = s.execute(select(AuditEvent.participant_id, func.count()).where(AuditEvent.source == revert_uuid).group_by(AuditEvent.participant_id)).all()
+        per = s.execute(
+            select(AuditEvent.participant_id, func.count())
+            .where(AuditEvent.source == revert_uuid)
+            .group_by(AuditEvent.participant_id)
+        ).all()
         assert len(per) == 7 and all(n == 1 for _, n in per)
-        assert s.scalar(select(func.count()).select_from(LogEntry).where(LogEntry.job_id == select(Job.id).where(Job.uuid == revert_uuid).scalar_subquery())) == 7
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(LogEntry)
+                .where(LogEntry.job_id == select(Job.id).where(Job.uuid == revert_uuid).scalar_subquery())
+            )
+            == 7
+        )
 
 
 def test_a_revert_cancelled_while_it_runs_stops_at_its_next_checkpoint(bulk):

@@ -61,13 +61,17 @@ def test_the_stored_upload_is_the_file_as_sent_with_its_size_and_digest(bulk):
     assert job.source_file_name == "p.csv" and job.created_by == "dm"
 
 
-@pytest.mark.parametrize("value,expected", [(None, False), ("y", True), ("YES", True), ("Yes", True), ("n", False), ("No", False), ("NO", False)])
+@pytest.mark.parametrize(
+    "value,expected",
+    [(None, False), ("y", True), ("YES", True), ("Yes", True), ("n", False), ("No", False), ("NO", False)],
+)
 def test_register_accepts_y_yes_n_no_in_any_case(bulk, value, expected):
     job_uuid = bulk.upload(GOOD, register=value)
     assert bulk.job(job_uuid)["register"] is expected
 
 
 # -- checks 1–8: before the body --------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic ZG06eA=="}])
 def test_1_a_missing_or_bad_token_is_401(bulk, headers):
@@ -126,7 +130,9 @@ def test_5_a_user_without_a_role_in_the_study_is_403(bulk):
     refused(bulk, bulk.post(GOOD, user="elsewhere"), 403, codes.NO_ROLE_SET_UP)
 
 
-@pytest.mark.parametrize("role,site", [("monitor", None), ("viewer", None), ("clinical_research_coordinator", SITE_B), ("monitor", SITE_A)])
+@pytest.mark.parametrize(
+    "role,site", [("monitor", None), ("viewer", None), ("clinical_research_coordinator", SITE_B), ("monitor", SITE_A)]
+)
 def test_6_a_role_that_may_not_write_at_the_site_is_403(bulk, role, site):
     bulk.user("someone", role, site=site)
     refused(bulk, bulk.post(GOOD, user="someone"), 403, codes.NO_SUFFICIENT_PRIVILEGES)
@@ -165,6 +171,7 @@ def test_8_participate_is_checked_before_the_file(bulk):
 
 # -- checks 9–15: the body ------------------------------------------------------------------------------
 
+
 def test_9_a_form_without_a_file_part_is_400(bulk):
     body = b'--XyZ\r\nContent-Disposition: form-data; name="other"\r\n\r\nx\r\n--XyZ--\r\n'
     headers = {**bulk.users["dm"], "Content-Type": "multipart/form-data; boundary=XyZ"}
@@ -180,12 +187,15 @@ def test_9_a_file_part_under_another_name_is_not_the_file(bulk):
     refused(bulk, r, 400, codes.MISSING_FILE)
 
 
-@pytest.mark.parametrize("content_type,body", [
-    (None, b""),
-    ("application/json", b'{"file": "P-1"}'),
-    ("text/csv", GOOD),
-    ("multipart/form-data", GOOD),  # no boundary
-])
+@pytest.mark.parametrize(
+    "content_type,body",
+    [
+        (None, b""),
+        ("application/json", b'{"file": "P-1"}'),
+        ("text/csv", GOOD),
+        ("multipart/form-data", GOOD),  # no boundary
+    ],
+)
 def test_9_a_request_that_is_not_multipart_is_missing_its_file(bulk, content_type, body):
     headers = {**bulk.users["dm"], **({"Content-Type": content_type} if content_type else {})}
     refused(bulk, bulk.client.post(bulk_url(), content=body, headers=headers), 400, codes.MISSING_FILE)
@@ -198,9 +208,12 @@ def test_9_a_truncated_multipart_body_is_missing_its_file(bulk):
 
 
 def test_9_the_first_file_part_is_the_upload(bulk):
-    body = (b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
-            b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="p.csv"\r\nContent-Type: text/csv\r\n\r\n' + GOOD +
-            b'\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="q.xlsx"\r\n\r\nPK\x03\x04\r\n--XyZ--\r\n')
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="p.csv"\r\nContent-Type: text/csv\r\n\r\n'
+        + GOOD
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="q.xlsx"\r\n\r\nPK\x03\x04\r\n--XyZ--\r\n'
+    )
     headers = {**bulk.users["dm"], "Content-Type": "multipart/form-data; boundary=XyZ"}
     r = bulk.client.post(bulk_url(), content=body, headers=headers)
     assert r.status_code == 200, r.text
@@ -228,19 +241,26 @@ def test_10_a_file_at_the_limit_is_accepted(bulk, small_client):
 
 
 def test_10_size_is_checked_before_the_format(bulk, small_client):
-    r = small_client.post(bulk_url(), files={"file": ("p.xlsx", b"PK\x03\x04" + b"\x00" * 500, "application/zip")}, headers=bulk.users["dm"])
+    r = small_client.post(
+        bulk_url(),
+        files={"file": ("p.xlsx", b"PK\x03\x04" + b"\x00" * 500, "application/zip")},
+        headers=bulk.users["dm"],
+    )
     refused(bulk, r, 413, codes.FILE_TOO_LARGE)
 
 
-@pytest.mark.parametrize("name,data", [
-    ("p.txt", GOOD),
-    ("p.csv.xlsx", GOOD),
-    ("p.xlsx", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 100),
-    ("p.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 100),
-    ("p.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100),
-    ("p.csv", b"%PDF-1.7\n"),
-    ("p.csv", b"ParticipantID\nP-\x001\n"),
-])
+@pytest.mark.parametrize(
+    "name,data",
+    [
+        ("p.txt", GOOD),
+        ("p.csv.xlsx", GOOD),
+        ("p.xlsx", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 100),
+        ("p.csv", b"PK\x03\x04\x14\x00\x06\x00" + b"\x00" * 100),
+        ("p.csv", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100),
+        ("p.csv", b"%PDF-1.7\n"),
+        ("p.csv", b"ParticipantID\nP-\x001\n"),
+    ],
+)
 def test_11_what_is_not_a_csv_is_400(bulk, name, data):
     refused(bulk, bulk.post(data, name=name), 400, codes.NOT_SUPPORTED_FILE_FORMAT)
 
@@ -260,7 +280,9 @@ def test_12_a_utf8_bom_is_accepted(bulk):
 
 
 def test_11_is_checked_before_12(bulk):
-    refused(bulk, bulk.post("ParticipantID\nZoë\n".encode("latin-1"), name="p.txt"), 400, codes.NOT_SUPPORTED_FILE_FORMAT)
+    refused(
+        bulk, bulk.post("ParticipantID\nZoë\n".encode("latin-1"), name="p.txt"), 400, codes.NOT_SUPPORTED_FILE_FORMAT
+    )
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n", HEADER.encode() + b"\n", HEADER.encode() + b"\n\n  \n"])

@@ -16,7 +16,13 @@ from tests.support import P
 
 COLUMNS = 1000
 # A header line of about 1 MiB: a thousand unknown columns of about a thousand characters each.
-WIDE = ("ParticipantID,firstName," + ",".join(f"Col{i:04d}" + "x" * 1040 for i in range(COLUMNS)) + "\nP-1,Ann" + "," * COLUMNS + "\n").encode()
+WIDE = (
+    "ParticipantID,firstName,"
+    + ",".join(f"Col{i:04d}" + "x" * 1040 for i in range(COLUMNS))
+    + "\nP-1,Ann"
+    + "," * COLUMNS
+    + "\n"
+).encode()
 
 
 def jobs_list(bulk) -> tuple[dict, int]:
@@ -44,19 +50,23 @@ def test_a_one_mib_header_gives_one_short_warning_saying_how_many_were_left_out(
 def test_thousands_of_short_unknown_columns_are_counted_not_listed(bulk):
     header = "ParticipantID," + ",".join(f"c{i}" for i in range(1020))
     uuid = bulk.upload(f"{header}\nP-1{',' * 1020}\n".encode())
-    assert bulk.job(uuid)["warnings"] == ["Unknown columns ignored: " + ", ".join(f"c{i}" for i in range(10)) + " and 1,010 more"]
+    assert bulk.job(uuid)["warnings"] == [
+        "Unknown columns ignored: " + ", ".join(f"c{i}" for i in range(10)) + " and 1,010 more"
+    ]
 
 
 def test_warnings_stored_before_the_bound_are_bounded_when_read(bulk):
     uuid = bulk.upload(b"ParticipantID,Notes\nP-1,x\n")
     stored = [f"Unknown column ignored: {i}" + "y" * (1 << 20) for i in range(50)]
-    stored[1] = 'Unknown column ignored: Notes\nP-9,Jane Doe,jane@example.org'  # a quoted cell that ran on
+    stored[1] = "Unknown column ignored: Notes\nP-9,Jane Doe,jane@example.org"  # a quoted cell that ran on
     with bulk.db.transaction() as s:  # an old row, written before warnings were bounded
         s.execute(update(Job).where(Job.uuid == uuid).values(warnings=stored))
     warnings = bulk.job(uuid)["warnings"]
     assert len(warnings) == MAX_WARNINGS
     assert warnings[1] == "Unknown column ignored: Notes…"
-    assert warnings[:1] + warnings[2:-1] == [w[:MAX_WARNING_CHARS] + "…" for w in stored[: MAX_WARNINGS - 1] if "Jane" not in w]
+    assert warnings[:1] + warnings[2:-1] == [
+        w[:MAX_WARNING_CHARS] + "…" for w in stored[: MAX_WARNINGS - 1] if "Jane" not in w
+    ]
     assert warnings[-1] == f"and {50 - MAX_WARNINGS + 1} more warnings"
     body, size = jobs_list(bulk)
     assert body["items"][0]["warnings"] == warnings

@@ -29,8 +29,13 @@ def start_worker(settings, tmp_path, name: str) -> subprocess.Popen:
         "ROSTER_WORKER_POLL_SECONDS": "0.1",
         "ROSTER_LOG_LEVEL": "WARNING",
     }
-    return subprocess.Popen([sys.executable, "-m", "roster.cli", "worker"], env=env, cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "roster.cli", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
 
 def job_state(db, job_uuid: str) -> tuple[str, int, int]:

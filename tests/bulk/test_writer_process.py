@@ -38,28 +38,39 @@ def names(connection: sqlite3.Connection) -> list[str]:
 
 
 def test_steps_run_in_one_transaction_and_the_rows_asked_for_come_back(table):
-    answer = run(table, [
-        ("SELECT n FROM t WHERE id = ?", (1,), (10,)),
-        ("INSERT INTO t VALUES (?, ?, ?), (?, ?, ?)", (2, "two", 20, 3, "three", 30), None),
-        ("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n, name", (3,), ROW),
-    ])
+    answer = run(
+        table,
+        [
+            ("SELECT n FROM t WHERE id = ?", (1,), (10,)),
+            ("INSERT INTO t VALUES (?, ?, ?), (?, ?, ?)", (2, "two", 20, 3, "three", 30), None),
+            ("UPDATE t SET n = n + 1 WHERE id = ? RETURNING n, name", (3,), ROW),
+        ],
+    )
     assert answer == (WRITTEN, [(31, "three")])
     assert names(table) == ["one", "two", "three"] and not table.in_transaction
 
 
-@pytest.mark.parametrize(("step", "expected"), [
-    (("SELECT n FROM t WHERE id = ?", (1,), (11,)), (STALE, 1)),  # a value other than the one decided with
-    (("SELECT n FROM t WHERE id = ?", (9,), (10,)), (STALE, 1)),  # no row where one was expected
-    (("UPDATE t SET n = 0 WHERE id = ? RETURNING n", (9,), ROW), (MISSING, 1)),  # a fence that found nothing
-])
+@pytest.mark.parametrize(
+    ("step", "expected"),
+    [
+        (("SELECT n FROM t WHERE id = ?", (1,), (11,)), (STALE, 1)),  # a value other than the one decided with
+        (("SELECT n FROM t WHERE id = ?", (9,), (10,)), (STALE, 1)),  # no row where one was expected
+        (("UPDATE t SET n = 0 WHERE id = ? RETURNING n", (9,), ROW), (MISSING, 1)),  # a fence that found nothing
+    ],
+)
 def test_a_failed_check_rolls_back_what_ran_before_it_and_names_the_step(table, step, expected):
-    answer = run(table, [("INSERT INTO t VALUES (2, 'two', 20)", (), None), step, ("INSERT INTO t VALUES (3, 'three', 30)", (), None)])
+    answer = run(
+        table,
+        [("INSERT INTO t VALUES (2, 'two', 20)", (), None), step, ("INSERT INTO t VALUES (3, 'three', 30)", (), None)],
+    )
     assert answer == expected
     assert names(table) == ["one"] and not table.in_transaction
 
 
 def test_a_unique_violation_rolls_back_and_is_a_conflict(table):
-    outcome, message = run(table, [("INSERT INTO t VALUES (2, 'two', 20)", (), None), ("INSERT INTO t VALUES (3, 'one', 30)", (), None)])
+    outcome, message = run(
+        table, [("INSERT INTO t VALUES (2, 'two', 20)", (), None), ("INSERT INTO t VALUES (3, 'one', 30)", (), None)]
+    )
     assert outcome == CONFLICT and "UNIQUE" in message
     assert names(table) == ["one"]
 
@@ -69,7 +80,10 @@ def test_the_process_writes_what_it_is_sent_and_ends_when_its_pipe_closes(table,
     process = WriterProcess()
     try:
         path = str(tmp_path / "t.db")
-        assert process.call(process.encode(path, [("INSERT INTO t VALUES (?, ?, ?)", (2, "two", None), None)])) == (WRITTEN, [])
+        assert process.call(process.encode(path, [("INSERT INTO t VALUES (?, ?, ?)", (2, "two", None), None)])) == (
+            WRITTEN,
+            [],
+        )
         with pytest.raises(RuntimeError, match="OperationalError"):
             process.call(process.encode(path, [("INSERT INTO nowhere VALUES (1)", (), None)]))
         # Still serving after an error.
@@ -98,7 +112,9 @@ def spy_on_answers(monkeypatch) -> list[tuple[int, str]]:
 def test_sqlite_jobs_write_their_batches_through_the_writer_process(bulk, monkeypatch):
     answers = spy_on_answers(monkeypatch)
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
-    job, log = bulk.run(csv_of("W-1,Ann,,,,", "W-2,Bea,,,,", "W-1,Dup,,,,", "W-3,,,bad-email,,", "W-4,Cy,,,,"), register="y")
+    job, log = bulk.run(
+        csv_of("W-1,Ann,,,,", "W-2,Bea,,,,", "W-1,Dup,,,,", "W-3,,,bad-email,,", "W-4,Cy,,,,"), register="y"
+    )
     assert job["status"] == "COMPLETED" and outcomes(log) == ["created", "created", "failed", "failed", "created"]
     stored = bulk.participants()
     assert sorted(stored) == ["W-1", "W-2", "W-4"] and all(p["access_code"] for p in stored.values())
@@ -109,7 +125,9 @@ def test_sqlite_jobs_write_their_batches_through_the_writer_process(bulk, monkey
 
 
 @sqlite_only
-def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes_after_its_checkpoint(bulk, monkeypatch):
+def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes_after_its_checkpoint(
+    bulk, monkeypatch
+):
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     job_uuid = bulk.upload(csv_of(*(f"D-{i},N{i},,,," for i in range(1, 8))))
     real = WriterProcess.call
@@ -203,6 +221,7 @@ def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_com
 @pytest.mark.parametrize("failure", ["cannot start", "runs other code"])
 def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bulk, monkeypatch, caplog, failure):
     if failure == "cannot start":
+
         def cannot_start(self):
             raise OSError("no process slots")
 
@@ -236,16 +255,31 @@ def test_a_plan_the_writer_process_runs_is_written_as_decided_while_nothing_chan
 
 
 @sqlite_only
-@pytest.mark.parametrize(("meanwhile", "step"), [
-    ("participant changed", 0), ("study locked", 0), ("study cap changed", 0), ("site cap changed", 1), ("id taken by another study", 2),
-])
+@pytest.mark.parametrize(
+    ("meanwhile", "step"),
+    [
+        ("participant changed", 0),
+        ("study locked", 0),
+        ("study cap changed", 0),
+        ("site cap changed", 1),
+        ("id taken by another study", 2),
+    ],
+)
 def test_a_plan_whose_study_changed_meanwhile_comes_back_stale_and_writes_nothing(bulk, meanwhile, step):
     bulk.run(csv_of("R-1,Ann,Old,,,"))
     with bulk.db.read_sessions() as reads:
         plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"}), writer.Record("R-2", {})])
     if meanwhile == "participant changed":
         with bulk.db.transaction() as session:
-            writer.apply_batch(session, study, site, [writer.Record("R-1", {"lastName": "New"})], register=False, username="dm", source="api")
+            writer.apply_batch(
+                session,
+                study,
+                site,
+                [writer.Record("R-1", {"lastName": "New"})],
+                register=False,
+                username="dm",
+                source="api",
+            )
     elif meanwhile == "study locked":
         bulk.set_study(status="locked")
     elif meanwhile == "study cap changed":
@@ -255,7 +289,15 @@ def test_a_plan_whose_study_changed_meanwhile_comes_back_stale_and_writes_nothin
     else:
         other_study, other_site = _other_study(bulk)
         with bulk.db.transaction() as session:
-            writer.apply_batch(session, other_study, other_site, [writer.Record("O-1", {})], register=False, username="dm", source="api")
+            writer.apply_batch(
+                session,
+                other_study,
+                other_site,
+                [writer.Record("O-1", {})],
+                register=False,
+                username="dm",
+                source="api",
+            )
     before = bulk.participants()
     assert _send(bulk, plan, study, site) == (STALE, step)
     assert bulk.participants() == before

@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
 
-
 from roster.app import create_app
 from roster.config import Settings
 from roster.db import Database
@@ -38,7 +37,12 @@ def craft(header: dict[str, Any], claims: dict[str, Any], hmac_key: bytes | None
 
 def claims_for(username: str, **extra: Any) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
-    return {"sub": username, "iat": int(now.timestamp()), "exp": int((now + dt.timedelta(minutes=5)).timestamp()), **extra}
+    return {
+        "sub": username,
+        "iat": int(now.timestamp()),
+        "exp": int((now + dt.timedelta(minutes=5)).timestamp()),
+        **extra,
+    }
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -74,7 +78,12 @@ def make_client(settings: Settings) -> Iterator[Callable[..., TestClient]]:
     opened: list[TestClient] = []
 
     def make(**overrides: Any) -> TestClient:
-        fields = {"database_url": settings.database_url, "jwt_secret": SECRET, "data_dir": settings.data_dir, "embedded_workers": 0}
+        fields = {
+            "database_url": settings.database_url,
+            "jwt_secret": SECRET,
+            "data_dir": settings.data_dir,
+            "embedded_workers": 0,
+        }
         other = Settings(**(fields | overrides))
         c = TestClient(create_app(other, db=Database(other.database_url)))
         c.__enter__()

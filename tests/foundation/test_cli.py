@@ -29,7 +29,9 @@ def _command(args: list[str], env: dict[str, str], cwd: Path) -> dict:
     return {"args": command + args, "env": clean | env, "cwd": cwd, "text": True}
 
 
-def run(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+def run(
+    args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None, timeout: int = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(**_command(args, env, cwd), input=stdin, capture_output=True, timeout=timeout)
 
 
@@ -56,7 +58,10 @@ SERVE_REFUSES = [
     ({"ROSTER_JWT_ALGORITHMS": "RS256"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
     ({"ROSTER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"}, "ROSTER_JWT_SECRET"),
     ({"ROSTER_JWT_ALGORITHMS": "HS512", "ROSTER_JWT_SECRET": "s" * 40}, "ROSTER_JWT_SECRET"),
-    ({"ROSTER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "ROSTER_JWT_SECRET": "s" * 40}, "database"),
+    (
+        {"ROSTER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/nowhere", "ROSTER_JWT_SECRET": "s" * 40},
+        "database",
+    ),
 ]
 
 
@@ -75,7 +80,9 @@ def test_serve_refuses_a_bad_setting_with_one_line_before_listening(tmp_path):
             process.kill()  # it started serving: the worst outcome
             stdout, stderr = process.communicate()
         try:
-            assert_one_line_error(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), variable)
+            assert_one_line_error(
+                subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr), variable
+            )
             with socket.socket() as s:
                 assert s.connect_ex(("127.0.0.1", port)) != 0  # nothing was left listening
         except AssertionError as exc:
@@ -112,7 +119,9 @@ def test_db_upgrade_creates_a_fresh_database(tmp_path, backend_name, request):
         env = {"ROSTER_DATABASE_URL": url, "ROSTER_DATA_DIR": str(tmp_path / "data")}
         first = run(["db", "upgrade"], env, tmp_path)
         assert first.returncode == 0, first.stderr
-        assert {"studies", "sites", "users", "role_assignments", "participants", "jobs", "alembic_version"} <= _tables(url)
+        assert {"studies", "sites", "users", "role_assignments", "participants", "jobs", "alembic_version"} <= _tables(
+            url
+        )
         again = run(["db", "upgrade"], env, tmp_path)
         assert again.returncode == 0, again.stderr
     finally:
@@ -121,12 +130,21 @@ def test_db_upgrade_creates_a_fresh_database(tmp_path, backend_name, request):
 
 
 def _env(settings, tmp_path: Path, **extra: str) -> dict[str, str]:
-    return {"ROSTER_DATABASE_URL": settings.database_url, "ROSTER_DATA_DIR": str(tmp_path / "cli-data"),
-            "ROSTER_JWT_SECRET": settings.jwt_secret, **extra}
+    return {
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_DATA_DIR": str(tmp_path / "cli-data"),
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        **extra,
+    }
 
 
 def test_create_user_with_password_on_stdin(client, db, settings, tmp_path):
-    result = run(["admin", "create-user", "Opal", "--admin", "--password-stdin"], _env(settings, tmp_path), tmp_path, stdin="a-long-password\n")
+    result = run(
+        ["admin", "create-user", "Opal", "--admin", "--password-stdin"],
+        _env(settings, tmp_path),
+        tmp_path,
+        stdin="a-long-password\n",
+    )
     assert result.returncode == 0, result.stderr
     assert "a-long-password" not in result.stdout + result.stderr
     r = client.post("/user-service/api/oauth/token", json={"username": "opal", "password": "a-long-password"})
@@ -151,7 +169,10 @@ def test_create_user_with_password_from_the_environment(client, db, settings, tm
 def test_create_user_refuses_a_missing_or_weak_password(tmp_path, how):
     """SPEC §14: the CLI applies the setup API's password rules (12+ characters, not the username)."""
     env = {"ROSTER_DATABASE_URL": f"sqlite:///{tmp_path}/r.db", "ROSTER_DATA_DIR": str(tmp_path / "data")}
-    env |= {"short password": {"ROSTER_PASSWORD": "elevenchars"}, "password with the username": {"ROSTER_PASSWORD": "my-name-is-PAT-ok"}}.get(how, {})
+    env |= {
+        "short password": {"ROSTER_PASSWORD": "elevenchars"},
+        "password with the username": {"ROSTER_PASSWORD": "my-name-is-PAT-ok"},
+    }.get(how, {})
     result = run(["admin", "create-user", "pat"], env, tmp_path)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
@@ -206,7 +227,9 @@ def test_serve_migrates_a_fresh_database_and_answers(tmp_path):
 
     port = free_port()
     env = {"ROSTER_DATA_DIR": str(tmp_path / "data"), "ROSTER_EMBEDDED_WORKERS": "0"}
-    process = subprocess.Popen(**_command(["serve", "--port", str(port)], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        **_command(["serve", "--port", str(port)], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -42,7 +42,10 @@ BAD = [
     ({"ROSTER_JWT_ALGORITHMS": "HS256,RS256"}, "ROSTER_JWT_ALGORITHMS"),
     ({"ROSTER_JWT_ALGORITHMS": ""}, "ROSTER_JWT_ALGORITHMS"),
     ({"ROSTER_JWT_ALGORITHMS": "RS256"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
-    ({"ROSTER_JWT_ALGORITHMS": "RS256", "ROSTER_JWT_PUBLIC_KEY_FILE": "/nonexistent/key.pem"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
+    (
+        {"ROSTER_JWT_ALGORITHMS": "RS256", "ROSTER_JWT_PUBLIC_KEY_FILE": "/nonexistent/key.pem"},
+        "ROSTER_JWT_PUBLIC_KEY_FILE",
+    ),
     ({"ROSTER_JWT_PUBLIC_KEY_FILE": "{rsa}"}, "ROSTER_JWT_ALGORITHMS"),
     ({"ROSTER_JWT_ALGORITHMS": "ES256", "ROSTER_JWT_PUBLIC_KEY_FILE": "{rsa}"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
     ({"ROSTER_JWT_ALGORITHMS": "RS256", "ROSTER_JWT_PUBLIC_KEY_FILE": "{junk}"}, "ROSTER_JWT_PUBLIC_KEY_FILE"),
@@ -90,7 +93,12 @@ def test_error_messages_do_not_reveal_the_database_password(env):
 def test_the_defaults_are_the_embedded_shape(env, tmp_path):
     s = get_settings()
     assert s.database_url == f"sqlite:///{(tmp_path / 'data' / 'roster.db').as_posix()}"
-    assert (s.jwt_algorithms, s.token_ttl_minutes, s.max_upload_bytes, s.worker_count) == (["HS256"], 60, 100 * 1024 * 1024, 1)
+    assert (s.jwt_algorithms, s.token_ttl_minutes, s.max_upload_bytes, s.worker_count) == (
+        ["HS256"],
+        60,
+        100 * 1024 * 1024,
+        1,
+    )
 
 
 def test_plain_postgresql_urls_mean_psycopg(env):
@@ -130,7 +138,9 @@ def test_an_hs_secret_must_be_as_long_as_the_hash(env, algorithm, length):
 
 
 def test_the_generated_secret_is_long_enough_for_hs512(tmp_path):
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=tmp_path / "data", jwt_algorithms=["HS512"])
+    settings = Settings(
+        _env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=tmp_path / "data", jwt_algorithms=["HS512"]
+    )
     tokens = TokenService(settings)
     assert tokens.username_from(tokens.issue("alice")[0]) == "alice"
     assert len((tmp_path / "data" / "jwt-secret").read_text().strip()) >= 64
@@ -140,7 +150,9 @@ def test_a_kept_secret_too_short_for_hs512_stops_start_up(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "jwt-secret").write_text("k" * 40)  # enough for HS256, not for HS512
-    settings = Settings(_env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=data, jwt_algorithms=["HS512"])
+    settings = Settings(
+        _env_file=None, database_url=f"sqlite:///{tmp_path}/r.db", data_dir=data, jwt_algorithms=["HS512"]
+    )
     with pytest.raises(ConfigError) as exc:
         create_app(settings)
     assert "ROSTER_DATA_DIR" in str(exc.value) and "64" in str(exc.value) and "\n" not in str(exc.value)
@@ -168,8 +180,15 @@ def test_create_app_on_postgresql_from_the_environment_refuses_to_start(env, tmp
 
 def test_create_app_on_postgresql_starts_with_a_secret_or_an_identity_provider(tmp_path, keys):
     create_app(Settings(_env_file=None, database_url=PG_URL, data_dir=tmp_path / "data", jwt_secret="z" * 40))
-    create_app(Settings(_env_file=None, database_url=PG_URL, data_dir=tmp_path / "data", jwt_algorithms=["RS256"],
-                        jwt_public_key_file=keys["rsa"].public_file))
+    create_app(
+        Settings(
+            _env_file=None,
+            database_url=PG_URL,
+            data_dir=tmp_path / "data",
+            jwt_algorithms=["RS256"],
+            jwt_public_key_file=keys["rsa"].public_file,
+        )
+    )
     assert not (tmp_path / "data").exists()
 
 

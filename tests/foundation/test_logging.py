@@ -46,9 +46,15 @@ def test_an_unhandled_exception_answers_500_and_logs_one_line_naming_its_type_on
     # The test client re-raises whatever escapes the app, as uvicorn would print it with its traceback.
     r = client.get("/test-only/fail")
     assert r.status_code == 500
-    assert r.json() == {"message": codes.INTERNAL_ERROR, "params": {}, "detail": codes.message_for(codes.INTERNAL_ERROR)}
+    assert r.json() == {
+        "message": codes.INTERNAL_ERROR,
+        "params": {},
+        "detail": codes.message_for(codes.INTERNAL_ERROR),
+    }
     lines = roster_lines(logs)
-    assert [(line.levelno, line.getMessage().split()[:3]) for line in lines] == [(logging.ERROR, ["GET", "/test-only/fail", "500"])]
+    assert [(line.levelno, line.getMessage().split()[:3]) for line in lines] == [
+        (logging.ERROR, ["GET", "/test-only/fail", "500"])
+    ]
     assert lines[0].getMessage().endswith("unhandled ValueError")
     assert_no_personal_data_or_traceback(logs, capfd)
 
@@ -60,7 +66,9 @@ def test_an_exception_while_streaming_an_answer_is_logged_by_type_only(app, clie
 
     app.add_api_route("/test-only/stream", lambda: StreamingResponse(rows(), media_type="text/csv"))
     r = client.get("/test-only/stream")
-    assert r.status_code == 200 and r.content == b"Row,ParticipantID\r\n"  # cut short: a server would break the connection
+    assert (
+        r.status_code == 200 and r.content == b"Row,ParticipantID\r\n"
+    )  # cut short: a server would break the connection
     lines = roster_lines(logs)
     assert len(lines) == 1 and lines[0].levelno == logging.ERROR
     assert lines[0].getMessage().endswith("unhandled ValueError after the answer started")
@@ -71,7 +79,9 @@ def test_the_access_log_names_the_route_template_not_the_path(client, api, logs)
     api.user("ada.lovelace")
     logs.clear()
     api.ok(client.get(f"{P}/admin/users/ada.lovelace/roles?x=Ada", headers=api.admin))
-    assert [line.getMessage().split()[:3] for line in roster_lines(logs)] == [["GET", f"{P}/admin/users/{{username}}/roles", "200"]]
+    assert [line.getMessage().split()[:3] for line in roster_lines(logs)] == [
+        ["GET", f"{P}/admin/users/{{username}}/roles", "200"]
+    ]
     assert "ada" not in roster_text(logs).lower()
 
 

@@ -90,7 +90,9 @@ def test_role_matrix(client, api, db, world, role, placement, read, read_pii, wr
         assert access.site_ids(Action.WRITE) == (expected_sites if role in WRITERS else frozenset())
         assert access.site_ids(Action.READ_PII) == access.site_ids(Action.WRITE)
         for action in Action:
-            expected = NRS if placement in ("none", "other_study") else OK if action is Action.READ or role in WRITERS else NSP
+            expected = (
+                NRS if placement in ("none", "other_study") else OK if action is Action.READ or role in WRITERS else NSP
+            )
             try:
                 access.require_study(action)
                 outcome = OK
@@ -172,7 +174,10 @@ def test_me_describes_the_caller(client, api, world):
     api.grant("carol", "viewer", T, Z)
     me = api.ok(client.get(f"{P}/me", headers=headers))
     assert me["username"] == "carol" and me["displayName"] == "Carol C." and me["admin"] is False
-    assert [(r["studyOid"], r["siteOid"], r["role"]) for r in me["roles"]] == [(S, None, "investigator"), (T, Z, "viewer")]
+    assert [(r["studyOid"], r["siteOid"], r["role"]) for r in me["roles"]] == [
+        (S, None, "investigator"),
+        (T, Z, "viewer"),
+    ]
     assert all(isinstance(r["id"], int) for r in me["roles"])
     by_oid = {s["oid"]: s for s in me["studies"]}
     assert set(by_oid) == {S, T}

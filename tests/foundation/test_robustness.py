@@ -9,7 +9,9 @@ from typing import Annotated
 import pytest
 from fastapi import Depends, FastAPI
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from roster.app import create_app
 from roster.config import Settings
@@ -73,13 +75,25 @@ def test_timestamps_are_iso_8601_utc_and_right(client, api):
 # ---------------------------------------------------------------- no 500 for any body
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.floats(allow_nan=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
     max_leaves=12,
 )
 WRITES = [
-    ("POST", f"{P}/admin/studies", ["oid", "name", "status", "participantIdMethod", "participantIdTemplate", "participateActive", "enrollmentCap"]),
-    ("PATCH", f"{P}/admin/studies/{STUDY}", ["name", "status", "participantIdMethod", "participantIdTemplate", "participateActive", "enrollmentCap"]),
+    (
+        "POST",
+        f"{P}/admin/studies",
+        ["oid", "name", "status", "participantIdMethod", "participantIdTemplate", "participateActive", "enrollmentCap"],
+    ),
+    (
+        "PATCH",
+        f"{P}/admin/studies/{STUDY}",
+        ["name", "status", "participantIdMethod", "participantIdTemplate", "participateActive", "enrollmentCap"],
+    ),
     ("POST", f"{P}/admin/studies/{STUDY}/sites", ["oid", "name", "status", "enrollmentCap"]),
     ("PATCH", f"{P}/admin/studies/{STUDY}/sites/{SITE}", ["name", "status", "enrollmentCap"]),
     ("POST", f"{P}/admin/users", ["username", "password", "admin", "displayName", "email"]),
@@ -106,13 +120,25 @@ def test_no_body_makes_a_setup_endpoint_fail(client, world, method, path, keys):
     @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(body=bodies(keys))
     def check(body):
-        r = client.request(method, path, content=json.dumps(body), headers=world.admin | {"Content-Type": "application/json"})
+        r = client.request(
+            method, path, content=json.dumps(body), headers=world.admin | {"Content-Type": "application/json"}
+        )
         assert r.status_code < 500, (body, r.text)
 
     check()
 
 
-TRICKY_TEXT = ["\ud800", "a\udfffb", "\u0000", "\u202e", "😀" * 30, "ß" * 100, "Ｓ" * 100, "\\", "'; DROP TABLE users; --"]
+TRICKY_TEXT = [
+    "\ud800",
+    "a\udfffb",
+    "\u0000",
+    "\u202e",
+    "😀" * 30,
+    "ß" * 100,
+    "Ｓ" * 100,
+    "\\",
+    "'; DROP TABLE users; --",
+]
 
 
 @pytest.mark.parametrize("text", TRICKY_TEXT, ids=[repr(t)[:14] for t in TRICKY_TEXT])
@@ -147,7 +173,9 @@ def test_pagination_parameters_are_bounded():
 
     @app.get("/items")
     def items(params: Annotated[PageParams, Depends(page_params)]) -> dict:
-        return Page[int](items=[], page=params.page, page_size=params.page_size, total=params.offset).model_dump(by_alias=True)
+        return Page[int](items=[], page=params.page, page_size=params.page_size, total=params.offset).model_dump(
+            by_alias=True
+        )
 
     c = TestClient(app)
     assert c.get("/items").json() == {"items": [], "page": 1, "pageSize": 50, "total": 0}

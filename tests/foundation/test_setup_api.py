@@ -25,17 +25,31 @@ def error(r, status: int, code: str) -> dict:
 def test_create_a_study_with_defaults(client, api):
     body = api.study("S_NEW(TEST)")
     assert {k: body[k] for k in body if k not in ("createdAt", "updatedAt")} == {
-        "oid": "S_NEW(TEST)", "name": "Study S_NEW(TEST)", "status": "available", "participantIdMethod": "manual",
-        "participantIdTemplate": None, "participateActive": False, "enrollmentCap": None, "sites": [],
+        "oid": "S_NEW(TEST)",
+        "name": "Study S_NEW(TEST)",
+        "status": "available",
+        "participantIdMethod": "manual",
+        "participantIdTemplate": None,
+        "participateActive": False,
+        "enrollmentCap": None,
+        "sites": [],
     }
 
 
 def test_create_a_study_with_every_field(client, api):
     body = api.study(
-        "S_FULL(TEST)", status="locked", participantIdMethod="system", participantIdTemplate="JUNO-####",
-        participateActive=True, enrollmentCap=250,
+        "S_FULL(TEST)",
+        status="locked",
+        participantIdMethod="system",
+        participantIdTemplate="JUNO-####",
+        participateActive=True,
+        enrollmentCap=250,
     )
-    assert (body["status"], body["participantIdMethod"], body["participantIdTemplate"]) == ("locked", "system", "JUNO-####")
+    assert (body["status"], body["participantIdMethod"], body["participantIdTemplate"]) == (
+        "locked",
+        "system",
+        "JUNO-####",
+    )
     assert (body["participateActive"], body["enrollmentCap"]) == (True, 250)
 
 
@@ -47,20 +61,39 @@ def test_list_get_and_patch_studies(client, api):
     assert [s["oid"] for s in listed[0]["sites"]] == ["S_ONE_A(TEST)"]
     got = api.ok(client.get(f"{STUDIES}/S_ONE(TEST)", headers=api.admin))
     assert got["oid"] == "S_ONE(TEST)" and got["sites"][0]["studyOid"] == "S_ONE(TEST)"
-    patched = api.ok(client.patch(
-        f"{STUDIES}/S_ONE(TEST)",
-        json={"name": "Renamed", "status": "locked", "participateActive": True, "enrollmentCap": 10,
-              "participantIdMethod": "system", "participantIdTemplate": "ONE-###"},
-        headers=api.admin,
-    ))
-    assert (patched["name"], patched["status"], patched["participateActive"], patched["enrollmentCap"]) == ("Renamed", "locked", True, 10)
+    patched = api.ok(
+        client.patch(
+            f"{STUDIES}/S_ONE(TEST)",
+            json={
+                "name": "Renamed",
+                "status": "locked",
+                "participateActive": True,
+                "enrollmentCap": 10,
+                "participantIdMethod": "system",
+                "participantIdTemplate": "ONE-###",
+            },
+            headers=api.admin,
+        )
+    )
+    assert (patched["name"], patched["status"], patched["participateActive"], patched["enrollmentCap"]) == (
+        "Renamed",
+        "locked",
+        True,
+        10,
+    )
     assert (patched["participantIdMethod"], patched["participantIdTemplate"]) == ("system", "ONE-###")
     assert patched["updatedAt"] >= got["updatedAt"] and patched["createdAt"] == got["createdAt"]
     # A PATCH changes only what it names; null clears a nullable field.
     again = api.ok(client.patch(f"{STUDIES}/S_ONE(TEST)", json={"enrollmentCap": None}, headers=api.admin))
     assert again["enrollmentCap"] is None and again["name"] == "Renamed"
     # Back to manual, then the template may be cleared.
-    manual = api.ok(client.patch(f"{STUDIES}/S_ONE(TEST)", json={"participantIdMethod": "manual", "participantIdTemplate": None}, headers=api.admin))
+    manual = api.ok(
+        client.patch(
+            f"{STUDIES}/S_ONE(TEST)",
+            json={"participantIdMethod": "manual", "participantIdTemplate": None},
+            headers=api.admin,
+        )
+    )
     assert manual["participantIdTemplate"] is None
 
 
@@ -84,8 +117,10 @@ def test_oids_are_found_in_any_case_and_url_encoded(client, api, path):
 
 def test_an_unknown_study_is_404_study_not_exist(client, api):
     for method, path, body in [
-        ("GET", f"{STUDIES}/S_NOPE", None), ("PATCH", f"{STUDIES}/S_NOPE", {"name": "x"}),
-        ("GET", f"{STUDIES}/S_NOPE/sites", None), ("POST", f"{STUDIES}/S_NOPE/sites", {"oid": "S_X", "name": "x"}),
+        ("GET", f"{STUDIES}/S_NOPE", None),
+        ("PATCH", f"{STUDIES}/S_NOPE", {"name": "x"}),
+        ("GET", f"{STUDIES}/S_NOPE/sites", None),
+        ("POST", f"{STUDIES}/S_NOPE/sites", {"oid": "S_X", "name": "x"}),
         ("PATCH", f"{STUDIES}/S_NOPE/sites/S_X", {"name": "x"}),
     ]:
         r = client.request(method, path, json=body, headers=api.admin)
@@ -99,11 +134,24 @@ def test_create_list_and_patch_sites(client, api):
     api.study("S_STUDY(TEST)")
     created = api.site("S_STUDY(TEST)", "S_SITE_A(TEST)", enrollmentCap=5)
     assert {k: created[k] for k in ("oid", "name", "status", "enrollmentCap", "studyOid")} == {
-        "oid": "S_SITE_A(TEST)", "name": "Site S_SITE_A(TEST)", "status": "available", "enrollmentCap": 5, "studyOid": "S_STUDY(TEST)",
+        "oid": "S_SITE_A(TEST)",
+        "name": "Site S_SITE_A(TEST)",
+        "status": "available",
+        "enrollmentCap": 5,
+        "studyOid": "S_STUDY(TEST)",
     }
     api.site("S_STUDY(TEST)", "S_SITE_B(TEST)")
-    assert [s["oid"] for s in api.ok(client.get(f"{STUDIES}/S_STUDY(TEST)/sites", headers=api.admin))] == ["S_SITE_A(TEST)", "S_SITE_B(TEST)"]
-    patched = api.ok(client.patch(f"{STUDIES}/S_STUDY(TEST)/sites/S_SITE_A(TEST)", json={"status": "locked", "enrollmentCap": None}, headers=api.admin))
+    assert [s["oid"] for s in api.ok(client.get(f"{STUDIES}/S_STUDY(TEST)/sites", headers=api.admin))] == [
+        "S_SITE_A(TEST)",
+        "S_SITE_B(TEST)",
+    ]
+    patched = api.ok(
+        client.patch(
+            f"{STUDIES}/S_STUDY(TEST)/sites/S_SITE_A(TEST)",
+            json={"status": "locked", "enrollmentCap": None},
+            headers=api.admin,
+        )
+    )
     assert (patched["status"], patched["enrollmentCap"], patched["name"]) == ("locked", None, "Site S_SITE_A(TEST)")
 
 
@@ -111,8 +159,11 @@ def test_create_list_and_patch_sites(client, api):
 def test_a_duplicate_site_oid_is_409(client, api, where):
     api.setup_study("S_STUDY(TEST)", sites=("S_SITE_A(TEST)",))
     api.study("S_OTHER(TEST)")
-    study, oid = {"same study": ("S_STUDY(TEST)", "S_SITE_A(TEST)"), "same study other case": ("S_STUDY(TEST)", "s_site_a(test)"),
-                  "other study": ("S_OTHER(TEST)", "S_SITE_A(TEST)")}[where]
+    study, oid = {
+        "same study": ("S_STUDY(TEST)", "S_SITE_A(TEST)"),
+        "same study other case": ("S_STUDY(TEST)", "s_site_a(test)"),
+        "other study": ("S_OTHER(TEST)", "S_SITE_A(TEST)"),
+    }[where]
     r = client.post(f"{STUDIES}/{study}/sites", json={"oid": oid, "name": "again"}, headers=api.admin)
     error(r, 409, codes.SITE_ALREADY_EXISTS)
 
@@ -129,17 +180,34 @@ def test_an_unknown_site_or_a_site_of_another_study_is_404(client, api):
 
 
 def test_create_list_and_patch_users(client, api):
-    r = client.post(USERS, json={"username": "dana", "password": PASSWORD, "displayName": "Dana D.", "email": "dana@example.org"}, headers=api.admin)
+    r = client.post(
+        USERS,
+        json={"username": "dana", "password": PASSWORD, "displayName": "Dana D.", "email": "dana@example.org"},
+        headers=api.admin,
+    )
     created = api.ok(r, 201)
     assert {k: created[k] for k in ("username", "displayName", "email", "enabled", "admin")} == {
-        "username": "dana", "displayName": "Dana D.", "email": "dana@example.org", "enabled": True, "admin": False,
+        "username": "dana",
+        "displayName": "Dana D.",
+        "email": "dana@example.org",
+        "enabled": True,
+        "admin": False,
     }
     assert not any("password" in k.lower() for k in created)
     listed = api.ok(client.get(USERS, headers=api.admin))
     assert [u["username"] for u in listed] == ["root-admin", "dana"]
     assert not any("password" in k.lower() for u in listed for k in u)
-    patched = api.ok(client.patch(f"{USERS}/DANA", json={"admin": True, "displayName": None, "email": "d@example.org"}, headers=api.admin))
-    assert (patched["admin"], patched["displayName"], patched["email"], patched["enabled"]) == (True, None, "d@example.org", True)
+    patched = api.ok(
+        client.patch(
+            f"{USERS}/DANA", json={"admin": True, "displayName": None, "email": "d@example.org"}, headers=api.admin
+        )
+    )
+    assert (patched["admin"], patched["displayName"], patched["email"], patched["enabled"]) == (
+        True,
+        None,
+        "d@example.org",
+        True,
+    )
 
 
 def test_a_password_change_takes_effect(client, api):
@@ -173,8 +241,10 @@ def test_a_duplicate_username_in_any_case_is_409(client, api, username):
 def test_an_unknown_user_is_404(client, api):
     api.study("S_STUDY(TEST)")
     for method, path, body in [
-        ("PATCH", f"{USERS}/ghost", {"enabled": False}), ("GET", f"{USERS}/ghost/roles", None),
-        ("POST", f"{USERS}/ghost/roles", {"studyOid": "S_STUDY(TEST)", "role": "viewer"}), ("DELETE", f"{USERS}/ghost/roles/1", None),
+        ("PATCH", f"{USERS}/ghost", {"enabled": False}),
+        ("GET", f"{USERS}/ghost/roles", None),
+        ("POST", f"{USERS}/ghost/roles", {"studyOid": "S_STUDY(TEST)", "role": "viewer"}),
+        ("DELETE", f"{USERS}/ghost/roles/1", None),
     ]:
         error(client.request(method, path, json=body, headers=api.admin), 404, codes.USER_NOT_FOUND)
 
@@ -185,20 +255,41 @@ def test_an_unknown_user_is_404(client, api):
 def test_assign_list_and_remove_roles(client, api):
     api.setup_study("S_STUDY(TEST)", sites=("S_SITE_A(TEST)", "S_SITE_B(TEST)"))
     api.user("dana")
-    study_role = api.ok(client.post(f"{USERS}/dana/roles", json={"studyOid": "s_study(test)", "role": "monitor"}, headers=api.admin), 201)
-    assert study_role["studyOid"] == "S_STUDY(TEST)" and study_role["siteOid"] is None and study_role["role"] == "monitor"
+    study_role = api.ok(
+        client.post(f"{USERS}/dana/roles", json={"studyOid": "s_study(test)", "role": "monitor"}, headers=api.admin),
+        201,
+    )
+    assert (
+        study_role["studyOid"] == "S_STUDY(TEST)" and study_role["siteOid"] is None and study_role["role"] == "monitor"
+    )
     assert isinstance(study_role["id"], int)
-    site_role = api.ok(client.post(
-        f"{USERS}/dana/roles", json={"studyOid": "S_STUDY(TEST)", "siteOid": "s_site_a(test)", "role": "clinical_research_coordinator"},
-        headers=api.admin,
-    ), 201)
+    site_role = api.ok(
+        client.post(
+            f"{USERS}/dana/roles",
+            json={"studyOid": "S_STUDY(TEST)", "siteOid": "s_site_a(test)", "role": "clinical_research_coordinator"},
+            headers=api.admin,
+        ),
+        201,
+    )
     assert site_role["siteOid"] == "S_SITE_A(TEST)"
     # The same role at another site, or another role at the same place, is a new assignment.
-    api.ok(client.post(f"{USERS}/dana/roles", json={"studyOid": "S_STUDY(TEST)", "siteOid": "S_SITE_B(TEST)", "role": "clinical_research_coordinator"}, headers=api.admin), 201)
-    api.ok(client.post(f"{USERS}/dana/roles", json={"studyOid": "S_STUDY(TEST)", "role": "viewer"}, headers=api.admin), 201)
+    api.ok(
+        client.post(
+            f"{USERS}/dana/roles",
+            json={"studyOid": "S_STUDY(TEST)", "siteOid": "S_SITE_B(TEST)", "role": "clinical_research_coordinator"},
+            headers=api.admin,
+        ),
+        201,
+    )
+    api.ok(
+        client.post(f"{USERS}/dana/roles", json={"studyOid": "S_STUDY(TEST)", "role": "viewer"}, headers=api.admin), 201
+    )
     listed = api.ok(client.get(f"{USERS}/dana/roles", headers=api.admin))
     assert [(r["siteOid"], r["role"]) for r in listed] == [
-        (None, "monitor"), ("S_SITE_A(TEST)", "clinical_research_coordinator"), ("S_SITE_B(TEST)", "clinical_research_coordinator"), (None, "viewer"),
+        (None, "monitor"),
+        ("S_SITE_A(TEST)", "clinical_research_coordinator"),
+        ("S_SITE_B(TEST)", "clinical_research_coordinator"),
+        (None, "viewer"),
     ]
     r = client.delete(f"{USERS}/dana/roles/{site_role['id']}", headers=api.admin)
     assert r.status_code == 204 and r.content == b""
@@ -212,7 +303,11 @@ def test_the_same_role_twice_is_409(client, api, site):
     api.user("dana")
     body = {"studyOid": "S_STUDY(TEST)", "role": "viewer", **({"siteOid": site} if site else {})}
     first = api.ok(client.post(f"{USERS}/dana/roles", json=body, headers=api.admin), 201)
-    again = error(client.post(f"{USERS}/dana/roles", json=body | {"studyOid": "s_study(test)"}, headers=api.admin), 409, codes.ROLE_ALREADY_ASSIGNED)
+    again = error(
+        client.post(f"{USERS}/dana/roles", json=body | {"studyOid": "s_study(test)"}, headers=api.admin),
+        409,
+        codes.ROLE_ALREADY_ASSIGNED,
+    )
     assert again["params"] == {"id": first["id"]}
 
 
@@ -222,10 +317,26 @@ def test_role_assignment_404s(client, api):
     api.user("dana")
     api.user("erin")
     roles = f"{USERS}/dana/roles"
-    error(client.post(roles, json={"studyOid": "S_NOPE", "role": "viewer"}, headers=api.admin), 404, codes.STUDY_NOT_EXIST)
-    error(client.post(roles, json={"studyOid": "S_STUDY(TEST)", "siteOid": "S_NOPE", "role": "viewer"}, headers=api.admin), 404, codes.INVALID_SITE_IDENTIFIER)
-    error(client.post(roles, json={"studyOid": "S_STUDY(TEST)", "siteOid": "S_OTHER_A(TEST)", "role": "viewer"}, headers=api.admin), 404, codes.INVALID_SITE_IDENTIFIER)
-    erins = api.ok(client.post(f"{USERS}/erin/roles", json={"studyOid": "S_STUDY(TEST)", "role": "viewer"}, headers=api.admin), 201)
+    error(
+        client.post(roles, json={"studyOid": "S_NOPE", "role": "viewer"}, headers=api.admin), 404, codes.STUDY_NOT_EXIST
+    )
+    error(
+        client.post(
+            roles, json={"studyOid": "S_STUDY(TEST)", "siteOid": "S_NOPE", "role": "viewer"}, headers=api.admin
+        ),
+        404,
+        codes.INVALID_SITE_IDENTIFIER,
+    )
+    error(
+        client.post(
+            roles, json={"studyOid": "S_STUDY(TEST)", "siteOid": "S_OTHER_A(TEST)", "role": "viewer"}, headers=api.admin
+        ),
+        404,
+        codes.INVALID_SITE_IDENTIFIER,
+    )
+    erins = api.ok(
+        client.post(f"{USERS}/erin/roles", json={"studyOid": "S_STUDY(TEST)", "role": "viewer"}, headers=api.admin), 201
+    )
     # Another user's assignment is not reachable through dana's URL.
     error(client.delete(f"{roles}/{erins['id']}", headers=api.admin), 404, codes.ROLE_NOT_FOUND)
     error(client.delete(f"{roles}/999999", headers=api.admin), 404, codes.ROLE_NOT_FOUND)
@@ -277,7 +388,9 @@ def test_a_non_admin_gets_403_everywhere(client, populated, method, path, body):
 def test_no_token_gets_401_everywhere(client, populated, method, path, body):
     assert_unauthorized(client.request(method, path, json=body))
     if body is not None:
-        assert_unauthorized(client.request(method, path, content=b"{broken", headers={"Content-Type": "application/json"}))
+        assert_unauthorized(
+            client.request(method, path, content=b"{broken", headers={"Content-Type": "application/json"})
+        )
 
 
 def test_a_disabled_admin_loses_the_setup_api_at_once(client, api):

@@ -75,7 +75,16 @@ def test_bad_credentials_answer_401_invalid_credentials(client, api, case):
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"", b"[]", b'"alice"', b"null", b'{"username": 5, "password": "x"}', b'{"username": "alice"}', b"\xff\xfe"],
+    [
+        b"{not json",
+        b"",
+        b"[]",
+        b'"alice"',
+        b"null",
+        b'{"username": 5, "password": "x"}',
+        b'{"username": "alice"}',
+        b"\xff\xfe",
+    ],
     ids=["malformed", "empty", "array", "string", "null", "wrong-type", "missing-password", "not-utf8"],
 )
 def test_a_malformed_token_request_is_a_client_error(client, content):
@@ -128,11 +137,15 @@ BAD_HEADERS = {
     "no alg": lambda: "Bearer " + craft({"typ": "JWT"}, claims_for("alice"), SECRET.encode()),
     "HS512 when HS256 is configured": lambda: "Bearer " + jwt.encode(claims_for("alice"), SECRET, "HS512"),
     "missing exp": lambda: "Bearer " + jwt.encode(_without(claims_for("alice"), "exp"), SECRET, "HS256"),
-    "exp not a number": lambda: "Bearer " + craft({"alg": "HS256"}, claims_for("alice", exp="tomorrow"), SECRET.encode()),
+    "exp not a number": lambda: (
+        "Bearer " + craft({"alg": "HS256"}, claims_for("alice", exp="tomorrow"), SECRET.encode())
+    ),
     "not yet valid": lambda: "Bearer " + jwt.encode(claims_for("alice", nbf=_future(30)), SECRET, "HS256"),
     "unknown user": lambda: "Bearer " + jwt.encode(claims_for("mallory"), SECRET, "HS256"),
     "no username claim": lambda: "Bearer " + jwt.encode(_without(claims_for("alice"), "sub"), SECRET, "HS256"),
-    "username claim not a string": lambda: "Bearer " + craft({"alg": "HS256"}, claims_for("alice", sub=["alice"]), SECRET.encode()),
+    "username claim not a string": lambda: (
+        "Bearer " + craft({"alg": "HS256"}, claims_for("alice", sub=["alice"]), SECRET.encode())
+    ),
     "empty username": lambda: "Bearer " + jwt.encode(claims_for(""), SECRET, "HS256"),
     "username with NUL": lambda: "Bearer " + jwt.encode(claims_for("alice\u0000"), SECRET, "HS256"),
 }

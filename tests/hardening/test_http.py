@@ -20,9 +20,14 @@ def dm(api):
 
 def test_every_answer_carries_nosniff_and_no_referrer(client, api, dm):
     answers = [
-        client.get("/healthz"), client.get("/"), client.get("/nowhere"), client.get(f"{P}/me"),
-        client.get(f"{P}/me", headers=dm), client.post("/user-service/api/oauth/token", json={"username": "x", "password": "y"}),
-        client.get(PARTICIPANTS, headers=dm), client.delete("/healthz"),
+        client.get("/healthz"),
+        client.get("/"),
+        client.get("/nowhere"),
+        client.get(f"{P}/me"),
+        client.get(f"{P}/me", headers=dm),
+        client.post("/user-service/api/oauth/token", json={"username": "x", "password": "y"}),
+        client.get(PARTICIPANTS, headers=dm),
+        client.delete("/healthz"),
     ]
     for r in answers:
         assert r.headers["x-content-type-options"] == "nosniff", r.request.url
@@ -33,7 +38,9 @@ def test_answers_with_participant_data_are_not_stored(client, api, dm):
     created = client.post(f"{PARTICIPANTS}?register=n", json={"subjectKey": "P-1", "firstName": "Ann"}, headers=dm)
     assert created.status_code == 200, created.text
     for r in (
-        created, client.get(PARTICIPANTS, headers=dm), client.get(f"{PARTICIPANTS}/P-1", headers=dm),
+        created,
+        client.get(PARTICIPANTS, headers=dm),
+        client.get(f"{PARTICIPANTS}/P-1", headers=dm),
         client.get(f"{P}/clinicaldata/studies/{STUDY}/participants/P-1/audit", headers=dm),
         client.get(f"/rest/ng/participants/{created.json().get('id', 1)}", headers=dm),
         client.get(f"{P}/studies/{STUDY}/jobs", headers=dm),
@@ -63,8 +70,10 @@ def test_cors_is_off_unless_origins_are_configured(client, api, dm, make_client)
 def test_a_json_body_over_1_mib_is_413_body_too_large(client, api, dm):
     big = b'{"subjectKey": "P-1", "firstName": "' + b"a" * (1024 * 1024) + b'"}'
     targets = [
-        ("POST", f"{PARTICIPANTS}?register=n", dm), ("POST", f"{P}/admin/users", api.admin),
-        ("POST", "/user-service/api/oauth/token", {}), ("PATCH", f"{PARTICIPANTS}/P-1", dm),
+        ("POST", f"{PARTICIPANTS}?register=n", dm),
+        ("POST", f"{P}/admin/users", api.admin),
+        ("POST", "/user-service/api/oauth/token", {}),
+        ("PATCH", f"{PARTICIPANTS}/P-1", dm),
     ]
     for method, path, headers in targets:
         r = client.request(method, path, content=big, headers=headers | {"Content-Type": "application/json"})
@@ -79,7 +88,11 @@ def test_a_json_body_over_1_mib_is_413_body_too_large(client, api, dm):
     r = client.post("/user-service/api/oauth/token", content=chunks(), headers={"Content-Type": "application/json"})
     assert r.status_code == 413 and r.json()["message"] == codes.BODY_TOO_LARGE
     # Just under the cap is read as usual.
-    r = client.post(f"{P}/admin/users", content=b'{"username": "' + b"a" * (1024 * 1000) + b'"}', headers=api.admin | {"Content-Type": "application/json"})
+    r = client.post(
+        f"{P}/admin/users",
+        content=b'{"username": "' + b"a" * (1024 * 1000) + b'"}',
+        headers=api.admin | {"Content-Type": "application/json"},
+    )
     assert r.status_code == 422 and r.json()["message"] == codes.VALIDATION_FAILED
 
 
@@ -87,19 +100,29 @@ def test_a_json_body_over_1_mib_is_413_body_too_large(client, api, dm):
 def test_an_unreadable_json_body_is_422_validation_failed_on_every_route(client, api, dm, body):
     """Finding 6: the admin routes answered 400."""
     for method, path, headers in [
-        ("POST", f"{P}/admin/users", api.admin), ("PATCH", f"{P}/admin/users/dm", api.admin),
-        ("POST", f"{P}/admin/studies", api.admin), ("POST", "/user-service/api/oauth/token", {}),
+        ("POST", f"{P}/admin/users", api.admin),
+        ("PATCH", f"{P}/admin/users/dm", api.admin),
+        ("POST", f"{P}/admin/studies", api.admin),
+        ("POST", "/user-service/api/oauth/token", {}),
         ("POST", f"{PARTICIPANTS}?register=n", dm),
     ]:
         r = client.request(method, path, content=body, headers=headers | {"Content-Type": "application/json"})
-        assert r.status_code == 422 and r.json()["message"] == codes.VALIDATION_FAILED, (path, r.status_code, r.text[:200])
+        assert r.status_code == 422 and r.json()["message"] == codes.VALIDATION_FAILED, (
+            path,
+            r.status_code,
+            r.text[:200],
+        )
 
 
 def test_a_multipart_part_header_over_4_kib_says_the_body_is_malformed(client, api, dm):
     """Finding 6: it answered missingFile."""
-    body = (b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + b"a" * 5000 + b'.csv"\r\n'
-            b"Content-Type: text/csv\r\n\r\nParticipantID\r\nP-1\r\n--b--\r\n")
-    r = client.post(f"{PARTICIPANTS}/bulk", content=body, headers=dm | {"Content-Type": "multipart/form-data; boundary=b"})
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="' + b"a" * 5000 + b'.csv"\r\n'
+        b"Content-Type: text/csv\r\n\r\nParticipantID\r\nP-1\r\n--b--\r\n"
+    )
+    r = client.post(
+        f"{PARTICIPANTS}/bulk", content=body, headers=dm | {"Content-Type": "multipart/form-data; boundary=b"}
+    )
     assert r.status_code == 400 and r.json()["message"] == codes.MALFORMED_MULTIPART, r.text
     assert "header" in r.json()["detail"].lower()
     assert client.get(f"{P}/studies/{STUDY}/jobs", headers=dm).json()["total"] == 0

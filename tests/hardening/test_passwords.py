@@ -30,7 +30,9 @@ def test_a_weak_password_is_422_weak_password_on_create_and_on_change(client, ap
     r = client.patch(f"{USERS}/dana", json={"password": password}, headers=api.admin)
     assert r.status_code == 422 and r.json()["message"] == codes.WEAK_PASSWORD
     # Nothing changed: the old password still signs in.
-    assert client.post("/user-service/api/oauth/token", json={"username": "dana", "password": PASSWORD}).status_code == 200
+    assert (
+        client.post("/user-service/api/oauth/token", json={"username": "dana", "password": PASSWORD}).status_code == 200
+    )
 
 
 def test_twelve_characters_without_the_username_are_enough(client, api):
@@ -43,5 +45,7 @@ def test_the_demo_users_passwords_meet_the_rules(client, api):
         check_strength(username, demo.DEMO_PASSWORD)
     with api.db.transaction() as session:
         demo.seed(session)
-    r = client.post("/user-service/api/oauth/token", json={"username": "datamanager", "password": "roster-demo-password"})
+    r = client.post(
+        "/user-service/api/oauth/token", json={"username": "datamanager", "password": "roster-demo-password"}
+    )
     assert r.status_code == 200, r.text

@@ -113,8 +113,11 @@ def live_server(db, settings, tmp_path):
     with db.transaction() as session:  # the stored hash carries its parameters: production ones
         service.create_user(session, schemas.UserCreate(username="alice", password=PASSWORD), PasswordHashing())
     env = os.environ | {
-        "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret,
-        "ROSTER_DATA_DIR": str(tmp_path / "serve-data"), "ROSTER_EMBEDDED_WORKERS": "0", "ROSTER_LOG_LEVEL": "WARNING",
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "ROSTER_DATA_DIR": str(tmp_path / "serve-data"),
+        "ROSTER_EMBEDDED_WORKERS": "0",
+        "ROSTER_LOG_LEVEL": "WARNING",
     }
     process, base = start_serve(env, tmp_path, tmp_path / "serve.log")
     try:
@@ -140,11 +143,14 @@ def test_a_hundred_simultaneous_sign_ins_stay_within_300_mib_and_healthz_keeps_a
     async def burst() -> tuple[list[tuple[str, int, str]], list[float]]:
         health: list[float] = []
         async with httpx.AsyncClient(base_url=base, timeout=120, limits=httpx.Limits(max_connections=200)) as http:
+
             async def sign_in(i: int) -> tuple[str, int, str]:
                 # 83 of alice's sign-ins and 17 unknown usernames (fewer than the address's 20 failures).
                 username = "alice" if i % 6 else f"nobody{i}"
                 r = await http.post(TOKEN_URL, json={"username": username, "password": PASSWORD})
-                busy = r.status_code == 503 and r.headers.get("retry-after") and r.json()["message"] == codes.SERVER_BUSY
+                busy = (
+                    r.status_code == 503 and r.headers.get("retry-after") and r.json()["message"] == codes.SERVER_BUSY
+                )
                 return username[:5], r.status_code, "busy" if busy else ""
 
             async def poll_health(stop: asyncio.Event) -> None:

@@ -52,7 +52,11 @@ def test_a_revoked_token_is_refused_on_every_kind_of_endpoint(client, api):
     client.post(REVOKE_URL, data={"token": token})
     assert_unauthorized(client.get(participants, headers=bearer(token)))
     assert_unauthorized(client.get(f"{P}/studies/{STUDY}/jobs", headers=bearer(token)))
-    r = client.post(f"{participants}/bulk", headers=bearer(token), files={"file": ("p.csv", b"ParticipantID\r\nP-1\r\n", "text/csv")})
+    r = client.post(
+        f"{participants}/bulk",
+        headers=bearer(token),
+        files={"file": ("p.csv", b"ParticipantID\r\nP-1\r\n", "text/csv")},
+    )
     assert_unauthorized(r)
 
 
@@ -98,8 +102,11 @@ def test_a_claim_that_cannot_name_a_user_is_401_everywhere(client, api, username
     claims = claims_for("ignored") | {"sub": username, "preferred_username": username}
     token = craft({"alg": "HS256", "typ": "JWT"}, claims, SECRET.encode())
     for method, path in [
-        ("GET", ME), ("GET", f"{P}/clinicaldata/studies/{STUDY}/participants"), ("GET", f"{P}/admin/users"),
-        ("GET", f"{P}/studies/{STUDY}/jobs"), ("GET", "/rest/ng/participants/1"),
+        ("GET", ME),
+        ("GET", f"{P}/clinicaldata/studies/{STUDY}/participants"),
+        ("GET", f"{P}/admin/users"),
+        ("GET", f"{P}/studies/{STUDY}/jobs"),
+        ("GET", "/rest/ng/participants/1"),
         ("POST", f"{P}/clinicaldata/studies/{STUDY}/sites/{SITE}/participants/bulk"),
     ]:
         assert_unauthorized(client.request(method, path, headers=bearer(token)))
@@ -107,5 +114,9 @@ def test_a_claim_that_cannot_name_a_user_is_401_everywhere(client, api, username
 
 
 def test_a_lone_surrogate_as_the_sign_in_username_is_a_client_error(client, api):
-    r = client.post(TOKEN_URL, content=b'{"username": "\\ud800", "password": "whatever-it-is"}', headers={"Content-Type": "application/json"})
+    r = client.post(
+        TOKEN_URL,
+        content=b'{"username": "\\ud800", "password": "whatever-it-is"}',
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code in (401, 422), r.text

@@ -15,7 +15,7 @@ from roster.auth.models import RoleAssignment, User
 from roster.bulk.models import IN_QUEUE, Job, LogEntry, UploadChunk
 from roster.db import Database
 from roster.studies.models import Site, Study, oid_key
-from tests.support import P, Api
+from tests.support import Api, P
 
 STUDY = "S_JOBS(TEST)"
 SITE_A = "S_SITE_A(TEST)"
@@ -50,10 +50,21 @@ class World:
             site = s.scalar(select(Site).where(Site.oid_key == oid_key(site_oid)))
             user = s.scalar(select(User).where(User.username_key == creator.lower()))
             values = dict(source_file_name="participants.csv", upload_size=len(upload), warnings=[]) | fields
-            job = Job(uuid=job_uuid, status=status, study_id=site.study_id, site_id=site.id, created_by=user.username, created_by_id=user.id, **values)
+            job = Job(
+                uuid=job_uuid,
+                status=status,
+                study_id=site.study_id,
+                site_id=site.id,
+                created_by=user.username,
+                created_by_id=user.id,
+                **values,
+            )
             s.add(job)
             s.flush()
-            s.add_all(UploadChunk(job_id=job.id, seq=i, data=upload[off:off + chunk_size]) for i, off in enumerate(range(0, len(upload), chunk_size)))
+            s.add_all(
+                UploadChunk(job_id=job.id, seq=i, data=upload[off : off + chunk_size])
+                for i, off in enumerate(range(0, len(upload), chunk_size))
+            )
             s.add_all(LogEntry(job_id=job.id, **entry_defaults(e)) for e in entries)
         return job_uuid
 
@@ -63,7 +74,15 @@ class World:
 
 def entry_defaults(e: dict[str, Any]) -> dict[str, Any]:
     row = e["row"]
-    out = {"line": row + 1, "participant_id": f"P-{row}", "participant_oid": f"SS_P{row}", "outcome": "created", "participate_status": None, "errors": [], "cells": None}
+    out = {
+        "line": row + 1,
+        "participant_id": f"P-{row}",
+        "participant_oid": f"SS_P{row}",
+        "outcome": "created",
+        "participate_status": None,
+        "errors": [],
+        "cells": None,
+    }
     return out | e
 
 
@@ -72,7 +91,15 @@ def log_entries(n: int, failed_every: int = 0) -> list[dict[str, Any]]:
     out = []
     for row in range(1, n + 1):
         if failed_every and row % failed_every == 0:
-            out.append({"row": row, "outcome": "failed", "participant_oid": None, "errors": [{"code": "errorCode.invalidEmailAddress", "column": "emailAddress", "message": "bad"}], "cells": [f"P-{row}", "x"]})
+            out.append(
+                {
+                    "row": row,
+                    "outcome": "failed",
+                    "participant_oid": None,
+                    "errors": [{"code": "errorCode.invalidEmailAddress", "column": "emailAddress", "message": "bad"}],
+                    "cells": [f"P-{row}", "x"],
+                }
+            )
         else:
             out.append({"row": row})
     return out

@@ -32,7 +32,7 @@ def test_quoting_follows_rfc_4180_with_crlf_line_ends():
 
 
 def test_a_formula_cell_with_a_line_break_is_both_escaped_and_quoted():
-    assert to_csv([["=1+1\n"]]) == b"\"'=1+1\n\"\r\n"
+    assert to_csv([["=1+1\n"]]) == b'"\'=1+1\n"\r\n'
 
 
 def test_semicolon_delimiter_quotes_cells_holding_semicolons():
@@ -83,6 +83,6 @@ def test_content_disposition_drops_quotes_paths_and_control_characters():
 
 def test_content_disposition_keeps_a_non_ascii_name_as_rfc_5987():
     value = content_disposition("Müller-名簿.csv")
-    assert value.startswith('attachment; filename="Muller-.csv"; filename*=UTF-8\'\'')
+    assert value.startswith("attachment; filename=\"Muller-.csv\"; filename*=UTF-8''")
     assert "M%C3%BCller-%E5%90%8D%E7%B0%BF.csv" in value
     assert content_disposition("名簿.csv").startswith('attachment; filename="download.csv"')

@@ -13,7 +13,14 @@ ERR = [{"code": codes.INVALID_EMAIL, "column": "E-Mail", "message": "m"}]
 
 
 def failed(row: int, cells: list[str], pid: str | None = None) -> dict:
-    return {"row": row, "outcome": "failed", "participant_id": pid, "participant_oid": None, "errors": ERR, "cells": cells}
+    return {
+        "row": row,
+        "outcome": "failed",
+        "participant_id": pid,
+        "participant_oid": None,
+        "errors": ERR,
+        "cells": cells,
+    }
 
 
 def test_failed_rows_keep_the_uploads_header_delimiter_and_unknown_columns(world):

@@ -22,8 +22,14 @@ SECRET_NAME = "Zelda-Secretname"
 UPLOAD = f"ParticipantID,firstName\r\nP-1,Ann\r\nP-2,{SECRET_NAME}\r\n".encode()
 ENTRIES = [
     {"row": 1},
-    {"row": 2, "participant_id": "P-2", "outcome": "failed", "participant_oid": None, "cells": ["P-2", SECRET_NAME],
-     "errors": [{"code": "errorCode.invalidEmailAddress", "column": "emailAddress", "message": "bad"}]},
+    {
+        "row": 2,
+        "participant_id": "P-2",
+        "outcome": "failed",
+        "participant_oid": None,
+        "cells": ["P-2", SECRET_NAME],
+        "errors": [{"code": "errorCode.invalidEmailAddress", "column": "emailAddress", "message": "bad"}],
+    },
 ]
 NRS, NSP, NF = codes.NO_ROLE_SET_UP, codes.NO_SUFFICIENT_PRIVILEGES, codes.JOB_NOT_FOUND
 
@@ -88,8 +94,16 @@ def test_job_endpoint_matrix(world, row):
     creator = {"creator_demoted": "creator_demoted", "creator_roleless": "creator_roleless"}.get(caller, "creator")
     _creator(world, creator)
     jobs = {
-        endpoint: world.add_job(creator, status=IN_QUEUE if endpoint == "cancel" else COMPLETED, entries=ENTRIES, upload=UPLOAD,
-                                rows_total=2, processed=2, created=1, failed=1)
+        endpoint: world.add_job(
+            creator,
+            status=IN_QUEUE if endpoint == "cancel" else COMPLETED,
+            entries=ENTRIES,
+            upload=UPLOAD,
+            rows_total=2,
+            processed=2,
+            created=1,
+            failed=1,
+        )
         for endpoint in ENDPOINTS
     }
     if caller == "creator_demoted":
@@ -101,7 +115,11 @@ def test_job_endpoint_matrix(world, row):
     for endpoint, expected in zip(ENDPOINTS, answers, strict=True):
         status, _, code = expected.partition(":")
         r = _call(world, endpoint, jobs[endpoint], user)
-        got_code = r.json().get("message") if r.headers.get("content-type", "").startswith("application/json") and r.content else None
+        got_code = (
+            r.json().get("message")
+            if r.headers.get("content-type", "").startswith("application/json") and r.content
+            else None
+        )
         want_code = CODES.get(code) or (NF if status == "404" else None)
         if r.status_code != int(status) or (want_code and got_code != want_code):
             wrong.append(f"{endpoint}: {r.status_code} {got_code}, expected {expected}")

@@ -69,7 +69,9 @@ def counts(world) -> tuple[int, int, int]:
 def test_creator_or_admin_deletes_the_job_its_log_and_its_upload(world, user):
     keep = world.add_job("crc_b", entries=log_entries(2), upload=b"x" * 10, chunk_size=4)
     assert counts(world) == (1, 2, 3)
-    job = world.add_job("crc_a", status=COMPLETED, entries=log_entries(30, failed_every=4), upload=b"y" * 100, chunk_size=8)
+    job = world.add_job(
+        "crc_a", status=COMPLETED, entries=log_entries(30, failed_every=4), upload=b"y" * 100, chunk_size=8
+    )
     r = remove(world, job, user)
     assert r.status_code == 204 and r.content == b""
     assert counts(world) == (1, 2, 3)

@@ -79,7 +79,9 @@ def test_bad_paging_answers_422(world, params):
 def test_status_filter_is_case_insensitive_and_takes_several_values(world, jobs):
     assert uuids(world.get(f"/studies/{STUDY}/jobs", "dm", status="completed")) == [jobs["a1"]]
     assert uuids(world.get(f"/studies/{STUDY}/jobs", "dm", status="IN_QUEUE,IN_PROGRESS")) == [jobs["b1"], jobs["a2"]]
-    r = world.api.client.get(f"/pages/auth/api/studies/{STUDY}/jobs?status=IN_QUEUE&status=COMPLETED", headers=world.h("dm"))
+    r = world.api.client.get(
+        f"/pages/auth/api/studies/{STUDY}/jobs?status=IN_QUEUE&status=COMPLETED", headers=world.h("dm")
+    )
     assert uuids(r) == [jobs["b1"], jobs["a1"]]
     assert world.get(f"/studies/{STUDY}/jobs", "dm", status=CANCELLED).json()["total"] == 0
 

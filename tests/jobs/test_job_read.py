@@ -22,18 +22,54 @@ def parse_csv(response) -> list[list[str]]:
 
 def test_a_job_answers_every_field_with_utc_timestamps(world):
     job = world.add_job(
-        "crc_a", status=COMPLETED, register=True, source_file_name="juno.csv", rows_total=3, processed=3,
-        created=1, updated=1, unchanged=0, failed=1, warnings=["unknown column: Notes"],
-        date_created=T0, date_started=T0 + dt.timedelta(seconds=1), date_completed=T0 + dt.timedelta(seconds=5),
+        "crc_a",
+        status=COMPLETED,
+        register=True,
+        source_file_name="juno.csv",
+        rows_total=3,
+        processed=3,
+        created=1,
+        updated=1,
+        unchanged=0,
+        failed=1,
+        warnings=["unknown column: Notes"],
+        date_created=T0,
+        date_started=T0 + dt.timedelta(seconds=1),
+        date_completed=T0 + dt.timedelta(seconds=5),
     )
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body == {
-        "uuid": job, "type": "BULK_ADD_PARTICIPANTS", "dryRun": False, "revertOf": None, "status": COMPLETED, "studyOid": STUDY, "siteOid": SITE_A,
-        "register": True, "sourceFileName": "juno.csv", "createdBy": "crc_a",
-        "dateCreated": "2025-03-01T12:00:00Z", "dateStarted": "2025-03-01T12:00:01Z", "dateCompleted": "2025-03-01T12:00:05Z",
-        "counts": {"rows": 3, "processed": 3, "created": 1, "updated": 1, "unchanged": 0, "failed": 1, "deleted": 0, "restored": 0},
-        "progress": 1.0, "rowsPerSecond": None, "etaSeconds": None, "cancelRequested": False, "includeParticipateInfo": False,
-        "warnings": ["unknown column: Notes"], "error": None, "errorMessage": None,
+        "uuid": job,
+        "type": "BULK_ADD_PARTICIPANTS",
+        "dryRun": False,
+        "revertOf": None,
+        "status": COMPLETED,
+        "studyOid": STUDY,
+        "siteOid": SITE_A,
+        "register": True,
+        "sourceFileName": "juno.csv",
+        "createdBy": "crc_a",
+        "dateCreated": "2025-03-01T12:00:00Z",
+        "dateStarted": "2025-03-01T12:00:01Z",
+        "dateCompleted": "2025-03-01T12:00:05Z",
+        "counts": {
+            "rows": 3,
+            "processed": 3,
+            "created": 1,
+            "updated": 1,
+            "unchanged": 0,
+            "failed": 1,
+            "deleted": 0,
+            "restored": 0,
+        },
+        "progress": 1.0,
+        "rowsPerSecond": None,
+        "etaSeconds": None,
+        "cancelRequested": False,
+        "includeParticipateInfo": False,
+        "warnings": ["unknown column: Notes"],
+        "error": None,
+        "errorMessage": None,
     }
 
 
@@ -48,7 +84,12 @@ def test_a_running_job_tells_its_rate_and_time_left(world):
 
 @pytest.mark.parametrize(
     ("status", "rows", "processed", "started"),
-    [(IN_QUEUE, None, 0, False), (IN_PROGRESS, 100, 0, True), (COMPLETED, 100, 100, True), (IN_PROGRESS, None, 50, True)],
+    [
+        (IN_QUEUE, None, 0, False),
+        (IN_PROGRESS, 100, 0, True),
+        (COMPLETED, 100, 100, True),
+        (IN_PROGRESS, None, 50, True),
+    ],
 )
 def test_rate_and_eta_are_null_when_unknown(world, status, rows, processed, started):
     """Not running, nothing processed yet: no rate. Rows not counted yet: a rate but no ETA."""
@@ -61,7 +102,13 @@ def test_rate_and_eta_are_null_when_unknown(world, status, rows, processed, star
 
 @pytest.mark.parametrize(
     ("status", "rows", "processed", "progress"),
-    [(IN_QUEUE, None, 0, 0.0), (IN_PROGRESS, None, 0, 0.0), (IN_PROGRESS, 400, 100, 0.25), (FAILED, 3, 1, 0.3333), (COMPLETED, None, 0, 1.0)],
+    [
+        (IN_QUEUE, None, 0, 0.0),
+        (IN_PROGRESS, None, 0, 0.0),
+        (IN_PROGRESS, 400, 100, 0.25),
+        (FAILED, 3, 1, 0.3333),
+        (COMPLETED, None, 0, 1.0),
+    ],
 )
 def test_progress_is_processed_over_rows_once_counted_and_one_when_completed(world, status, rows, processed, progress):
     job = world.add_job("crc_a", status=status, rows_total=rows, processed=processed)
@@ -109,9 +156,22 @@ def test_log_entries_come_in_row_order_with_their_errors(world):
     job = world.add_job("crc_a", status=COMPLETED, entries=list(reversed(entries)))
     body = world.get(f"/jobs/{job}/log", "crc_a").json()
     assert [e["row"] for e in body["items"]] == [1, 2, 3, 4, 5] and body["total"] == 5
-    assert body["items"][0] == {"row": 1, "line": 2, "participantId": "P-1", "participantOid": "SS_P1", "outcome": "updated", "participateStatus": "Created", "errors": []}
+    assert body["items"][0] == {
+        "row": 1,
+        "line": 2,
+        "participantId": "P-1",
+        "participantOid": "SS_P1",
+        "outcome": "updated",
+        "participateStatus": "Created",
+        "errors": [],
+    }
     assert body["items"][1] == {
-        "row": 2, "line": 3, "participantId": "P-2", "participantOid": None, "outcome": "failed", "participateStatus": None,
+        "row": 2,
+        "line": 3,
+        "participantId": "P-2",
+        "participantOid": None,
+        "outcome": "failed",
+        "participateStatus": None,
         "errors": [{"code": "errorCode.invalidEmailAddress", "column": "emailAddress", "message": "bad"}],
     }
 
@@ -121,8 +181,15 @@ def test_log_outcome_filter_and_pagination(world):
     body = world.get(f"/jobs/{job}/log", "crc_a", outcome="FAILED", page=2, pageSize=5).json()
     assert body["total"] == 8 and body["page"] == 2 and body["pageSize"] == 5
     assert [e["row"] for e in body["items"]] == [18, 21, 24]
-    assert [e["row"] for e in world.get(f"/jobs/{job}/log", "crc_a", outcome="created", pageSize=3).json()["items"]] == [1, 2, 4]
-    assert world.get(f"/jobs/{job}/log", "crc_a", outcome="updated").json() == {"items": [], "page": 1, "pageSize": 50, "total": 0}
+    assert [
+        e["row"] for e in world.get(f"/jobs/{job}/log", "crc_a", outcome="created", pageSize=3).json()["items"]
+    ] == [1, 2, 4]
+    assert world.get(f"/jobs/{job}/log", "crc_a", outcome="updated").json() == {
+        "items": [],
+        "page": 1,
+        "pageSize": 50,
+        "total": 0,
+    }
     assert world.get(f"/jobs/{job}/log", "crc_a", page=3, pageSize=10).json()["items"][-1]["row"] == 25
 
 
@@ -135,13 +202,25 @@ def test_log_rejects_bad_parameters_with_422(world, params):
 
 def test_download_file_is_the_log_as_openclinica_csv(world):
     entries = [
-        {"row": 1, "participant_id": "JUNO-1", "participant_oid": "SS_JUNO1", "outcome": "created", "participate_status": "Created"},
+        {
+            "row": 1,
+            "participant_id": "JUNO-1",
+            "participant_oid": "SS_JUNO1",
+            "outcome": "created",
+            "participate_status": "Created",
+        },
         {"row": 2, "participant_id": "JUNO-2", "participant_oid": "SS_JUNO2", "outcome": "updated"},
         {"row": 3, "participant_id": "JUNO-3", "participant_oid": "SS_JUNO3", "outcome": "unchanged"},
-        {"row": 4, "participant_id": "JUNO<4>", "participant_oid": None, "outcome": "failed", "errors": [
-            {"code": codes.PARTICIPANT_ID_HTML, "column": "ParticipantID", "message": "m"},
-            {"code": codes.INVALID_EMAIL, "column": "emailAddress", "message": "m"},
-        ]},
+        {
+            "row": 4,
+            "participant_id": "JUNO<4>",
+            "participant_oid": None,
+            "outcome": "failed",
+            "errors": [
+                {"code": codes.PARTICIPANT_ID_HTML, "column": "ParticipantID", "message": "m"},
+                {"code": codes.INVALID_EMAIL, "column": "emailAddress", "message": "m"},
+            ],
+        },
     ]
     job = world.add_job("crc_a", status=COMPLETED, source_file_name="juno list.csv", entries=entries)
     r = world.get(f"/jobs/{job}/downloadFile", "crc_a")
@@ -168,7 +247,12 @@ def test_download_file_escapes_cells_a_spreadsheet_would_run(world):
     entries = [
         {"row": 1, "participant_id": "=cmd()", "outcome": "created"},
         {"row": 2, "participant_id": "@x", "outcome": "created"},
-        {"row": 3, "participant_id": "+1 6175551234", "outcome": "failed", "errors": [{"code": codes.INVALID_MOBILE, "column": "x", "message": "m"}]},
+        {
+            "row": 3,
+            "participant_id": "+1 6175551234",
+            "outcome": "failed",
+            "errors": [{"code": codes.INVALID_MOBILE, "column": "x", "message": "m"}],
+        },
         {"row": 4, "participant_id": "-2", "outcome": "created"},
     ]
     job = world.add_job("crc_a", entries=entries)
@@ -188,7 +272,10 @@ def test_download_file_of_a_running_job_has_the_rows_so_far_and_more_later(world
 
 def test_download_file_of_a_queued_job_is_just_the_header(world):
     job = world.add_job("crc_a")
-    assert world.get(f"/jobs/{job}/downloadFile", "crc_a").content == b"Row,ParticipantID,Participant OID,Participate Status,Status,Message\r\n"
+    assert (
+        world.get(f"/jobs/{job}/downloadFile", "crc_a").content
+        == b"Row,ParticipantID,Participant OID,Participate Status,Status,Message\r\n"
+    )
 
 
 def test_download_file_streams_a_log_longer_than_one_query_batch(world, monkeypatch):

@@ -20,18 +20,19 @@ from tests.jobs.conftest import SITE_A, SITE_B, STUDY
 from tests.support import P
 
 FILE = (
-    "ParticipantID,firstName,emailAddress,Notes\r\n"
-    "JUNO-1,Ann,ann@example.org,first\r\n"
-    "JUNO-2,Bob,not-an-address,second\r\n"
-    "=cmd(),Eve,,third\r\n"
-    "@x,,,fourth\r\n"
-).encode()
+    b"ParticipantID,firstName,emailAddress,Notes\r\n"
+    b"JUNO-1,Ann,ann@example.org,first\r\n"
+    b"JUNO-2,Bob,not-an-address,second\r\n"
+    b"=cmd(),Eve,,third\r\n"
+    b"@x,,,fourth\r\n"
+)
 
 
 def upload(world, content: bytes, user: str = "crc_a", name: str = "juno.csv", site: str = SITE_A) -> str:
     r = world.api.client.post(
         f"{P}/clinicaldata/studies/{STUDY}/sites/{site}/participants/bulk",
-        files={"file": (name, content, "text/csv")}, headers=world.h(user),
+        files={"file": (name, content, "text/csv")},
+        headers=world.h(user),
     )
     assert r.status_code == 200, r.text
     return r.text.removeprefix("job uuid: ")
@@ -45,20 +46,46 @@ def table(response) -> list[list[str]]:
 def test_a_processed_upload_reads_back_through_every_jobs_endpoint(world, settings):
     job = upload(world, FILE)
     queued = world.get(f"/jobs/{job}", "crc_a").json()
-    assert (queued["status"], queued["progress"], queued["counts"]["rows"], queued["dateStarted"]) == (IN_QUEUE, 0.0, None, None)
+    assert (queued["status"], queued["progress"], queued["counts"]["rows"], queued["dateStarted"]) == (
+        IN_QUEUE,
+        0.0,
+        None,
+        None,
+    )
     assert drain(world.db, settings) == 1
 
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body["status"] == COMPLETED and body["progress"] == 1.0 and body["error"] is None
-    assert body["counts"] == {"rows": 4, "processed": 4, "created": 3, "updated": 0, "unchanged": 0, "failed": 1, "deleted": 0, "restored": 0}
-    assert (body["studyOid"], body["siteOid"], body["createdBy"], body["sourceFileName"], body["register"]) == (STUDY, SITE_A, "crc_a", "juno.csv", False)
+    assert body["counts"] == {
+        "rows": 4,
+        "processed": 4,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 1,
+        "deleted": 0,
+        "restored": 0,
+    }
+    assert (body["studyOid"], body["siteOid"], body["createdBy"], body["sourceFileName"], body["register"]) == (
+        STUDY,
+        SITE_A,
+        "crc_a",
+        "juno.csv",
+        False,
+    )
     assert any("Notes" in w for w in body["warnings"])
     started, completed = (dt.datetime.fromisoformat(body[k]) for k in ("dateStarted", "dateCompleted"))
-    assert started.utcoffset() == dt.timedelta(0) and dt.datetime.fromisoformat(body["dateCreated"]) <= started <= completed
+    assert (
+        started.utcoffset() == dt.timedelta(0)
+        and dt.datetime.fromisoformat(body["dateCreated"]) <= started <= completed
+    )
 
     log = world.get(f"/jobs/{job}/log", "dm").json()
     assert [(e["row"], e["line"], e["participantId"], e["outcome"]) for e in log["items"]] == [
-        (1, 2, "JUNO-1", "created"), (2, 3, "JUNO-2", "failed"), (3, 4, "=cmd()", "created"), (4, 5, "@x", "created"),
+        (1, 2, "JUNO-1", "created"),
+        (2, 3, "JUNO-2", "failed"),
+        (3, 4, "=cmd()", "created"),
+        (4, 5, "@x", "created"),
     ]
     assert log["items"][0]["participantOid"] == "SS_JUNO1"
     assert [(e["code"], e["column"]) for e in log["items"][1]["errors"]] == [(codes.INVALID_EMAIL, "emailAddress")]
@@ -80,7 +107,9 @@ def test_uploading_the_same_file_again_logs_every_good_row_unchanged(world, sett
     drain(world.db, settings)
     log = world.get(f"/jobs/{again}/log", "crc_a", outcome="unchanged", pageSize=2).json()
     assert log["total"] == 3 and [e["row"] for e in log["items"]] == [1, 3]
-    assert world.get(f"/jobs/{again}/log", "crc_a", outcome="unchanged", page=2, pageSize=2).json()["items"][0]["row"] == 4
+    assert (
+        world.get(f"/jobs/{again}/log", "crc_a", outcome="unchanged", page=2, pageSize=2).json()["items"][0]["row"] == 4
+    )
     assert world.get(f"/jobs/{again}/log", "crc_a", outcome="created").json()["total"] == 0
     latest = world.get(f"/studies/{STUDY}/jobs", "crc_a", status="completed").json()
     assert latest["total"] == 2 and latest["items"][0]["uuid"] == again
@@ -88,11 +117,11 @@ def test_uploading_the_same_file_again_logs_every_good_row_unchanged(world, sett
 
 def test_failed_rows_of_a_semicolon_upload_can_be_fixed_and_uploaded_again(world, settings):
     content = (
-        "Notes;ParticipantID;emailAddress;Favourite colour\r\n"
-        "ok;SEMI-1;a@example.org;red\r\n"
-        '"bad; mail";SEMI-2;nope;blue\r\n'
-        "long id;SEMI-333333333333333333333333333333;c@example.org;green\r\n"
-    ).encode()
+        b"Notes;ParticipantID;emailAddress;Favourite colour\r\n"
+        b"ok;SEMI-1;a@example.org;red\r\n"
+        b'"bad; mail";SEMI-2;nope;blue\r\n'
+        b"long id;SEMI-333333333333333333333333333333;c@example.org;green\r\n"
+    )
     job = upload(world, content, name="semi.csv")
     drain(world.db, settings)
     r = world.get(f"/jobs/{job}/failedRows", "crc_a")
@@ -106,7 +135,10 @@ def test_failed_rows_of_a_semicolon_upload_can_be_fixed_and_uploaded_again(world
     again = upload(world, fixed, name="semi-failed-rows.csv")
     drain(world.db, settings)
     assert world.get(f"/jobs/{again}", "crc_a").json()["counts"]["created"] == 2
-    assert world.get(f"/jobs/{again}/failedRows", "crc_a").content == b"Notes;ParticipantID;emailAddress;Favourite colour\r\n"
+    assert (
+        world.get(f"/jobs/{again}/failedRows", "crc_a").content
+        == b"Notes;ParticipantID;emailAddress;Favourite colour\r\n"
+    )
 
 
 def test_failed_rows_whose_cells_roster_escaped_as_formulas_import_after_the_fix(world, settings):
@@ -150,7 +182,16 @@ def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(w
     assert Importer(world.db, settings.model_copy(update={"batch_size": 3}), claim).run() == CANCELLED
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body["status"] == CANCELLED and body["dateCompleted"] is not None
-    assert body["counts"] | {"rows": 7} == {"rows": 7, "processed": 3, "created": 3, "updated": 0, "unchanged": 0, "failed": 0, "deleted": 0, "restored": 0}
+    assert body["counts"] | {"rows": 7} == {
+        "rows": 7,
+        "processed": 3,
+        "created": 3,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "deleted": 0,
+        "restored": 0,
+    }
     assert 0 < body["progress"] < 1
     assert [row[0] for row in table(world.get(f"/jobs/{job}/downloadFile", "crc_a"))[1:]] == ["1", "2", "3"]
     r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("dm"))

@@ -69,8 +69,11 @@ def live_roster(db: Database, settings: Settings, tmp_path: Path) -> Iterator[Ca
     def start(**env: str) -> LiveRoster:
         log_path = tmp_path / f"serve-{len(started)}.log"
         full_env = os.environ | {
-            "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret,
-            "ROSTER_DATA_DIR": str(tmp_path / "serve-data"), "ROSTER_LOG_LEVEL": "WARNING", **env,
+            "ROSTER_DATABASE_URL": settings.database_url,
+            "ROSTER_JWT_SECRET": settings.jwt_secret,
+            "ROSTER_DATA_DIR": str(tmp_path / "serve-data"),
+            "ROSTER_LOG_LEVEL": "WARNING",
+            **env,
         }
         process, base = start_serve(full_env, tmp_path, log_path)
         started.append(process)

@@ -51,23 +51,44 @@ def plan() -> list[Call]:
             calls.append(Call("jobs", "GET", f"{P}/studies/{quote(STUDY, safe='')}/jobs"))
         elif kind in (5, 6, 7):
             key = f"NEW-{i:03d}"
-            calls.append(Call("create", "POST", study_url(site=True) + "/participants",
-                              {"subjectKey": key, "firstName": "New", "lastName": f"L{i}"}, key, "New"))
+            calls.append(
+                Call(
+                    "create",
+                    "POST",
+                    study_url(site=True) + "/participants",
+                    {"subjectKey": key, "firstName": "New", "lastName": f"L{i}"},
+                    key,
+                    "New",
+                )
+            )
         else:
             key, value = f"SEED-{updates:03d}", f"Upd{i}"
             updates += 1
             if kind == 8:
-                calls.append(Call("patch", "PATCH", study_url() + f"/participants/{key}", {"firstName": value}, key, value))
+                calls.append(
+                    Call("patch", "PATCH", study_url() + f"/participants/{key}", {"firstName": value}, key, value)
+                )
             else:  # the single add-or-update endpoint on an existing ID
-                calls.append(Call("upsert", "POST", study_url(site=True) + "/participants",
-                                  {"subjectKey": key, "firstName": value}, key, value))
+                calls.append(
+                    Call(
+                        "upsert",
+                        "POST",
+                        study_url(site=True) + "/participants",
+                        {"subjectKey": key, "firstName": value},
+                        key,
+                        value,
+                    )
+                )
     assert updates == SEEDED
     return calls
 
 
 def is_busy(response: httpx.Response) -> bool:
-    return (response.status_code == 503 and response.headers.get("retry-after", "").isdigit()
-            and response.json().get("message") == codes.SERVER_BUSY)
+    return (
+        response.status_code == 503
+        and response.headers.get("retry-after", "").isdigit()
+        and response.json().get("message") == codes.SERVER_BUSY
+    )
 
 
 async def wait_until_running(client: httpx.AsyncClient, job: str) -> None:
@@ -103,13 +124,18 @@ async def stored_participants(client: httpx.AsyncClient) -> dict[str, str]:
         page += 1
 
 
-@pytest.mark.parametrize(("bulk_job", "queue_seconds"), [(False, "10"), (True, "10"), (False, "0.1")],
-                         ids=["alone", "while-a-bulk-job-writes", "short-queue"])
+@pytest.mark.parametrize(
+    ("bulk_job", "queue_seconds"),
+    [(False, "10"), (True, "10"), (False, "0.1")],
+    ids=["alone", "while-a-bulk-job-writes", "short-queue"],
+)
 def test_200_concurrent_mixed_requests_answer_2xx_or_503_and_lose_nothing(live_roster, bulk_job, queue_seconds):
     """With the default queue wait the burst queues for its turn; with a short one some requests are refused
     (503), and those writes must not be stored. An embedded worker on both backends, so that a bulk job
     can write to the same study during the burst."""
-    roster = live_roster(ROSTER_EMBEDDED_WORKERS="1", ROSTER_BATCH_SIZE="500", ROSTER_REQUEST_QUEUE_SECONDS=queue_seconds)
+    roster = live_roster(
+        ROSTER_EMBEDDED_WORKERS="1", ROSTER_BATCH_SIZE="500", ROSTER_REQUEST_QUEUE_SECONDS=queue_seconds
+    )
     dm = roster.setup_study()
     bulk = {f"BULK-{i:05d}" for i in range(BULK_ROWS)} if bulk_job else set()
 
@@ -117,16 +143,22 @@ def test_200_concurrent_mixed_requests_answer_2xx_or_503_and_lose_nothing(live_r
         limits = httpx.Limits(max_connections=CLIENTS + 10, max_keepalive_connections=CLIENTS + 10)
         async with httpx.AsyncClient(base_url=roster.base, headers=dm, timeout=CLIENT_TIMEOUT, limits=limits) as client:
             for i in range(SEEDED):
-                r = await client.post(study_url(site=True) + "/participants", json={"subjectKey": f"SEED-{i:03d}", "firstName": SEED_NAME})
+                r = await client.post(
+                    study_url(site=True) + "/participants", json={"subjectKey": f"SEED-{i:03d}", "firstName": SEED_NAME}
+                )
                 assert r.status_code == 200, r.text
             if bulk:
                 csv = "ParticipantID,firstName\n" + "".join(f"{key},Bulk\n" for key in sorted(bulk))
-                r = await client.post(study_url(site=True) + "/participants/bulk", files={"file": ("load.csv", csv.encode(), "text/csv")})
+                r = await client.post(
+                    study_url(site=True) + "/participants/bulk", files={"file": ("load.csv", csv.encode(), "text/csv")}
+                )
                 assert r.status_code == 200, r.text
                 job = r.text.removeprefix("job uuid: ").strip()
                 await wait_until_running(client, job)
             calls = plan()
-            answers = await asyncio.gather(*(client.request(c.method, c.url, json=c.body) for c in calls), return_exceptions=True)
+            answers = await asyncio.gather(
+                *(client.request(c.method, c.url, json=c.body) for c in calls), return_exceptions=True
+            )
             if bulk:
                 await wait_until_done(client, job)
             return calls, answers, await stored_participants(client)
@@ -135,8 +167,11 @@ def test_200_concurrent_mixed_requests_answer_2xx_or_503_and_lose_nothing(live_r
 
     failures = [(c.kind, repr(a)) for c, a in zip(calls, answers) if isinstance(a, BaseException)]
     assert not failures, failures  # no client timeout, no dropped connection
-    wrong = [(c.kind, a.status_code, a.text[:200]) for c, a in zip(calls, answers)
-             if not (a.status_code == 200 or is_busy(a))]
+    wrong = [
+        (c.kind, a.status_code, a.text[:200])
+        for c, a in zip(calls, answers)
+        if not (a.status_code == 200 or is_busy(a))
+    ]
     assert not wrong, wrong
     answered = Counter((c.kind, a.status_code) for c, a in zip(calls, answers))
 
@@ -145,7 +180,10 @@ def test_200_concurrent_mixed_requests_answer_2xx_or_503_and_lose_nothing(live_r
     assert set(stored) == seeded | created | bulk, answered  # exactly: nothing lost, nothing a 503 refused
     for call, answer in zip(calls, answers):
         if call.kind in ("patch", "upsert"):
-            assert stored[call.key] == (call.value if answer.status_code == 200 else SEED_NAME), (call, answer.status_code)
+            assert stored[call.key] == (call.value if answer.status_code == 200 else SEED_NAME), (
+                call,
+                answer.status_code,
+            )
     log = roster.log()
     assert "unhandled" not in log and "Traceback" not in log, log[-3000:]
 
@@ -154,7 +192,9 @@ def test_saturation_is_answered_503_server_busy_with_retry_after_and_nothing_ref
     """One slot, a queue of 2 waiting at most a second, and a write that holds the slot (its body comes
     slowly): the others are answered 503 with Retry-After, at once or after the queue wait, none stored;
     the held write is stored, and Roster answers again as soon as the slot is free."""
-    roster = live_roster(ROSTER_MAX_CONCURRENT_REQUESTS="1", ROSTER_REQUEST_QUEUE_SECONDS="1", ROSTER_MAX_QUEUED_REQUESTS="2")
+    roster = live_roster(
+        ROSTER_MAX_CONCURRENT_REQUESTS="1", ROSTER_REQUEST_QUEUE_SECONDS="1", ROSTER_MAX_QUEUED_REQUESTS="2"
+    )
     dm = roster.setup_study()
     url = study_url(site=True) + "/participants"
 
@@ -168,7 +208,9 @@ def test_saturation_is_answered_503_server_busy_with_retry_after_and_nothing_ref
 
         limits = httpx.Limits(max_connections=50)
         async with httpx.AsyncClient(base_url=roster.base, headers=dm, timeout=CLIENT_TIMEOUT, limits=limits) as client:
-            holder = asyncio.create_task(client.post(url, content=slow_body(), headers={"Content-Type": "application/json"}))
+            holder = asyncio.create_task(
+                client.post(url, content=slow_body(), headers={"Content-Type": "application/json"})
+            )
             for _ in range(100):  # until the holder has the slot: a probe is then refused
                 probe = await client.get(f"{P}/me")
                 if probe.status_code == 503:

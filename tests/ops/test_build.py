@@ -30,7 +30,11 @@ def _names(requirements: list[str]) -> set[str]:
 
 def test_the_lock_files_pin_every_dependency_the_project_names_at_uv_lock_versions():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    locked = {p["name"]: p["version"] for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"] if p["name"] != "roster"}
+    locked = {
+        p["name"]: p["version"]
+        for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]
+        if p["name"] != "roster"
+    }
     main, test = _pins("main.txt"), _pins("test.txt")
     build = _names(project["dependency-groups"]["build"])
     assert _names(project["project"]["dependencies"]) | build <= set(main)
@@ -53,10 +57,20 @@ def test_the_readme_commands_install_from_the_lock_files():
 
 
 def test_the_image_installs_the_locked_dependencies_before_the_source_on_patch_versioned_bases():
-    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line.strip()
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     bases = [line.split()[1] for line in lines if line.startswith("FROM ")]
     assert bases and all(re.fullmatch(r"python:\d+\.\d+\.\d+-slim-\w+", b) for b in bases)
-    order = [i for i, line in enumerate(lines) if line.startswith(("COPY requirements/main.txt", "RUN /opt/roster/bin/pip install --require-hashes", "COPY src"))]
+    order = [
+        i
+        for i, line in enumerate(lines)
+        if line.startswith(
+            ("COPY requirements/main.txt", "RUN /opt/roster/bin/pip install --require-hashes", "COPY src")
+        )
+    ]
     assert len(order) == 3 and order == sorted(order)
     assert any("--no-deps --no-build-isolation" in line for line in lines)
 

@@ -54,7 +54,11 @@ def test_a_missing_or_malformed_request_id_is_replaced_by_a_generated_one(client
 def test_well_formed_request_ids():
     assert well_formed_request_id("3fa85f64-5717-4562-b3fc-2c963f66afa6")
     assert well_formed_request_id("a" * 128) and not well_formed_request_id("a" * 129)
-    assert not well_formed_request_id("a b") and not well_formed_request_id("-leading") and not well_formed_request_id("a\nb")
+    assert (
+        not well_formed_request_id("a b")
+        and not well_formed_request_id("-leading")
+        and not well_formed_request_id("a\nb")
+    )
 
 
 def test_a_500_carries_its_request_id_in_the_answer_and_the_log(app, client, json_log):
@@ -80,7 +84,10 @@ def test_a_worker_logs_each_jobs_start_and_end_with_counts_seconds_and_rate(bulk
     assert (fields["rows"], fields["processed"], fields["created"], fields["failed"]) == (2, 2, 1, 1)
     # `seconds` is logged rounded to the millisecond: the rate was computed from the unrounded time.
     seconds = fields["seconds"]
-    assert seconds > 0 and 2 / (seconds + 0.0005) * 0.99 <= fields["rows_per_second"] <= 2 / max(seconds - 0.0005, 1e-6) * 1.01
+    assert (
+        seconds > 0
+        and 2 / (seconds + 0.0005) * 0.99 <= fields["rows_per_second"] <= 2 / max(seconds - 0.0005, 1e-6) * 1.01
+    )
     assert "rows/s" in end[0]["message"] and "request_id" not in end[0]
     assert not any(p in json_log.getvalue() for p in PERSONAL)
 
@@ -103,23 +110,37 @@ def test_every_line_of_a_json_run_of_roster_serve_parses(bulk, settings, tmp_pat
     """A real `roster serve` (uvicorn's lines, start-up, requests, an embedded worker's job, shutdown)."""
     port = free_port()
     env = {
-        "ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret,
-        "ROSTER_DATA_DIR": str(tmp_path / "data"), "ROSTER_EMBEDDED_WORKERS": "1", "ROSTER_LOG_FORMAT": "json",
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "ROSTER_DATA_DIR": str(tmp_path / "data"),
+        "ROSTER_EMBEDDED_WORKERS": "1",
+        "ROSTER_LOG_FORMAT": "json",
         "ROSTER_WORKER_POLL_SECONDS": "0.2",
     }
-    process = subprocess.Popen(**_command(["serve", "--port", str(port)], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        **_command(["serve", "--port", str(port)], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_listening(process, base)
         dm = bulk.users["dm"]
-        r = httpx.post(base + bulk_url(), files={"file": ("p.csv", CSV, "text/csv")}, headers={**dm, "X-Request-ID": "upload-1"}, timeout=30)
+        r = httpx.post(
+            base + bulk_url(),
+            files={"file": ("p.csv", CSV, "text/csv")},
+            headers={**dm, "X-Request-ID": "upload-1"},
+            timeout=30,
+        )
         assert r.status_code == 200 and r.headers["x-request-id"] == "upload-1", r.text
         job = r.text.removeprefix("job uuid: ")
         deadline = time.monotonic() + 60
         while httpx.get(f"{base}{P}/jobs/{job}", headers=dm, timeout=10).json()["status"] != "COMPLETED":
             assert time.monotonic() < deadline, "the embedded worker did not finish the job"
             time.sleep(0.2)
-        r = httpx.get(f"{base}{P}/clinicaldata/studies/{quote(STUDY, safe='')}/participants/PX-1?q=Lovelace", headers={**dm, "X-Request-ID": "read-2"}, timeout=10)
+        r = httpx.get(
+            f"{base}{P}/clinicaldata/studies/{quote(STUDY, safe='')}/participants/PX-1?q=Lovelace",
+            headers={**dm, "X-Request-ID": "read-2"},
+            timeout=10,
+        )
         assert r.status_code == 200 and r.headers["x-request-id"] == "read-2"
     finally:
         process.terminate()
@@ -132,7 +153,11 @@ def test_every_line_of_a_json_run_of_roster_serve_parses(bulk, settings, tmp_pat
     assert records and all({"time", "level", "logger", "message"} <= set(x) for x in records)
     loggers = {x["logger"] for x in records}
     assert "uvicorn.error" in loggers and "roster.access" in loggers and "roster.worker" in loggers
-    assert [x["message"].split()[:2] for x in records if x.get("request_id") == "upload-1"] == [["POST", "/pages/auth/api/clinicaldata/studies/{studyOID}/sites/{siteOID}/participants/bulk"]]
-    assert [x["message"].split()[:3] for x in records if x.get("request_id") == "read-2"] == [["GET", f"{P}/clinicaldata/studies/{{studyOID}}/participants/{{participantID}}", "200"]]
+    assert [x["message"].split()[:2] for x in records if x.get("request_id") == "upload-1"] == [
+        ["POST", "/pages/auth/api/clinicaldata/studies/{studyOID}/sites/{siteOID}/participants/bulk"]
+    ]
+    assert [x["message"].split()[:3] for x in records if x.get("request_id") == "read-2"] == [
+        ["GET", f"{P}/clinicaldata/studies/{{studyOID}}/participants/{{participantID}}", "200"]
+    ]
     assert any(x["message"].startswith(f"job {job} ended COMPLETED") for x in records)
     assert not any(p in err for p in PERSONAL) and "PX-1" not in err

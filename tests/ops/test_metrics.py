@@ -42,7 +42,8 @@ def test_http_metrics_carry_route_templates_never_paths_or_query_strings(client,
     template = next(s.labels["route"] for s in requests if s.labels["route"].endswith("/participants/{participantID}"))
     assert template == f"{P}/clinicaldata/studies/{{studyOID}}/participants/{{participantID}}"
     delta = value(requests, "roster_http_requests_total", method="GET", route=template, status="404") - value(
-        before.get("roster_http_requests", []), "roster_http_requests_total", method="GET", route=template, status="404")
+        before.get("roster_http_requests", []), "roster_http_requests_total", method="GET", route=template, status="404"
+    )
     assert delta == 3
     assert value(requests, "roster_http_requests_total", route="<unmatched>", status="404") >= 1
     assert value(requests, "roster_http_requests_total", method="OTHER") >= 1
@@ -69,11 +70,15 @@ def test_bulk_rows_and_job_durations_are_counted_by_the_worker(client, bulk):
     def rows(samples, outcome):
         return value(samples, "roster_bulk_rows_total", outcome=outcome)
 
-    delta = {o: rows(after["roster_bulk_rows"], o) - rows(before.get("roster_bulk_rows", []), o) for o in ("created", "updated", "unchanged", "failed")}
+    delta = {
+        o: rows(after["roster_bulk_rows"], o) - rows(before.get("roster_bulk_rows", []), o)
+        for o in ("created", "updated", "unchanged", "failed")
+    }
     assert delta == {"created": 2, "updated": 1, "unchanged": 1, "failed": 1}
     count = "roster_job_duration_seconds_count"
     finished = value(after["roster_job_duration_seconds"], count, type="BULK_ADD_PARTICIPANTS") - value(
-        before.get("roster_job_duration_seconds", []), count, type="BULK_ADD_PARTICIPANTS")
+        before.get("roster_job_duration_seconds", []), count, type="BULK_ADD_PARTICIPANTS"
+    )
     assert finished == 2
 
 
@@ -90,7 +95,6 @@ def test_metrics_are_not_in_the_openapi_document(client):
 def test_several_api_processes_report_their_sum(tmp_path):
     """`roster serve --workers 2`: prometheus-client's multiprocess mode, whichever process answers the scrape."""
     import subprocess
-    import time
 
     import httpx
 
@@ -98,12 +102,18 @@ def test_several_api_processes_report_their_sum(tmp_path):
 
     port = free_port()
     env = {"ROSTER_DATA_DIR": str(tmp_path / "data"), "ROSTER_EMBEDDED_WORKERS": "0"}
-    process = subprocess.Popen(**_command(["serve", "--port", str(port), "--workers", "2"], env, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        **_command(["serve", "--port", str(port), "--workers", "2"], env, tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_listening(process, base, "/readyz")
         answered = sum(httpx.get(f"{base}/healthz", timeout=5).status_code == 200 for _ in range(20))
-        families = {f.name: f.samples for f in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=5).text)}
+        families = {
+            f.name: f.samples for f in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=5).text)
+        }
     finally:
         process.terminate()
         try:

@@ -13,7 +13,17 @@ from sqlalchemy import func, select, update
 
 from roster import codes
 from roster.bulk import retention
-from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, Job, LogEntry, UploadChunk, WorkerHeartbeat
+from roster.bulk.models import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    Job,
+    LogEntry,
+    UploadChunk,
+    WorkerHeartbeat,
+)
 from roster.bulk.worker import Workers, drain
 from roster.db import utcnow
 from roster.participants.models import AuditEvent, Participant
@@ -35,17 +45,26 @@ def counts(db, job_uuid: str) -> tuple[int, int, int]:
         job_id = s.scalar(select(Job.id).where(Job.uuid == job_uuid))
         if job_id is None:
             return 0, 0, 0
-        return (1, *(s.scalar(select(func.count()).select_from(t).where(t.job_id == job_id)) for t in (UploadChunk, LogEntry)))
+        return (
+            1,
+            *(s.scalar(select(func.count()).select_from(t).where(t.job_id == job_id)) for t in (UploadChunk, LogEntry)),
+        )
 
 
 def totals(db) -> dict[str, int]:
     with db.read_sessions() as s:
-        return {t.__tablename__: s.scalar(select(func.count()).select_from(t)) for t in (Participant, AuditEvent, Job, LogEntry)}
+        return {
+            t.__tablename__: s.scalar(select(func.count()).select_from(t))
+            for t in (Participant, AuditEvent, Job, LogEntry)
+        }
 
 
 def test_stored_uploads_of_jobs_that_ended_before_the_retention_go_and_nothing_else(world, db, settings):
     entries = log_entries(6, failed_every=2)
-    due = {s: world.add_job("crc_a", status=s, entries=entries, chunk_size=10, **ended(31)) for s in (COMPLETED, FAILED, CANCELLED)}
+    due = {
+        s: world.add_job("crc_a", status=s, entries=entries, chunk_size=10, **ended(31))
+        for s in (COMPLETED, FAILED, CANCELLED)
+    }
     recent = world.add_job("crc_a", status=COMPLETED, entries=entries, **ended(29))
     running = world.add_job("crc_a", status=IN_PROGRESS, entries=entries, date_started=NOW - dt.timedelta(days=40))
     queued = world.add_job("crc_a", status=IN_QUEUE, date_created=NOW - dt.timedelta(days=40))
@@ -93,7 +112,9 @@ def test_whole_jobs_go_after_the_job_retention_and_the_audit_trail_stays(bulk, d
 
 
 def test_unfinished_jobs_are_never_deleted_whatever_their_age(world, db, settings):
-    running = world.add_job("crc_a", status=IN_PROGRESS, entries=log_entries(3), date_created=NOW - dt.timedelta(days=900))
+    running = world.add_job(
+        "crc_a", status=IN_PROGRESS, entries=log_entries(3), date_created=NOW - dt.timedelta(days=900)
+    )
     result = retention.purge(db, settings_with(settings, job_retention_days=1), now=NOW)
     assert result.jobs == 0 and counts(db, running) == (1, 1, 3)
 
@@ -105,7 +126,11 @@ def test_stale_heartbeat_rows_go_after_a_day(db, settings):
     fresh.beat()
     stale.beat()
     with db.transaction() as s:
-        s.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == stale.row_id).values(last_seen=NOW - dt.timedelta(days=2)))
+        s.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.id == stale.row_id)
+            .values(last_seen=NOW - dt.timedelta(days=2))
+        )
     assert retention.purge(db, settings, now=NOW).heartbeats == 1
     with db.read_sessions() as s:
         assert s.scalars(select(WorkerHeartbeat.id)).all() == [fresh.row_id]
@@ -113,7 +138,9 @@ def test_stale_heartbeat_rows_go_after_a_day(db, settings):
 
 def test_workers_purge_on_their_own(world, db, settings):
     job = world.add_job("crc_a", status=COMPLETED, **ended(2))
-    workers = Workers(db, settings_with(settings, upload_retention_days=1, purge_interval_seconds=0.2), concurrency=1).start()
+    workers = Workers(
+        db, settings_with(settings, upload_retention_days=1, purge_interval_seconds=0.2), concurrency=1
+    ).start()
     try:
         deadline = time.monotonic() + 30
         while counts(db, job)[1]:
@@ -126,7 +153,11 @@ def test_workers_purge_on_their_own(world, db, settings):
 
 def test_roster_db_purge_purges_now_and_says_what_it_deleted(world, db, settings, tmp_path):
     job = world.add_job("crc_a", status=COMPLETED, entries=log_entries(2), **ended(31))
-    env = {"ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret, "ROSTER_DATA_DIR": str(tmp_path / "d")}
+    env = {
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "ROSTER_DATA_DIR": str(tmp_path / "d"),
+    }
     result = run(["db", "purge"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "purged 1 stored upload(s)" in result.stdout and "0 job(s)" in result.stdout

@@ -13,10 +13,16 @@ def test_log_format_is_text_or_json_in_any_case(monkeypatch):
     assert Settings(_env_file=None).log_format == "json"
 
 
-@pytest.mark.parametrize(("variable", "value"), [
-    ("ROSTER_LOG_FORMAT", "xml"), ("ROSTER_UPLOAD_RETENTION_DAYS", "-1"), ("ROSTER_JOB_RETENTION_DAYS", "0"),
-    ("ROSTER_PURGE_INTERVAL_SECONDS", "0"), ("ROSTER_METRICS", "maybe"),
-])
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ROSTER_LOG_FORMAT", "xml"),
+        ("ROSTER_UPLOAD_RETENTION_DAYS", "-1"),
+        ("ROSTER_JOB_RETENTION_DAYS", "0"),
+        ("ROSTER_PURGE_INTERVAL_SECONDS", "0"),
+        ("ROSTER_METRICS", "maybe"),
+    ],
+)
 def test_bad_values_stop_start_up_with_one_line_naming_the_variable(monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
     get_settings.cache_clear()

@@ -25,7 +25,11 @@ def _row_count(db) -> int:
 
 def _age(db, row_id: int, seconds: int) -> None:
     with db.transaction() as s:
-        s.execute(update(WorkerHeartbeat).where(WorkerHeartbeat.id == row_id).values(last_seen=utcnow() - dt.timedelta(seconds=seconds)))
+        s.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.id == row_id)
+            .values(last_seen=utcnow() - dt.timedelta(seconds=seconds))
+        )
 
 
 def test_running_workers_are_listed_for_admins_with_their_current_jobs(client, api, db, settings):
@@ -36,7 +40,9 @@ def test_running_workers_are_listed_for_admins_with_their_current_jobs(client, a
             [listed] = api.ok(client.get(f"{P}/admin/workers", headers=api.admin))
         assert listed["host"] == heartbeat.HOST and listed["pid"] == os.getpid() and listed["threads"] == 2
         assert listed["version"] == __version__ and listed["currentJobs"] == ["0b5e3a52-8d3c-4d0e-9d8b-1d1f1c9c6a11"]
-        assert dt.datetime.fromisoformat(listed["startedAt"]) <= dt.datetime.fromisoformat(listed["lastSeen"]) + dt.timedelta(seconds=1)
+        assert dt.datetime.fromisoformat(listed["startedAt"]) <= dt.datetime.fromisoformat(
+            listed["lastSeen"]
+        ) + dt.timedelta(seconds=1)
         workers.beat.beat()
         assert api.ok(client.get(f"{P}/admin/workers", headers=api.admin))[0]["currentJobs"] == []
     finally:
@@ -74,7 +80,11 @@ def test_a_beat_whose_row_was_purged_writes_a_new_one(db, settings):
 
 @pytest.fixture
 def cli_env(settings, tmp_path) -> dict[str, str]:
-    return {"ROSTER_DATABASE_URL": settings.database_url, "ROSTER_JWT_SECRET": settings.jwt_secret, "ROSTER_DATA_DIR": str(tmp_path / "data")}
+    return {
+        "ROSTER_DATABASE_URL": settings.database_url,
+        "ROSTER_JWT_SECRET": settings.jwt_secret,
+        "ROSTER_DATA_DIR": str(tmp_path / "data"),
+    }
 
 
 def test_worker_check_exits_0_only_while_a_worker_on_this_host_beats_within_its_lease(db, settings, cli_env, tmp_path):
@@ -89,7 +99,9 @@ def test_worker_check_exits_0_only_while_a_worker_on_this_host_beats_within_its_
     _age(db, beat.row_id, settings.job_lease_seconds + 5)
     assert run(["worker", "--check"], cli_env, tmp_path).returncode == 1
     # A longer lease in the checking process's settings: the same beat counts again.
-    longer = run(["worker", "--check"], cli_env | {"ROSTER_JOB_LEASE_SECONDS": str(settings.job_lease_seconds + 60)}, tmp_path)
+    longer = run(
+        ["worker", "--check"], cli_env | {"ROSTER_JOB_LEASE_SECONDS": str(settings.job_lease_seconds + 60)}, tmp_path
+    )
     assert longer.returncode == 0
 
 

@@ -14,7 +14,7 @@ from roster.auth.models import RoleAssignment, User
 from roster.config import Settings
 from roster.db import Database
 from roster.studies.models import Study, oid_key
-from tests.support import P, Api
+from tests.support import Api, P
 
 STUDY = "S_PART(TEST)"
 SITE_A = "S_SITE_A(TEST)"
@@ -47,11 +47,15 @@ class World:
     def h(self, username: str) -> dict[str, str]:
         return self.headers[username]
 
-    def add(self, participant_id: str, site: str = SITE_A, user: str = "dm", register: str | None = None, **fields: Any):
+    def add(
+        self, participant_id: str, site: str = SITE_A, user: str = "dm", register: str | None = None, **fields: Any
+    ):
         """POST the single endpoint; returns the response."""
         params = {"register": register} if register is not None else {}
         body = {"subjectKey": participant_id, **fields}
-        return self.client.post(f"{STUDY_PATH}/sites/{quote(site)}/participants", json=body, headers=self.h(user), params=params)
+        return self.client.post(
+            f"{STUDY_PATH}/sites/{quote(site)}/participants", json=body, headers=self.h(user), params=params
+        )
 
     def created(self, participant_id: str, site: str = SITE_A, **fields: Any) -> dict[str, Any]:
         r = self.add(participant_id, site, **fields)
@@ -92,13 +96,19 @@ class World:
     def os_put(self, pk: int | str, body: Any, user: str = "dm"):
         return self.client.put(f"/rest/ng/participants/{pk}", json=body, headers=self.h(user))
 
-    def bulk(self, csv: str, site: str = SITE_A, user: str = "dm", register: str = "n") -> tuple[str, list[dict[str, Any]]]:
+    def bulk(
+        self, csv: str, site: str = SITE_A, user: str = "dm", register: str = "n"
+    ) -> tuple[str, list[dict[str, Any]]]:
         """Uploads a CSV, runs the worker until the queue is empty, returns the job UUID and its log."""
         from roster.bulk.worker import drain
 
         url = f"{STUDY_PATH}/sites/{quote(site)}/participants/bulk"
-        r = self.client.post(url, params={"register": register}, files={"file": ("p.csv", csv.encode(), "text/csv")},
-                             headers={**self.h(user), "Accept": "application/json"})
+        r = self.client.post(
+            url,
+            params={"register": register},
+            files={"file": ("p.csv", csv.encode(), "text/csv")},
+            headers={**self.h(user), "Accept": "application/json"},
+        )
         assert r.status_code == 200, r.text
         job = r.json()["jobUuid"]
         drain(self.db, self.settings)
@@ -110,7 +120,11 @@ class World:
         self.api.ok(self.client.patch(f"{P}/admin/studies/{quote(STUDY)}", json=fields, headers=self.api.admin))
 
     def set_site(self, site: str, **fields: Any) -> None:
-        self.api.ok(self.client.patch(f"{P}/admin/studies/{quote(STUDY)}/sites/{quote(site)}", json=fields, headers=self.api.admin))
+        self.api.ok(
+            self.client.patch(
+                f"{P}/admin/studies/{quote(STUDY)}/sites/{quote(site)}", json=fields, headers=self.api.admin
+            )
+        )
 
 
 def codes_of(response) -> list[str]:
@@ -135,7 +149,11 @@ def world(api: Api, db: Database, settings: Settings) -> World:
             if role:
                 s.add(RoleAssignment(user_id=user.id, study_id=study.id, site_id=sites.get(site_oid), role=role))
         crc_b = s.scalar(select(User).where(User.username_key == "monitor_a_crc_b"))
-        s.add(RoleAssignment(user_id=crc_b.id, study_id=study.id, site_id=sites[SITE_B], role="clinical_research_coordinator"))
+        s.add(
+            RoleAssignment(
+                user_id=crc_b.id, study_id=study.id, site_id=sites[SITE_B], role="clinical_research_coordinator"
+            )
+        )
     w = World(api, db, settings)
     w.headers = {username: api.headers(username) for username in PEOPLE} | {"admin": api.admin}
     return w

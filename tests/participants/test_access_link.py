@@ -15,7 +15,10 @@ def test_a_registered_participant_has_an_access_link(world: World):
     body = world.get("P-1", suffix="/accessLink", includeAccessCode="y").json()
     assert re.fullmatch(r"[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{9}", body["accessCode"])
     assert body["host"] == "https://participate.example.org"
-    assert body["accessLink"] == f"https://participate.example.org/participate/S_PART%28TEST%29/login?accessCode={body['accessCode']}"
+    assert (
+        body["accessLink"]
+        == f"https://participate.example.org/participate/S_PART%28TEST%29/login?accessCode={body['accessCode']}"
+    )
 
 
 def test_the_code_is_left_out_unless_asked_for(world: World):

@@ -23,8 +23,14 @@ def test_every_kind_of_change_is_an_event_with_old_and_new_values(api, world: Wo
     job, _log = world.bulk("ParticipantID,lastName\r\nP-1,Lee\r\n")
     events = world.audit("P-1")
     assert [(e["action"], e["username"], e["source"]) for e in events] == [
-        ("create", "dm", "api"), ("register", "dm", "api"), ("update", "crc_a", "api"), ("profile_update", "dm", "api"),
-        ("profile_update", "dm", "api"), ("profile_update", "dm", "api"), ("remove", "dm", "api"), ("restore", "dm", "api"),
+        ("create", "dm", "api"),
+        ("register", "dm", "api"),
+        ("update", "crc_a", "api"),
+        ("profile_update", "dm", "api"),
+        ("profile_update", "dm", "api"),
+        ("profile_update", "dm", "api"),
+        ("remove", "dm", "api"),
+        ("restore", "dm", "api"),
         ("update", "dm", job),
     ]
     create, register, update, patch, put, os_put, remove, restore, bulk = map(_changes, events)
@@ -32,8 +38,17 @@ def test_every_kind_of_change_is_an_event_with_old_and_new_values(api, world: Wo
     assert register == {"participateStatus": (None, "Created")}
     assert update == {"firstName": ("Ann", "Bea")}
     assert patch == {"gender": (None, "Female Gender"), "pmis": ([], [{"mrn": "M-1", "siteName": "Lab2"}])}
-    assert put == {"gender": ("Female Gender", "Unknown"), "birthDate": (None, "1990-01-02"), "pmis": ([{"mrn": "M-1", "siteName": "Lab2"}], [])}
-    assert os_put == {"firstName": ("Bea", "Cy"), "gender": ("Unknown", None), "birthDate": ("1990-01-02", None), "uid": (None, "U-1")}
+    assert put == {
+        "gender": ("Female Gender", "Unknown"),
+        "birthDate": (None, "1990-01-02"),
+        "pmis": ([{"mrn": "M-1", "siteName": "Lab2"}], []),
+    }
+    assert os_put == {
+        "firstName": ("Bea", "Cy"),
+        "gender": ("Unknown", None),
+        "birthDate": ("1990-01-02", None),
+        "uid": (None, "U-1"),
+    }
     assert remove == {"status": ("available", "removed")} and restore == {"status": ("removed", "available")}
     assert bulk == {"lastName": (None, "Lee")}
     stamps = [dt.datetime.fromisoformat(e["at"].replace("Z", "+00:00")) for e in events]
@@ -62,7 +77,9 @@ def test_the_trail_cannot_be_changed_through_the_api(world: World):
     url = world.path("P-1", "/audit")
     for method in ("put", "patch", "delete", "post"):
         # 405, or 404 where the method exists for a participant (no participant "P-1/audit")
-        assert getattr(world.client, method)(url, headers=world.h("dm"), **({"json": {}} if method in ("put", "patch") else {})).status_code in (404, 405)
+        assert getattr(world.client, method)(
+            url, headers=world.h("dm"), **({"json": {}} if method in ("put", "patch") else {})
+        ).status_code in (404, 405)
     assert world.audit("P-1") == before
 
 

@@ -32,9 +32,20 @@ def test_the_seeds_example_round_trips(lab2: World):
     assert r.status_code == 200, r.text
     answer = r.json()
     assert answer == {
-        "id": str(pk), "firstName": "Jhon", "middleName": None, "lastName": "Dep", "uid": "123-45-6789", "empi": None,
-        "birthDate": None, "deathDate": None, "vitalStatus": None, "gender": "Male Gender", "race": ["Asian"],
-        "ethnicities": ["Hispanic or Latino"], "sexGenotype": None, "pmis": [{"mrn": "324r6", "siteName": "Lab2"}],
+        "id": str(pk),
+        "firstName": "Jhon",
+        "middleName": None,
+        "lastName": "Dep",
+        "uid": "123-45-6789",
+        "empi": None,
+        "birthDate": None,
+        "deathDate": None,
+        "vitalStatus": None,
+        "gender": "Male Gender",
+        "race": ["Asian"],
+        "ethnicities": ["Hispanic or Latino"],
+        "sexGenotype": None,
+        "pmis": [{"mrn": "324r6", "siteName": "Lab2"}],
         "activityStatus": "Active",
     }
     assert lab2.os_get(pk).json() == answer
@@ -44,12 +55,19 @@ def test_the_seeds_example_round_trips(lab2: World):
     assert len(lab2.audit("P-1")) == events
     # The same participant at the OpenClinica-style path; fields outside OpenSpecimen's resource stay.
     record = lab2.record("P-1")
-    assert (record["firstName"], record["uid"], record["emailAddress"], record["identifier"]) == ("Jhon", "123-45-6789", "p1@example.org", "ID-1")
+    assert (record["firstName"], record["uid"], record["emailAddress"], record["identifier"]) == (
+        "Jhon",
+        "123-45-6789",
+        "p1@example.org",
+        "ID-1",
+    )
 
 
 def test_put_replaces_the_profile(lab2: World):
     pk = lab2.pk("P-1")
-    lab2.os_put(pk, {**SEED_REQUEST, "middleName": "M", "empi": "E-1", "birthDate": "1970-01-01", "activityStatus": "Disabled"})
+    lab2.os_put(
+        pk, {**SEED_REQUEST, "middleName": "M", "empi": "E-1", "birthDate": "1970-01-01", "activityStatus": "Disabled"}
+    )
     answer = lab2.os_put(pk, {"lastName": "Depp"}).json()
     assert answer["lastName"] == "Depp"
     assert [answer[k] for k in ("firstName", "middleName", "uid", "empi", "birthDate", "gender")] == [None] * 6
@@ -58,11 +76,16 @@ def test_put_replaces_the_profile(lab2: World):
 
 def test_rule_errors_are_a_list_of_code_and_message(lab2: World):
     pk = lab2.pk("P-1")
-    r = lab2.os_put(pk, {"gender": "M", "race": ["Asian", "Other"], "pmis": [{"mrn": "1", "siteName": "Lab9"}], "firstName": "F" * 36})
+    r = lab2.os_put(
+        pk,
+        {"gender": "M", "race": ["Asian", "Other"], "pmis": [{"mrn": "1", "siteName": "Lab9"}], "firstName": "F" * 36},
+    )
     assert r.status_code == 400
     assert isinstance(r.json(), list)
     assert all(set(e) == {"code", "message"} for e in r.json())
-    assert sorted(codes_of(r)) == sorted([codes.INVALID_GENDER, codes.INVALID_RACE, codes.SITE_NOT_FOUND, codes.FIRST_NAME_TOO_LONG])
+    assert sorted(codes_of(r)) == sorted(
+        [codes.INVALID_GENDER, codes.INVALID_RACE, codes.SITE_NOT_FOUND, codes.FIRST_NAME_TOO_LONG]
+    )
 
 
 def test_duplicates_are_400(lab2: World):
@@ -77,7 +100,9 @@ def test_a_malformed_body_is_a_400_list(lab2: World):
     for body in ({"nickname": "x"}, {"race": "Asian"}, ["x"]):
         r = lab2.os_put(pk, body)
         assert r.status_code == 400 and codes_of(r) == [codes.VALIDATION_FAILED], body
-    raw = lab2.client.put(f"/rest/ng/participants/{pk}", content=b"{", headers={**lab2.h("dm"), "Content-Type": "application/json"})
+    raw = lab2.client.put(
+        f"/rest/ng/participants/{pk}", content=b"{", headers={**lab2.h("dm"), "Content-Type": "application/json"}
+    )
     assert raw.status_code == 400 and codes_of(raw) == [codes.VALIDATION_FAILED]
 
 

@@ -16,10 +16,22 @@ from tests.participants.conftest import SITE_A, SITE_B, STUDY, World, codes_of
 SITE_A_NAME = f"Site {SITE_A}"
 SITE_B_NAME = f"Site {SITE_B}"
 FULL = {
-    "firstName": "Ann", "lastName": "Lee", "emailAddress": "ann@example.org", "mobileNumber": "+1 6175551234",
-    "identifier": "X-1", "middleName": "Q", "uid": "123-45-6789", "empi": "E-1", "birthDate": "1980-01-02",
-    "deathDate": "2020-03-04", "vitalStatus": "Dead", "gender": "Female Gender", "race": ["Asian", "White"],
-    "ethnicities": ["Not Reported"], "sexGenotype": "XX Genotype", "pmis": [{"mrn": "M-1", "siteName": SITE_A_NAME}],
+    "firstName": "Ann",
+    "lastName": "Lee",
+    "emailAddress": "ann@example.org",
+    "mobileNumber": "+1 6175551234",
+    "identifier": "X-1",
+    "middleName": "Q",
+    "uid": "123-45-6789",
+    "empi": "E-1",
+    "birthDate": "1980-01-02",
+    "deathDate": "2020-03-04",
+    "vitalStatus": "Dead",
+    "gender": "Female Gender",
+    "race": ["Asian", "White"],
+    "ethnicities": ["Not Reported"],
+    "sexGenotype": "XX Genotype",
+    "pmis": [{"mrn": "M-1", "siteName": SITE_A_NAME}],
     "activityStatus": "Disabled",
 }
 
@@ -41,13 +53,26 @@ def test_put_replaces_every_field_and_answers_the_record(p1: World):
     assert record["participantId"] == "P-1" and record["updatedBy"] == "dm"
     again = _ok(p1.put("P-1", {"lastName": "Lee", "gender": "Unknown"}))
     cleared = {k: again[k] for k in FULL}
-    assert cleared == {**dict.fromkeys(FULL), "lastName": "Lee", "gender": "Unknown", "race": [], "ethnicities": [], "pmis": [], "activityStatus": "Active"}
+    assert cleared == {
+        **dict.fromkeys(FULL),
+        "lastName": "Lee",
+        "gender": "Unknown",
+        "race": [],
+        "ethnicities": [],
+        "pmis": [],
+        "activityStatus": "Active",
+    }
 
 
 def test_patch_changes_only_what_is_sent_and_null_clears(p1: World):
     _ok(p1.put("P-1", FULL))
     record = _ok(p1.patch("P-1", {"gender": "Male Gender", "identifier": None, "race": None, "middleName": ""}))
-    assert (record["gender"], record["identifier"], record["race"], record["middleName"]) == ("Male Gender", None, [], None)
+    assert (record["gender"], record["identifier"], record["race"], record["middleName"]) == (
+        "Male Gender",
+        None,
+        [],
+        None,
+    )
     untouched = {k: v for k, v in FULL.items() if k not in ("gender", "identifier", "race", "middleName")}
     assert {k: record[k] for k in untouched} == untouched
     assert _ok(p1.patch("P-1", {}))["updatedAt"] == record["updatedAt"]
@@ -63,10 +88,33 @@ def test_an_update_that_changes_nothing_writes_no_event(p1: World):
 
 
 def test_contact_fields_follow_the_bulk_rules(p1: World):
-    r = p1.patch("P-1", {"firstName": "F" * 36, "emailAddress": "nope", "mobileNumber": "123", "lastName": "L" * 36, "identifier": "I" * 36})
+    r = p1.patch(
+        "P-1",
+        {
+            "firstName": "F" * 36,
+            "emailAddress": "nope",
+            "mobileNumber": "123",
+            "lastName": "L" * 36,
+            "identifier": "I" * 36,
+        },
+    )
     assert r.status_code == 400
-    assert sorted(codes_of(r)) == sorted([codes.FIRST_NAME_TOO_LONG, codes.INVALID_EMAIL, codes.INVALID_MOBILE, codes.LAST_NAME_TOO_LONG, codes.IDENTIFIER_TOO_LONG])
-    assert {e["column"] for e in r.json()["errors"]} == {"firstName", "emailAddress", "mobileNumber", "lastName", "identifier"}
+    assert sorted(codes_of(r)) == sorted(
+        [
+            codes.FIRST_NAME_TOO_LONG,
+            codes.INVALID_EMAIL,
+            codes.INVALID_MOBILE,
+            codes.LAST_NAME_TOO_LONG,
+            codes.IDENTIFIER_TOO_LONG,
+        ]
+    )
+    assert {e["column"] for e in r.json()["errors"]} == {
+        "firstName",
+        "emailAddress",
+        "mobileNumber",
+        "lastName",
+        "identifier",
+    }
     assert p1.record("P-1")["firstName"] == "Ann"
     record = _ok(p1.patch("P-1", {"firstName": "  Bea  ", "emailAddress": None}))
     assert (record["firstName"], record["emailAddress"]) == ("Bea", None)
@@ -93,17 +141,34 @@ def test_every_permissible_value_is_accepted(p1: World, field, values, many):
 
 def test_the_permissible_value_lists_are_exactly_the_specs():
     assert profile.GENDERS == ("Male Gender", "Female Gender", "Unknown", "Unspecified")
-    assert profile.RACES == ("American Indian or Alaska Native", "Asian", "Black or African American",
-                             "Native Hawaiian or other Pacific Islander", "Not Reported", "Unknown", "White")
+    assert profile.RACES == (
+        "American Indian or Alaska Native",
+        "Asian",
+        "Black or African American",
+        "Native Hawaiian or other Pacific Islander",
+        "Not Reported",
+        "Unknown",
+        "White",
+    )
     assert profile.ETHNICITIES == ("Hispanic or Latino", "Not Hispanic or Latino", "Not Reported", "Unknown")
-    assert profile.SEX_GENOTYPES == ("XX Genotype", "XY Genotype", "XXX", "Klinefelter's Syndrome", "XXXY syndrome",
-                                     "XXYY syndrome", "Mosaic including XXXXY", "Penta X syndrome")
+    assert profile.SEX_GENOTYPES == (
+        "XX Genotype",
+        "XY Genotype",
+        "XXX",
+        "Klinefelter's Syndrome",
+        "XXXY syndrome",
+        "XXYY syndrome",
+        "Mosaic including XXXXY",
+        "Penta X syndrome",
+    )
     assert profile.VITAL_STATUSES == ("Alive", "Dead", "Unknown")
     assert profile.ACTIVITY_STATUSES == ("Active", "Disabled")
 
 
 def test_the_seeds_typographic_apostrophe_means_the_same_genotype(p1: World):
-    assert _ok(p1.patch("P-1", {"sexGenotype": "Klinefelter\u2019s Syndrome"}))["sexGenotype"] == "Klinefelter's Syndrome"
+    assert (
+        _ok(p1.patch("P-1", {"sexGenotype": "Klinefelter\u2019s Syndrome"}))["sexGenotype"] == "Klinefelter's Syndrome"
+    )
 
 
 @pytest.mark.parametrize(
@@ -138,8 +203,23 @@ def test_each_profile_rule_answers_its_code(p1: World, body, code):
 
 
 def test_length_limits_are_inclusive(p1: World):
-    record = _ok(p1.patch("P-1", {"middleName": "M" * 255, "uid": "U" * 255, "empi": "É" * 255, "pmis": [{"mrn": "m" * 100, "siteName": SITE_A_NAME}]}))
-    assert (len(record["middleName"]), len(record["uid"]), len(record["empi"]), len(record["pmis"][0]["mrn"])) == (255, 255, 255, 100)
+    record = _ok(
+        p1.patch(
+            "P-1",
+            {
+                "middleName": "M" * 255,
+                "uid": "U" * 255,
+                "empi": "É" * 255,
+                "pmis": [{"mrn": "m" * 100, "siteName": SITE_A_NAME}],
+            },
+        )
+    )
+    assert (len(record["middleName"]), len(record["uid"]), len(record["empi"]), len(record["pmis"][0]["mrn"])) == (
+        255,
+        255,
+        255,
+        100,
+    )
 
 
 def test_dates(p1: World):
@@ -147,14 +227,26 @@ def test_dates(p1: World):
     tomorrow = (today + dt.timedelta(days=1)).isoformat()
     assert codes_of(p1.patch("P-1", {"birthDate": tomorrow})) == [codes.INVALID_BIRTH_DATE]
     assert codes_of(p1.patch("P-1", {"deathDate": tomorrow, "vitalStatus": "Dead"})) == [codes.INVALID_DEATH_DATE]
-    assert codes_of(p1.patch("P-1", {"birthDate": "2000-01-02", "deathDate": "2000-01-01", "vitalStatus": "Dead"})) == [codes.INVALID_DEATH_DATE]
+    assert codes_of(p1.patch("P-1", {"birthDate": "2000-01-02", "deathDate": "2000-01-01", "vitalStatus": "Dead"})) == [
+        codes.INVALID_DEATH_DATE
+    ]
     # A death date needs vital status Dead, in the request or already stored.
     assert codes_of(p1.patch("P-1", {"deathDate": "2000-01-01"})) == [codes.INVALID_DEATH_DATE]
     assert codes_of(p1.patch("P-1", {"deathDate": "2000-01-01", "vitalStatus": "Alive"})) == [codes.INVALID_DEATH_DATE]
-    record = _ok(p1.patch("P-1", {"birthDate": today.isoformat(), "deathDate": today.isoformat(), "vitalStatus": "Dead"}))
+    record = _ok(
+        p1.patch("P-1", {"birthDate": today.isoformat(), "deathDate": today.isoformat(), "vitalStatus": "Dead"})
+    )
     assert record["birthDate"] == record["deathDate"] == today.isoformat()
     assert codes_of(p1.patch("P-1", {"vitalStatus": "Alive"})) == [codes.INVALID_DEATH_DATE]
-    assert codes_of(p1.patch("P-1", {"birthDate": (today + dt.timedelta(days=-1)).isoformat(), "deathDate": (today - dt.timedelta(days=2)).isoformat()})) == [codes.INVALID_DEATH_DATE]
+    assert codes_of(
+        p1.patch(
+            "P-1",
+            {
+                "birthDate": (today + dt.timedelta(days=-1)).isoformat(),
+                "deathDate": (today - dt.timedelta(days=2)).isoformat(),
+            },
+        )
+    ) == [codes.INVALID_DEATH_DATE]
 
 
 def test_dates_may_come_as_datetimes_or_epoch_milliseconds(p1: World):
@@ -178,7 +270,12 @@ def test_uid_may_repeat_across_studies(api, p1: World):
     api.setup_study("S_OTHER", ("S_OTHER_SITE",))
     api.grant("dm", "data_manager", "S_OTHER")
     url = "/pages/auth/api/clinicaldata/studies/S_OTHER"
-    assert p1.client.post(f"{url}/sites/S_OTHER_SITE/participants", json={"subjectKey": "P-1"}, headers=p1.h("dm")).status_code == 200
+    assert (
+        p1.client.post(
+            f"{url}/sites/S_OTHER_SITE/participants", json={"subjectKey": "P-1"}, headers=p1.h("dm")
+        ).status_code
+        == 200
+    )
     _ok(p1.patch("P-1", {"uid": "U-1"}))
     assert p1.client.patch(f"{url}/participants/P-1", json={"uid": "U-1"}, headers=p1.h("dm")).status_code == 200
 
@@ -198,12 +295,18 @@ def test_an_mrn_is_unique_per_site_regardless_of_case(p1: World):
 
 
 def test_two_mrns_for_one_site_in_a_request_are_refused(p1: World):
-    r = p1.patch("P-1", {"pmis": [{"mrn": "A", "siteName": SITE_A_NAME}, {"mrn": "B", "siteName": SITE_A_NAME.lower()}]})
+    r = p1.patch(
+        "P-1", {"pmis": [{"mrn": "A", "siteName": SITE_A_NAME}, {"mrn": "B", "siteName": SITE_A_NAME.lower()}]}
+    )
     assert (r.status_code, codes_of(r)) == (400, [codes.DUP_MRN_SITE])
 
 
 def test_a_site_is_named_by_its_name_or_its_oid_in_any_case(p1: World):
-    record = _ok(p1.patch("P-1", {"pmis": [{"mrn": "A", "siteName": SITE_A_NAME.upper()}, {"mrn": "B", "siteName": SITE_B.lower()}]}))
+    record = _ok(
+        p1.patch(
+            "P-1", {"pmis": [{"mrn": "A", "siteName": SITE_A_NAME.upper()}, {"mrn": "B", "siteName": SITE_B.lower()}]}
+        )
+    )
     assert record["pmis"] == [{"mrn": "A", "siteName": SITE_A_NAME}, {"mrn": "B", "siteName": SITE_B_NAME}]
     # Empty entries (as forms send them) are ignored.
     assert _ok(p1.patch("P-1", {"pmis": [{"mrn": "", "siteName": ""}, {}]}))["pmis"] == []
@@ -212,17 +315,46 @@ def test_a_site_is_named_by_its_name_or_its_oid_in_any_case(p1: World):
 def test_every_error_of_a_request_comes_back_together(p1: World):
     p1.created("P-2")
     _ok(p1.patch("P-2", {"uid": "U-1", "empi": "E-1", "pmis": [{"mrn": "M-1", "siteName": SITE_A_NAME}]}))
-    r = p1.put("P-1", {
-        "firstName": "F" * 36, "gender": "?", "race": ["?"], "ethnicities": ["?"], "sexGenotype": "?", "vitalStatus": "?",
-        "activityStatus": "?", "birthDate": "3000-01-01", "deathDate": "bad", "uid": "u-1", "empi": "e-1",
-        "pmis": [{"mrn": "m-1", "siteName": SITE_A_NAME}, {"mrn": "X", "siteName": SITE_A_NAME}, {"mrn": "Y", "siteName": "Nowhere"}],
-    })
+    r = p1.put(
+        "P-1",
+        {
+            "firstName": "F" * 36,
+            "gender": "?",
+            "race": ["?"],
+            "ethnicities": ["?"],
+            "sexGenotype": "?",
+            "vitalStatus": "?",
+            "activityStatus": "?",
+            "birthDate": "3000-01-01",
+            "deathDate": "bad",
+            "uid": "u-1",
+            "empi": "e-1",
+            "pmis": [
+                {"mrn": "m-1", "siteName": SITE_A_NAME},
+                {"mrn": "X", "siteName": SITE_A_NAME},
+                {"mrn": "Y", "siteName": "Nowhere"},
+            ],
+        },
+    )
     assert r.status_code == 400
-    assert sorted(codes_of(r)) == sorted([
-        codes.FIRST_NAME_TOO_LONG, codes.INVALID_GENDER, codes.INVALID_RACE, codes.INVALID_ETHNICITIES,
-        codes.INVALID_SEX_GENOTYPE, codes.INVALID_VITAL_STATUS, codes.INVALID_ACTIVITY_STATUS, codes.INVALID_BIRTH_DATE,
-        codes.INVALID_DEATH_DATE, codes.DUP_UID, codes.DUP_EMPI, codes.DUP_MRN, codes.DUP_MRN_SITE, codes.SITE_NOT_FOUND,
-    ])
+    assert sorted(codes_of(r)) == sorted(
+        [
+            codes.FIRST_NAME_TOO_LONG,
+            codes.INVALID_GENDER,
+            codes.INVALID_RACE,
+            codes.INVALID_ETHNICITIES,
+            codes.INVALID_SEX_GENOTYPE,
+            codes.INVALID_VITAL_STATUS,
+            codes.INVALID_ACTIVITY_STATUS,
+            codes.INVALID_BIRTH_DATE,
+            codes.INVALID_DEATH_DATE,
+            codes.DUP_UID,
+            codes.DUP_EMPI,
+            codes.DUP_MRN,
+            codes.DUP_MRN_SITE,
+            codes.SITE_NOT_FOUND,
+        ]
+    )
     assert p1.record("P-1")["gender"] is None
 
 
@@ -233,8 +365,11 @@ def test_a_body_of_the_wrong_shape_is_422(p1: World):
 
 
 def test_writes_need_write_permission_and_an_available_site(p1: World):
-    for user, code in (("monitor", codes.NO_SUFFICIENT_PRIVILEGES), ("viewer_a", codes.NO_SUFFICIENT_PRIVILEGES),
-                       ("outsider", codes.NO_ROLE_SET_UP)):
+    for user, code in (
+        ("monitor", codes.NO_SUFFICIENT_PRIVILEGES),
+        ("viewer_a", codes.NO_SUFFICIENT_PRIVILEGES),
+        ("outsider", codes.NO_ROLE_SET_UP),
+    ):
         for r in (p1.patch("P-1", {"gender": "Unknown"}, user), p1.put("P-1", {}, user)):
             assert (r.status_code, r.json()["message"]) == (403, code)
     assert p1.patch("P-1", {"gender": "Unknown"}, "inv_b").json()["message"] == codes.PARTICIPANT_NOT_FOUND_OC

@@ -12,14 +12,42 @@ from roster.participants.schemas import NON_PII_KEYS
 from tests.participants.conftest import SITE_A, SITE_B, STUDY_PATH, World
 from tests.support import P
 
-PII_VALUES = ("Annabel", "Zyx", "annabel@example.org", "+1 6175550000", "ID-SECRET", "Quillon", "UID-77", "EMPI-88", "MRN-99", "1970-05-06")
+PII_VALUES = (
+    "Annabel",
+    "Zyx",
+    "annabel@example.org",
+    "+1 6175550000",
+    "ID-SECRET",
+    "Quillon",
+    "UID-77",
+    "EMPI-88",
+    "MRN-99",
+    "1970-05-06",
+)
 
 
 def _seed(world: World) -> None:
-    world.created("P-1", SITE_A, firstName="Annabel", lastName="Zyx", emailAddress="annabel@example.org",
-                  mobileNumber="+1 6175550000", identifier="ID-SECRET", register="y")
-    r = world.patch("P-1", {"middleName": "Quillon", "uid": "UID-77", "empi": "EMPI-88", "birthDate": "1970-05-06",
-                            "gender": "Female Gender", "pmis": [{"mrn": "MRN-99", "siteName": f"Site {SITE_A}"}]})
+    world.created(
+        "P-1",
+        SITE_A,
+        firstName="Annabel",
+        lastName="Zyx",
+        emailAddress="annabel@example.org",
+        mobileNumber="+1 6175550000",
+        identifier="ID-SECRET",
+        register="y",
+    )
+    r = world.patch(
+        "P-1",
+        {
+            "middleName": "Quillon",
+            "uid": "UID-77",
+            "empi": "EMPI-88",
+            "birthDate": "1970-05-06",
+            "gender": "Female Gender",
+            "pmis": [{"mrn": "MRN-99", "siteName": f"Site {SITE_A}"}],
+        },
+    )
     assert r.status_code == 200, r.text
     world.created("P-2", SITE_A, firstName="Bob")
     world.created("Q-3", SITE_B, firstName="Cy")
@@ -52,7 +80,10 @@ def test_an_unknown_id_is_404_and_a_stranger_gets_no_role(world: World):
     assert (r.status_code, r.json()["message"]) == (404, codes.PARTICIPANT_NOT_FOUND_OC)
     world.created("P-1")
     assert world.get("P-1", "outsider").json()["message"] == codes.NO_ROLE_SET_UP
-    assert world.client.get(f"{P}/clinicaldata/studies/S_NOPE/participants/P-1", headers=world.h("dm")).json()["message"] == codes.STUDY_NOT_EXIST
+    assert (
+        world.client.get(f"{P}/clinicaldata/studies/S_NOPE/participants/P-1", headers=world.h("dm")).json()["message"]
+        == codes.STUDY_NOT_EXIST
+    )
 
 
 def test_a_site_level_role_does_not_see_other_sites_participants(world: World):
@@ -203,7 +234,11 @@ def test_a_mixed_user_sees_personal_data_only_where_its_role_allows(world: World
 
 def test_write_errors_for_read_only_roles_carry_no_personal_data(world: World):
     _seed(world)
-    for r in (world.patch("P-1", {"firstName": "Annabel"}, "monitor"), world.put("P-1", {}, "viewer_a"),
-              world.post("P-1", "remove", "monitor"), world.os_put(world.pk("P-1"), {"firstName": "Annabel"}, "monitor")):
+    for r in (
+        world.patch("P-1", {"firstName": "Annabel"}, "monitor"),
+        world.put("P-1", {}, "viewer_a"),
+        world.post("P-1", "remove", "monitor"),
+        world.os_put(world.pk("P-1"), {"firstName": "Annabel"}, "monitor"),
+    ):
         assert r.status_code == 403
         _assert_no_pii(r.text)

@@ -31,8 +31,12 @@ def test_remove_and_restore_are_idempotent(world: World):
 
 def test_remove_and_restore_need_write_permission_at_the_site(world: World):
     world.created("P-1")
-    for user, status, code in (("monitor", 403, codes.NO_SUFFICIENT_PRIVILEGES), ("viewer_a", 403, codes.NO_SUFFICIENT_PRIVILEGES),
-                               ("outsider", 403, codes.NO_ROLE_SET_UP), ("inv_b", 404, codes.PARTICIPANT_NOT_FOUND_OC)):
+    for user, status, code in (
+        ("monitor", 403, codes.NO_SUFFICIENT_PRIVILEGES),
+        ("viewer_a", 403, codes.NO_SUFFICIENT_PRIVILEGES),
+        ("outsider", 403, codes.NO_ROLE_SET_UP),
+        ("inv_b", 404, codes.PARTICIPANT_NOT_FOUND_OC),
+    ):
         for action in ("remove", "restore"):
             r = world.post("P-1", action, user)
             assert (r.status_code, r.json()["message"]) == (status, code), (user, action)

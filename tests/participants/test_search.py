@@ -82,7 +82,9 @@ def test_personal_fields_are_searched_only_at_sites_where_the_caller_may_read_th
         assert _found(world, "love", user) == _found(world, "ada@example.org", user) == []
         assert _found(world, "p-", user) == ["P-1"]
     # The site's own list: the same rules.
-    r = world.client.get(f"{STUDY_PATH}/sites/{quote(SITE_A)}/participants", headers=world.h("viewer_a"), params={"q": "love"})
+    r = world.client.get(
+        f"{STUDY_PATH}/sites/{quote(SITE_A)}/participants", headers=world.h("viewer_a"), params={"q": "love"}
+    )
     assert (r.status_code, r.json()["items"], r.json()["total"]) == (200, [], 0)
 
 
@@ -91,7 +93,9 @@ def test_a_search_is_counted_and_paged_like_the_whole_list(world: World):
         world.created(f"PG-{i}", lastName="Page")
     world.created("OTHER-1", lastName="Other")
     world.post("PG-4", "remove")
-    r = world.client.get(f"{STUDY_PATH}/participants", headers=world.h("dm"), params={"q": "pag", "page": 2, "pageSize": 2})
+    r = world.client.get(
+        f"{STUDY_PATH}/participants", headers=world.h("dm"), params={"q": "pag", "page": 2, "pageSize": 2}
+    )
     body = r.json()
     assert ([i["participantId"] for i in body["items"]], body["total"]) == (["PG-2", "PG-3"], 5)
     assert _found(world, "pg-", status="available") == ["PG-0", "PG-1", "PG-2", "PG-3"]
@@ -100,19 +104,44 @@ def test_a_search_is_counted_and_paged_like_the_whole_list(world: World):
 
 # What shows that each branch of the search (migration 0008 and the unique keys it relies on) reads an index.
 BRANCH_INDEXES = {
-    "sqlite": ("(participant_key>? AND participant_key<?)", "(oid=? AND study_id=?)", "ix_participants_last_name_lower",
-               "ix_participants_first_name_lower", "ix_participants_email_lower", "ix_participants_study_uid",
-               "ix_participants_study_empi", "INTEGER PRIMARY KEY (rowid=?)"),
-    "postgresql": ("uq_participants_participant_key_study_id", "uq_participants_oid_study_id", "ix_participants_last_name_lower",
-                   "ix_participants_first_name_lower", "ix_participants_email_lower", "ix_participants_study_uid",
-                   "ix_participants_study_empi", "pk_participants"),
+    "sqlite": (
+        "(participant_key>? AND participant_key<?)",
+        "(oid=? AND study_id=?)",
+        "ix_participants_last_name_lower",
+        "ix_participants_first_name_lower",
+        "ix_participants_email_lower",
+        "ix_participants_study_uid",
+        "ix_participants_study_empi",
+        "INTEGER PRIMARY KEY (rowid=?)",
+    ),
+    "postgresql": (
+        "uq_participants_participant_key_study_id",
+        "uq_participants_oid_study_id",
+        "ix_participants_last_name_lower",
+        "ix_participants_first_name_lower",
+        "ix_participants_email_lower",
+        "ix_participants_study_uid",
+        "ix_participants_study_empi",
+        "pk_participants",
+    ),
 }
 
 
 def _filler(world: World, study_id: int, site_id: int, n: int) -> None:
     """n participants written directly, so that PostgreSQL's statistics describe a table worth an index."""
-    rows = [{"study_id": study_id, "site_id": site_id, "participant_id": f"F-{i}", "participant_key": f"f-{i}", "oid": f"SS_F{i}",
-             "first_name": f"Fn{i}", "last_name": f"Ln{i}", "email_address": f"f{i}@example.org"} for i in range(n)]
+    rows = [
+        {
+            "study_id": study_id,
+            "site_id": site_id,
+            "participant_id": f"F-{i}",
+            "participant_key": f"f-{i}",
+            "oid": f"SS_F{i}",
+            "first_name": f"Fn{i}",
+            "last_name": f"Ln{i}",
+            "email_address": f"f{i}@example.org",
+        }
+        for i in range(n)
+    ]
     with world.db.transaction() as session:
         session.execute(sa.insert(Participant), rows)
     if world.db.dialect == "postgresql":
@@ -148,7 +177,9 @@ def test_every_branch_of_a_search_is_read_through_an_index(world: World, usernam
     assert world.patch("P-1", {"pmis": [{"mrn": "M-1", "siteName": f"Site {SITE_B}"}]}).status_code == 200
     record = world.record("P-1")
     with world.db.read_sessions() as session:
-        study_id, site_id = session.execute(sa.select(Participant.study_id, Participant.site_id).where(Participant.id == record["id"])).one()
+        study_id, site_id = session.execute(
+            sa.select(Participant.study_id, Participant.site_id).where(Participant.id == record["id"])
+        ).one()
     _filler(world, study_id, site_id, 3000)
     plans = _plans(world, username, "m-1")  # an MRN, so that its branch is there too
     count, page = [p for p in plans if "participant_mrns" not in p]

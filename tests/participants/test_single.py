@@ -13,7 +13,13 @@ from tests.support import P
 
 def test_creates_then_updates_then_reports_unchanged(world: World):
     first = world.created("P-1", firstName="Ann", lastName="Lee", emailAddress="ann@example.org")
-    assert first == {"subjectKey": "P-1", "subjectOid": "SS_P1", "status": "available", "participateStatus": None, "outcome": "created"}
+    assert first == {
+        "subjectKey": "P-1",
+        "subjectOid": "SS_P1",
+        "status": "available",
+        "participateStatus": None,
+        "outcome": "created",
+    }
     again = world.created("p-1", firstName="Ann")
     assert again["outcome"] == "unchanged" and again["subjectKey"] == "P-1"
     changed = world.created("P-1", lastName="Lee-Smith")
@@ -45,7 +51,9 @@ def test_phone_number_is_an_alias_of_mobile_number(world: World):
 def test_phone_number_errors_name_the_alias_column(world: World):
     r = world.add("P-1", phoneNumber="12345")
     assert r.status_code == 400
-    assert r.json()["errors"] == [{"code": codes.INVALID_MOBILE, "column": "phoneNumber", "message": codes.message_for(codes.INVALID_MOBILE)}]
+    assert r.json()["errors"] == [
+        {"code": codes.INVALID_MOBILE, "column": "phoneNumber", "message": codes.message_for(codes.INVALID_MOBILE)}
+    ]
 
 
 def test_two_different_phone_values_are_refused(world: World):
@@ -89,7 +97,12 @@ def test_every_error_of_the_record_comes_back_together(world: World):
     assert r.status_code == 400
     body = r.json()
     assert body["message"] == codes.PARTICIPANT_ID_HTML
-    assert [e["code"] for e in body["errors"]] == [codes.PARTICIPANT_ID_HTML, codes.FIRST_NAME_TOO_LONG, codes.INVALID_EMAIL, codes.INVALID_MOBILE]
+    assert [e["code"] for e in body["errors"]] == [
+        codes.PARTICIPANT_ID_HTML,
+        codes.FIRST_NAME_TOO_LONG,
+        codes.INVALID_EMAIL,
+        codes.INVALID_MOBILE,
+    ]
     assert "bad" not in r.text.replace('"message"', "")
 
 
@@ -150,15 +163,21 @@ def _post(world: World, user: str | None, study=STUDY, site=SITE_A, register=Non
     headers = world.h(user) if user else {}
     params = {"register": register} if register is not None else {}
     if raw is not None:
-        return world.client.post(url, content=raw, headers={**headers, "Content-Type": "application/json"}, params=params)
-    return world.client.post(url, json=body if body is not None else {"subjectKey": "P-1"}, headers=headers, params=params)
+        return world.client.post(
+            url, content=raw, headers={**headers, "Content-Type": "application/json"}, params=params
+        )
+    return world.client.post(
+        url, json=body if body is not None else {"subjectKey": "P-1"}, headers=headers, params=params
+    )
 
 
 def test_without_a_token_the_answer_is_401_even_for_a_broken_body(world: World):
     r = _post(world, None, raw=b"{not json")
     assert (r.status_code, r.json()["message"]) == (401, codes.UNAUTHORIZED)
     assert r.headers["www-authenticate"] == "Bearer"
-    bad = world.client.post(f"{STUDY_PATH}/sites/{quote(SITE_A)}/participants", json={}, headers={"Authorization": "Bearer nope"})
+    bad = world.client.post(
+        f"{STUDY_PATH}/sites/{quote(SITE_A)}/participants", json={}, headers={"Authorization": "Bearer nope"}
+    )
     assert bad.status_code == 401
 
 

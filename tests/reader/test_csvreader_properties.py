@@ -12,10 +12,36 @@ from roster.bulk.csvreader import read_csv
 from roster.errors import DomainError
 
 CSVISH = st.binary(max_size=600) | st.lists(
-    st.sampled_from([b'"', b",", b";", b"\r", b"\n", b"\r\n", b" ", b"\t", b"a", b"P1", b"\x00", b"\xff", b"\xc3", b"\xa9", b"\xef\xbb\xbf"]),
+    st.sampled_from(
+        [
+            b'"',
+            b",",
+            b";",
+            b"\r",
+            b"\n",
+            b"\r\n",
+            b" ",
+            b"\t",
+            b"a",
+            b"P1",
+            b"\x00",
+            b"\xff",
+            b"\xc3",
+            b"\xa9",
+            b"\xef\xbb\xbf",
+        ]
+    ),
     max_size=120,
 ).map(b"".join)
-HEADERISH = st.sampled_from([b"", b"ParticipantID\n", b"ParticipantID,firstName\n", b"ParticipantID;x;y\r\n", b"\xef\xbb\xbfparticipantid , a\r"])
+HEADERISH = st.sampled_from(
+    [
+        b"",
+        b"ParticipantID\n",
+        b"ParticipantID,firstName\n",
+        b"ParticipantID;x;y\r\n",
+        b"\xef\xbb\xbfparticipantid , a\r",
+    ]
+)
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
@@ -71,7 +97,9 @@ CELL = st.text(max_size=20)  # any Unicode but surrogates: quotes, delimiters, C
     bom=st.booleans(),
     cuts=st.lists(st.integers(min_value=0, max_value=100_000), max_size=8),
 )
-def test_every_row_written_by_csv_writer_comes_back_once_in_order_with_its_cells(data, ncols, delimiter, eol, bom, cuts):
+def test_every_row_written_by_csv_writer_comes_back_once_in_order_with_its_cells(
+    data, ncols, delimiter, eol, bom, cuts
+):
     table = data.draw(st.lists(st.lists(CELL, min_size=ncols, max_size=ncols), min_size=1, max_size=25))
     blanks = data.draw(st.lists(st.sampled_from(["", "  ", "\t"]), min_size=len(table), max_size=len(table)))
     blank_before = data.draw(st.lists(st.booleans(), min_size=len(table), max_size=len(table)))

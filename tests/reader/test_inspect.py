@@ -17,7 +17,9 @@ from tests.reader.helpers import chunked
 GOOD = b"ParticipantID,firstName,Notes\r\nP1,Ann,x\r\n"
 
 
-def inspect_upload(data: bytes, name: str | None = "participants.csv", *, max_bytes: int = 10**9, size: int | None = 7) -> InspectedUpload:
+def inspect_upload(
+    data: bytes, name: str | None = "participants.csv", *, max_bytes: int = 10**9, size: int | None = 7
+) -> InspectedUpload:
     inspector = UploadInspector(name, max_bytes)
     for chunk in chunked(data, size):
         inspector.feed(chunk)

@@ -43,8 +43,14 @@ def test_a_valid_full_record_has_no_errors():
 
 def test_rule_error_as_dict_has_code_column_and_plain_message():
     error = check_record({"ParticipantID": ""}, WRITTEN, id_method="manual")[0]
-    assert error == RuleError(codes.MISSING_PARTICIPANT_ID, "Participant ID", codes.MESSAGES[codes.MISSING_PARTICIPANT_ID])
-    assert error.as_dict() == {"code": codes.MISSING_PARTICIPANT_ID, "column": "Participant ID", "message": "Participant ID is empty."}
+    assert error == RuleError(
+        codes.MISSING_PARTICIPANT_ID, "Participant ID", codes.MESSAGES[codes.MISSING_PARTICIPANT_ID]
+    )
+    assert error.as_dict() == {
+        "code": codes.MISSING_PARTICIPANT_ID,
+        "column": "Participant ID",
+        "message": "Participant ID is empty.",
+    }
 
 
 def test_empty_participant_id_is_missing_for_manual_and_fine_for_system():
@@ -99,7 +105,14 @@ def test_email_length_limit_is_255_characters_then_syntax():
 
 @pytest.mark.parametrize(
     "email",
-    ["a@b.co", "first.last+tag@sub.example.org", "zoë@example.org", "user@münchen.de", "USER@EXAMPLE.ORG", "x@xn--mnchen-3ya.de"],
+    [
+        "a@b.co",
+        "first.last+tag@sub.example.org",
+        "zoë@example.org",
+        "user@münchen.de",
+        "USER@EXAMPLE.ORG",
+        "x@xn--mnchen-3ya.de",
+    ],
 )
 def test_valid_email_addresses(email):
     assert one("emailAddress", email) == []
@@ -107,8 +120,24 @@ def test_valid_email_addresses(email):
 
 @pytest.mark.parametrize(
     "email",
-    ["plain", "a@b", "a@localhost", "a..b@example.org", ".a@example.org", "a@example..org", "a b@example.org", "a@-x.org",
-     '"quoted"@example.org', "a@[192.0.2.1]", "Ann <a@example.org>", "a@example.test", "a@@example.org", "@example.org", "a@", "a@example.org."],
+    [
+        "plain",
+        "a@b",
+        "a@localhost",
+        "a..b@example.org",
+        ".a@example.org",
+        "a@example..org",
+        "a b@example.org",
+        "a@-x.org",
+        '"quoted"@example.org',
+        "a@[192.0.2.1]",
+        "Ann <a@example.org>",
+        "a@example.test",
+        "a@@example.org",
+        "@example.org",
+        "a@",
+        "a@example.org.",
+    ],
 )
 def test_invalid_email_addresses_without_any_network(email):
     assert one("emailAddress", email) == [codes.INVALID_EMAIL]
@@ -141,9 +170,23 @@ def test_mobile_number_pattern(mobile, code):
 
 @pytest.mark.parametrize(
     "value",
-    ["a\x00b", "a\x01b", "tab\tinside", "line\nbreak", "cr\rhere", "del\x7f", "c1\x85", "c1\x9f", "ls\u2028", "ps\u2029", "lone\ud800"],
+    [
+        "a\x00b",
+        "a\x01b",
+        "tab\tinside",
+        "line\nbreak",
+        "cr\rhere",
+        "del\x7f",
+        "c1\x85",
+        "c1\x9f",
+        "ls\u2028",
+        "ps\u2029",
+        "lone\ud800",
+    ],
 )
-@pytest.mark.parametrize("field", ["ParticipantID", "firstName", "lastName", "identifier", "emailAddress", "mobileNumber"])
+@pytest.mark.parametrize(
+    "field", ["ParticipantID", "firstName", "lastName", "identifier", "emailAddress", "mobileNumber"]
+)
 def test_control_characters_are_unsupported_in_every_field(field, value):
     values = {"ParticipantID": "P1", field: value}
     assert codes_of(values) == [(codes.UNSUPPORTED_CHARACTER, WRITTEN[field])]
@@ -194,7 +237,14 @@ def test_every_error_of_a_row_is_reported_id_first_then_in_column_order():
 
 
 def test_empty_optional_values_are_no_value_and_no_error():
-    values = {"ParticipantID": "P1", "firstName": "", "lastName": "", "emailAddress": "", "mobileNumber": "", "identifier": ""}
+    values = {
+        "ParticipantID": "P1",
+        "firstName": "",
+        "lastName": "",
+        "emailAddress": "",
+        "mobileNumber": "",
+        "identifier": "",
+    }
     assert codes_of(values) == []
 
 
@@ -215,7 +265,9 @@ EMAILISH = st.emails() | st.builds(
     lambda local, domain: f"{local}@{domain}",
     st.text(alphabet=st.sampled_from("aZ0._+-!#'~é\"() "), max_size=70),
     st.text(alphabet=st.sampled_from("aZ0.-_é"), max_size=70)
-    | st.sampled_from(["example.org", "localhost", "x.test", "xn--mnchen-3ya.de", "xn--zz.com", "a-.com", "1.2.3.4", "ex.123"]),
+    | st.sampled_from(
+        ["example.org", "localhost", "x.test", "xn--mnchen-3ya.de", "xn--zz.com", "a-.com", "1.2.3.4", "ex.123"]
+    ),
 )
 
 
@@ -228,7 +280,9 @@ def test_the_fast_email_path_agrees_with_email_validator(email):
 @settings(max_examples=300, deadline=None)
 @given(
     local_length=st.integers(min_value=1, max_value=260),
-    domain=st.sampled_from(["example.org", "xn--mnchen-3ya.de", "münchen.de", "a.bc", "sub.domain-x.example.com", "ex.test"]),
+    domain=st.sampled_from(
+        ["example.org", "xn--mnchen-3ya.de", "münchen.de", "a.bc", "sub.domain-x.example.com", "ex.test"]
+    ),
 )
 def test_the_fast_email_path_agrees_with_email_validator_around_the_length_limit(local_length, domain):
     email = "x" * local_length + "@" + domain
@@ -236,11 +290,16 @@ def test_the_fast_email_path_agrees_with_email_validator_around_the_length_limit
 
 
 ANY_TEXT = st.text(alphabet=st.characters() | st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF), max_size=300)
-FIELDS = st.sampled_from(["ParticipantID", "firstName", "lastName", "emailAddress", "mobileNumber", "identifier", "middleName"])
+FIELDS = st.sampled_from(
+    ["ParticipantID", "firstName", "lastName", "emailAddress", "mobileNumber", "identifier", "middleName"]
+)
 
 
 @settings(max_examples=400, deadline=None)
-@given(values=st.dictionaries(FIELDS, ANY_TEXT | st.sampled_from(["", "+1 2", "a@b.co", "<x>"])), id_method=st.sampled_from(["manual", "system"]))
+@given(
+    values=st.dictionaries(FIELDS, ANY_TEXT | st.sampled_from(["", "+1 2", "a@b.co", "<x>"])),
+    id_method=st.sampled_from(["manual", "system"]),
+)
 def test_check_record_never_raises_and_reports_at_most_one_error_per_field(values, id_method):
     errors = check_record(values, WRITTEN, id_method=id_method)
     columns = [e.column for e in errors]

@@ -48,7 +48,9 @@ def list_requests(page) -> list[str]:
     return seen
 
 
-def test_upload_good_and_bad_rows_then_read_filter_and_download_the_log(page, server, web_setup, tmp_path: Path) -> None:
+def test_upload_good_and_bad_rows_then_read_filter_and_download_the_log(
+    page, server, web_setup, tmp_path: Path
+) -> None:
     polls = list_requests(page)
     sign_in(page, server)
     upload(page, write_csv(tmp_path, "good-and-bad.csv", GOOD_AND_BAD), register=True)
@@ -58,7 +60,9 @@ def test_upload_good_and_bad_rows_then_read_filter_and_download_the_log(page, se
     expect(row.locator("td[data-label=Site]")).to_have_text(SITE_A)
     expect(row.locator("td[data-label=Status]")).to_have_text("Completed")
     expect(row.locator("td[data-label='Submitted by']")).to_contain_text(web_setup.username)
-    expect(row.locator("td[data-label=Progress]")).to_contain_text("5 of 5 rows · 3 created · 0 updated · 0 unchanged · 2 failed")
+    expect(row.locator("td[data-label=Progress]")).to_contain_text(
+        "5 of 5 rows · 3 created · 0 updated · 0 unchanged · 2 failed"
+    )
     assert row.locator("progress").evaluate("p => p.value") == 1
     expect(row.locator("td[data-label=Started] time")).to_have_count(1)
     expect(row.locator("td[data-label=Completed] time")).to_have_count(1)
@@ -88,8 +92,12 @@ def test_upload_good_and_bad_rows_then_read_filter_and_download_the_log(page, se
     email_row = log_rows(page).nth(0)
     expect(email_row.locator("td[data-label='Participant ID']")).to_have_text("WEB-003")
     expect(email_row.locator("td[data-label=Errors]")).to_contain_text("errorCode.invalidEmailAddress")
-    expect(email_row.locator("td[data-label=Errors]")).to_contain_text("emailAddress: Email address value is not a valid email address.")
-    expect(log_rows(page).nth(1).locator("td[data-label=Errors]")).to_contain_text("errorCode.participantIDLongerThan30Characters")
+    expect(email_row.locator("td[data-label=Errors]")).to_contain_text(
+        "emailAddress: Email address value is not a valid email address."
+    )
+    expect(log_rows(page).nth(1).locator("td[data-label=Errors]")).to_contain_text(
+        "errorCode.participantIDLongerThan30Characters"
+    )
 
     # Download (OpenClinica's log CSV) from the table, failed rows from the log view.
     file, text = download(page, row.get_by_role("button", name="Download log of good-and-bad.csv"))
@@ -144,7 +152,9 @@ def test_html_in_data_is_shown_as_text(page, server, web_setup, watch, tmp_path:
     assert watch.dialogs == []
 
 
-def test_request_level_errors_are_shown_in_plain_words_next_to_their_code(page, server, web_setup, tmp_path: Path) -> None:
+def test_request_level_errors_are_shown_in_plain_words_next_to_their_code(
+    page, server, web_setup, tmp_path: Path
+) -> None:
     sign_in(page, server)
     message = page.locator("#upload-message")
 
@@ -256,8 +266,11 @@ def test_an_excel_workbook_is_accepted_chosen_or_dropped(page, server, web_setup
     from openpyxl import Workbook
 
     wb = Workbook()
-    for values in ([*GOOD_AND_BAD[0].split(","), "Notes"], ["XL-001", "Ada", "Lovelace", "ada@example.org", None, 42],
-                   ["XL-002", "Grace", "Hopper", "not-an-email", None, None]):
+    for values in (
+        [*GOOD_AND_BAD[0].split(","), "Notes"],
+        ["XL-001", "Ada", "Lovelace", "ada@example.org", None, 42],
+        ["XL-002", "Grace", "Hopper", "not-an-email", None, None],
+    ):
         wb.active.append(values)
     path = tmp_path / "sheet.xlsx"
     wb.save(path)
@@ -269,7 +282,10 @@ def test_an_excel_workbook_is_accepted_chosen_or_dropped(page, server, web_setup
     expect(row.locator("td[data-label=Progress]")).to_contain_text("1 created · 0 updated · 0 unchanged · 1 failed")
     file, text = download(page, row.get_by_role("button", name="Failed rows"))
     assert file.suggested_filename == "sheet-failed-rows.csv"
-    assert list(csv.reader(io.StringIO(text))) == [[*GOOD_AND_BAD[0].split(","), "Notes"], ["XL-002", "Grace", "Hopper", "not-an-email", "", ""]]
+    assert list(csv.reader(io.StringIO(text))) == [
+        [*GOOD_AND_BAD[0].split(","), "Notes"],
+        ["XL-002", "Grace", "Hopper", "not-an-email", "", ""],
+    ]
 
     # Dropped on the page: the same workbook's bytes as a File, selected and uploaded.
     transfer = page.evaluate_handle(

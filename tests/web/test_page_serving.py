@@ -71,7 +71,13 @@ def test_unchanged_files_answer_304_to_a_conditional_request(client) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    ["/static/missing.js", "/static/router.py", "/static/..%2Frouter.py", "/static/.hidden.js", "/static/%2e%2e%2f__init__.py"],
+    [
+        "/static/missing.js",
+        "/static/router.py",
+        "/static/..%2Frouter.py",
+        "/static/.hidden.js",
+        "/static/%2e%2e%2f__init__.py",
+    ],
 )
 def test_anything_but_a_page_file_is_not_found(client, path: str) -> None:
     r = client.get(path)
@@ -90,7 +96,9 @@ def test_the_page_has_no_inline_script_style_or_event_handlers() -> None:
 
 def test_the_page_code_never_builds_html_from_strings() -> None:
     # The XSS guarantee in the source: data only ever reaches the DOM as text nodes.
-    forbidden = re.compile(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment|\beval\(|new Function\(")
+    forbidden = re.compile(
+        r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|createContextualFragment|\beval\(|new Function\("
+    )
     for path in STATIC.glob("*.js"):
         assert forbidden.search(path.read_text()) is None, path.name
 

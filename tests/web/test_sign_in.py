@@ -57,7 +57,12 @@ def test_an_expired_token_sends_the_user_back_to_sign_in(page, server, web_setup
     sign_in(page, server)
     past = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     expired = jwt.encode(
-        {"sub": web_setup.username, "preferred_username": web_setup.username, "iat": past - dt.timedelta(hours=1), "exp": past},
+        {
+            "sub": web_setup.username,
+            "preferred_username": web_setup.username,
+            "iat": past - dt.timedelta(hours=1),
+            "exp": past,
+        },
         server.settings.jwt_secret,
         algorithm="HS256",
     )

@@ -30,8 +30,11 @@ MIN_PASSWORD_LENGTH = 12
 
 class PasswordHashing:
     def __init__(
-        self, hasher: PasswordHasher | None = None, max_concurrent: int | None = None,
-        queue_seconds: float = 30.0, max_queued: int = 1000,
+        self,
+        hasher: PasswordHasher | None = None,
+        max_concurrent: int | None = None,
+        queue_seconds: float = 30.0,
+        max_queued: int = 1000,
     ) -> None:
         self.hasher = hasher or PasswordHasher()
         self.max_concurrent = max_concurrent or os.cpu_count() or 1
@@ -94,8 +97,13 @@ class PasswordHashing:
 
 def _busy(queue_seconds: float) -> DomainError:
     retry = max(1, math.ceil(queue_seconds / 4))
-    return DomainError(codes.SERVER_BUSY, 503, {"retryAfter": retry}, detail="Too many sign-ins at once; try again shortly.",
-                       headers={"Retry-After": str(retry)})
+    return DomainError(
+        codes.SERVER_BUSY,
+        503,
+        {"retryAfter": retry},
+        detail="Too many sign-ins at once; try again shortly.",
+        headers={"Retry-After": str(retry)},
+    )
 
 
 # The process's default; `create_app` takes another (tests pass cheap parameters).
@@ -115,4 +123,6 @@ def check_strength(username: str, password: str) -> None:
         problems.append("not containing the username")
     if problems:
         detail = f"The password must be {' and '.join(problems)}."
-        raise DomainError(codes.WEAK_PASSWORD, 422, {"field": "password", "minLength": MIN_PASSWORD_LENGTH}, detail=detail)
+        raise DomainError(
+            codes.WEAK_PASSWORD, 422, {"field": "password", "minLength": MIN_PASSWORD_LENGTH}, detail=detail
+        )

@@ -12,13 +12,15 @@ from roster import codes
 from roster.auth import revocation, schemas, service, signin, throttle, token_form
 from roster.auth.models import User
 from roster.auth.tokens import TokenService
-from roster.deps import AdminUser, CurrentUser, SessionDep, AdminFirstRoute, get_tokens
+from roster.deps import AdminFirstRoute, AdminUser, CurrentUser, SessionDep, get_tokens
 from roster.errors import DomainError
 from roster.openapi import errors, schema_ref
 from roster.schemas import MAX_INT32
 
 router = APIRouter(tags=["auth"])
-admin = APIRouter(prefix="/pages/auth/api/admin/users", tags=["setup"], route_class=AdminFirstRoute, responses=errors(403))
+admin = APIRouter(
+    prefix="/pages/auth/api/admin/users", tags=["setup"], route_class=AdminFirstRoute, responses=errors(403)
+)
 RoleId = Annotated[int, Path(ge=1, le=MAX_INT32)]
 
 
@@ -27,8 +29,17 @@ def wants_json(request: Request) -> bool:
 
 
 @router.post(
-    "/user-service/api/oauth/token", openapi_extra=token_form.REQUEST_BODY,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}, "application/json": {"schema": schema_ref(schemas.TokenOut)}}}, **errors(401, 404, 429)},
+    "/user-service/api/oauth/token",
+    openapi_extra=token_form.REQUEST_BODY,
+    responses={
+        200: {
+            "content": {
+                "text/plain": {"schema": {"type": "string"}},
+                "application/json": {"schema": schema_ref(schemas.TokenOut)},
+            }
+        },
+        **errors(401, 404, 429),
+    },
 )
 async def issue_token(
     body: Annotated[schemas.TokenRequest, Depends(token_form.token_request)],
@@ -37,7 +48,9 @@ async def issue_token(
 ) -> Response:
     # Async: the request waits for a hashing slot without a thread or a connection (roster.auth.signin).
     if not tokens.can_issue:
-        raise DomainError(codes.NOT_FOUND, 404, detail="Tokens are issued by the configured identity provider, not by Roster.")
+        raise DomainError(
+            codes.NOT_FOUND, 404, detail="Tokens are issued by the configured identity provider, not by Roster."
+        )
     state = request.app.state
     address = request.client.host if request.client else None
     username = await signin.sign_in(
@@ -51,7 +64,11 @@ async def issue_token(
     return PlainTextResponse(token, headers=headers)
 
 
-@router.post("/user-service/api/oauth/revoke", response_class=Response, responses={200: {"description": "The token is ended (or was never valid); no body"}})
+@router.post(
+    "/user-service/api/oauth/revoke",
+    response_class=Response,
+    responses={200: {"description": "The token is ended (or was never valid); no body"}},
+)
 def revoke_token(
     token: Annotated[str, Form(min_length=1, max_length=10_000)],
     session: SessionDep,
@@ -84,11 +101,15 @@ def list_users(session: SessionDep, _admin: AdminUser) -> list[User]:
 
 
 @admin.patch("/{username}", response_model=schemas.UserOut)
-def update_user(username: str, body: schemas.UserUpdate, request: Request, session: SessionDep, _admin: AdminUser) -> User:
+def update_user(
+    username: str, body: schemas.UserUpdate, request: Request, session: SessionDep, _admin: AdminUser
+) -> User:
     return service.update_user(session, service.get_user(session, username), body, request.app.state.hashing)
 
 
-@admin.post("/{username}/roles", status_code=status.HTTP_201_CREATED, response_model=schemas.RoleOut, responses=errors(409))
+@admin.post(
+    "/{username}/roles", status_code=status.HTTP_201_CREATED, response_model=schemas.RoleOut, responses=errors(409)
+)
 def assign_role(username: str, body: schemas.RoleCreate, session: SessionDep, _admin: AdminUser) -> schemas.RoleOut:
     return service.role_out(service.assign_role(session, service.get_user(session, username), body))
 

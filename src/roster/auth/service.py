@@ -7,9 +7,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from roster import codes
-from roster.auth import schemas
+from roster.auth import passwords, schemas
 from roster.auth.models import Role, RoleAssignment, User
-from roster.auth import passwords
 from roster.auth.passwords import PasswordHashing
 from roster.auth.permissions import Action, StudyAccess, study_access
 from roster.auth.revocation import end_all_tokens
@@ -40,8 +39,13 @@ def create_user(session: Session, body: schemas.UserCreate, hashing: PasswordHas
         raise Conflict(codes.USER_ALREADY_EXISTS, {"username": body.username})
     password_hash = (hashing or passwords.default()).hash(body.password)
     user = User(
-        username=body.username, username_key=body.username.lower(), password_hash=password_hash,
-        admin=body.admin, display_name=body.display_name, email=body.email, enabled=True,
+        username=body.username,
+        username_key=body.username.lower(),
+        password_hash=password_hash,
+        admin=body.admin,
+        display_name=body.display_name,
+        email=body.email,
+        enabled=True,
     )
     session.add(user)
     try:
@@ -69,11 +73,15 @@ def update_user(session: Session, user: User, body: schemas.UserUpdate, hashing:
 
 
 def user_roles(session: Session, user: User) -> list[RoleAssignment]:
-    return list(session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id).order_by(RoleAssignment.id)))
+    return list(
+        session.scalars(select(RoleAssignment).where(RoleAssignment.user_id == user.id).order_by(RoleAssignment.id))
+    )
 
 
 def role_out(ra: RoleAssignment) -> schemas.RoleOut:
-    return schemas.RoleOut(id=ra.id, study_oid=ra.study.oid, site_oid=ra.site.oid if ra.site else None, role=Role(ra.role))
+    return schemas.RoleOut(
+        id=ra.id, study_oid=ra.study.oid, site_oid=ra.site.oid if ra.site else None, role=Role(ra.role)
+    )
 
 
 def assign_role(session: Session, user: User, body: schemas.RoleCreate) -> RoleAssignment:
@@ -109,23 +117,37 @@ def _study_ref(session: Session, study: Study, access: StudyAccess) -> schemas.S
     study_level = next((g.role for g in access.grants if g.site_id is None), None)
     sites = [
         schemas.SiteRef(
-            oid=s.oid, name=s.name, status=s.status, enrollment_cap=s.enrollment_cap,
-            can_write=access.can(Action.WRITE, s.id), can_read_pii=access.can(Action.READ_PII, s.id),
+            oid=s.oid,
+            name=s.name,
+            status=s.status,
+            enrollment_cap=s.enrollment_cap,
+            can_write=access.can(Action.WRITE, s.id),
+            can_read_pii=access.can(Action.READ_PII, s.id),
         )
         for s in study.sites
         if readable is None or s.id in readable
     ]
     return schemas.StudyRef(
-        oid=study.oid, name=study.name, status=study.status, participate_active=study.participate_active,
-        participant_id_method=study.participant_id_method, study_level_role=study_level, sites=sites,
+        oid=study.oid,
+        name=study.name,
+        status=study.status,
+        participate_active=study.participate_active,
+        participant_id_method=study.participant_id_method,
+        study_level_role=study_level,
+        sites=sites,
     )
 
 
 def me(session: Session, user: User) -> schemas.MeOut:
     assignments = user_roles(session, user)
     study_ids = list(dict.fromkeys(ra.study_id for ra in assignments))
-    studies_out = [_study_ref(session, session.get_one(Study, sid), study_access(session, user, sid)) for sid in study_ids]
+    studies_out = [
+        _study_ref(session, session.get_one(Study, sid), study_access(session, user, sid)) for sid in study_ids
+    ]
     return schemas.MeOut(
-        username=user.username, display_name=user.display_name, admin=user.admin,
-        roles=[role_out(ra) for ra in assignments], studies=studies_out,
+        username=user.username,
+        display_name=user.display_name,
+        admin=user.admin,
+        roles=[role_out(ra) for ra in assignments],
+        studies=studies_out,
     )

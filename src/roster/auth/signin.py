@@ -63,7 +63,9 @@ def invalid_credentials() -> DomainError:
     return DomainError(codes.INVALID_CREDENTIALS, 401, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def sign_in(db: Database, hashing: PasswordHashing, limits: throttle.Limits, username: str, password: str, address: str | None) -> str:
+async def sign_in(
+    db: Database, hashing: PasswordHashing, limits: throttle.Limits, username: str, password: str, address: str | None
+) -> str:
     """The signed-in user's name as created; 429 tooManyAttempts while throttled, else 401 invalidCredentials."""
     user_key, client = throttle.username_key(username), throttle.address_key(address)
     await run_in_threadpool(_check, db, limits, user_key, client)

@@ -36,7 +36,8 @@ class Limits:
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         return cls(
-            settings.signin_max_failures_per_user, settings.signin_max_failures_per_address,
+            settings.signin_max_failures_per_user,
+            settings.signin_max_failures_per_address,
             dt.timedelta(minutes=settings.signin_window_minutes),
         )
 
@@ -50,10 +51,16 @@ def address_key(address: str | None) -> str:
     return (address or "unknown")[:100]
 
 
-def _blocked_until(session: Session, where: ColumnElement[bool], limit: int, since: dt.datetime, window: dt.timedelta) -> dt.datetime | None:
+def _blocked_until(
+    session: Session, where: ColumnElement[bool], limit: int, since: dt.datetime, window: dt.timedelta
+) -> dt.datetime | None:
     """When the `limit`-th newest failure in the window leaves it (the count falls below the limit), or None."""
     at = session.scalar(
-        select(SignInFailure.at).where(where, SignInFailure.at > since).order_by(SignInFailure.at.desc()).offset(limit - 1).limit(1)
+        select(SignInFailure.at)
+        .where(where, SignInFailure.at > since)
+        .order_by(SignInFailure.at.desc())
+        .offset(limit - 1)
+        .limit(1)
     )
     return at + window if at is not None else None
 
@@ -63,14 +70,18 @@ def check(session: Session, limits: Limits, user_key: str, address: str) -> None
     now = utcnow()
     since = now - limits.window
     until = [
-        t for t in (
+        t
+        for t in (
             _blocked_until(session, SignInFailure.username_key == user_key, limits.per_user, since, limits.window),
             _blocked_until(session, SignInFailure.client_address == address, limits.per_address, since, limits.window),
-        ) if t is not None
+        )
+        if t is not None
     ]
     if until:
         retry_after = max(1, math.ceil((max(until) - now).total_seconds()))
-        raise DomainError(codes.TOO_MANY_ATTEMPTS, 429, {"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)})
+        raise DomainError(
+            codes.TOO_MANY_ATTEMPTS, 429, {"retryAfter": retry_after}, headers={"Retry-After": str(retry_after)}
+        )
 
 
 def failed(session: Session, limits: Limits, user_key: str, address: str) -> None:

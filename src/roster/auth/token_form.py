@@ -37,7 +37,9 @@ async def token_request(request: Request) -> TokenRequest:
         if grant is not None and grant != "password":
             # Named as the form names it (field errors of bodies are otherwise camelCased).
             error = {"field": "grant_type", "message": "Input should be 'password'", "type": "literal_error"}
-            raise DomainError(codes.VALIDATION_FAILED, 422, {"errors": [error]}, detail="grant_type: Input should be 'password'")
+            raise DomainError(
+                codes.VALIDATION_FAILED, 422, {"errors": [error]}, detail="grant_type: Input should be 'password'"
+            )
     else:
         # As FastAPI reads a JSON body: empty is a missing body, bad syntax a json_invalid error.
         raw = await request.body()
@@ -45,7 +47,9 @@ async def token_request(request: Request) -> TokenRequest:
             raise _invalid((), "missing", "Field required")
         media = _media_type(request)
         if media and not (media == "application/json" or media.endswith("+json")):
-            raise _invalid((), "model_attributes_type", "Input should be a valid dictionary or object to extract fields from")
+            raise _invalid(
+                (), "model_attributes_type", "Input should be a valid dictionary or object to extract fields from"
+            )
         try:
             data = json.loads(raw)
         except RecursionError:  # nested too deeply to parse: unreadable, as FastAPI's own bodies (roster.errors)
@@ -56,7 +60,9 @@ async def token_request(request: Request) -> TokenRequest:
     try:
         return TokenRequest.model_validate(data)
     except ValidationError as exc:
-        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]) from None
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
 
 
 def _form_schema() -> dict[str, Any]:

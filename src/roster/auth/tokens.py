@@ -15,7 +15,6 @@ import jwt
 from roster.config import Settings
 from roster.errors import Unauthorized
 
-
 # Longer than any username Roster accepts (the setup API allows 100): such a claim names nobody.
 MAX_USERNAME_CLAIM = 200
 
@@ -90,7 +89,11 @@ class TokenService:
         # `iat` keeps its microseconds (a JWT NumericDate may): a token issued just after a password change
         # must count as newer than the change (users.tokens_valid_after). `jti` names it for revocation.
         claims: dict[str, Any] = {
-            "sub": username, s.jwt_username_claim: username, "iat": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16),
+            "sub": username,
+            s.jwt_username_claim: username,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": secrets.token_urlsafe(16),
         }
         if s.jwt_issuer:
             claims["iss"] = s.jwt_issuer

@@ -63,7 +63,13 @@ class Header:
         self._names = tuple(self.columns)
         indexes = tuple(self.columns.values())
         # itemgetter of one index returns the cell itself, not a 1-tuple.
-        self._pick = (lambda cells: (cells[indexes[0]],)) if len(indexes) == 1 else operator.itemgetter(*indexes) if indexes else (lambda cells: ())
+        self._pick = (
+            (lambda cells: (cells[indexes[0]],))
+            if len(indexes) == 1
+            else operator.itemgetter(*indexes)
+            if indexes
+            else (lambda cells: ())
+        )
 
     def values(self, cells: list[str]) -> dict[str, str]:
         """Canonical name -> trimmed cell, for every known column (a missing cell reads as empty).
@@ -156,7 +162,12 @@ def build_header(cells: list[str], delimiter: str) -> Header:
             detail=f"The header must have exactly one {ID_COLUMN} column; it has {id_count}.",
         )
     if duplicate is not None:
-        raise DomainError(codes.DUPLICATE_COLUMN, 400, {"column": duplicate}, detail=f"The column {duplicate!r} is named twice in the header.")
+        raise DomainError(
+            codes.DUPLICATE_COLUMN,
+            400,
+            {"column": duplicate},
+            detail=f"The column {duplicate!r} is named twice in the header.",
+        )
     return Header(names=names, delimiter=delimiter, columns=columns, written=written, unknown=unknown)
 
 

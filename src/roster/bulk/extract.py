@@ -24,9 +24,9 @@ import hashlib
 import logging
 import threading
 import uuid as uuidlib
-from typing import Any
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
@@ -68,10 +68,26 @@ def file_name(site_oid: str) -> str:
 def enqueue(session: Session, user: User, study: Study, site: Site, include_participate_info: bool) -> Job:
     """The queued job, in the caller's transaction; the worker writes its file."""
     job = Job(
-        uuid=str(uuidlib.uuid4()), type=JOB_TYPE_EXTRACT, status=IN_QUEUE, study_id=study.id, site_id=site.id,
-        register=False, include_participate_info=include_participate_info, source_file_name=file_name(site.oid)[:255],
-        created_by=user.username, created_by_id=user.id, date_created=utcnow(), processed=0, created=0, updated=0,
-        unchanged=0, failed=0, warnings=[], attempts=0, cancel_requested=False, upload_size=0,
+        uuid=str(uuidlib.uuid4()),
+        type=JOB_TYPE_EXTRACT,
+        status=IN_QUEUE,
+        study_id=study.id,
+        site_id=site.id,
+        register=False,
+        include_participate_info=include_participate_info,
+        source_file_name=file_name(site.oid)[:255],
+        created_by=user.username,
+        created_by_id=user.id,
+        date_created=utcnow(),
+        processed=0,
+        created=0,
+        updated=0,
+        unchanged=0,
+        failed=0,
+        warnings=[],
+        attempts=0,
+        cancel_requested=False,
+        upload_size=0,
     )
     session.add(job)
     session.flush()
@@ -89,10 +105,16 @@ class _Columns:
 
     @property
     def fields(self) -> tuple[Any, ...]:
-        return _BASE_FIELDS + (_PII_FIELDS if self.pii else ()) + ((_P.access_code,) if self.pii and self.access_code else ())
+        return (
+            _BASE_FIELDS
+            + (_PII_FIELDS if self.pii else ())
+            + ((_P.access_code,) if self.pii and self.access_code else ())
+        )
 
 
-def participants(db: Database, site_id: int, columns: _Columns, page_rows: int = PAGE_ROWS) -> Iterator[tuple[Any, ...]]:
+def participants(
+    db: Database, site_id: int, columns: _Columns, page_rows: int = PAGE_ROWS
+) -> Iterator[tuple[Any, ...]]:
     """The site's available participants in ID-key order, one keyset page per short read transaction."""
     query = select(_P.participant_key, *columns.fields).where(_P.site_id == site_id, _P.status == AVAILABLE)
     last: str | None = None
@@ -124,8 +146,16 @@ def _access(db: Database, job: Job) -> tuple[bool, str | None]:
 class Extractor:
     """Runs one claimed extract job; `run()` answers the status it ended in ("" when it was taken from us)."""
 
-    def __init__(self, db: Database, settings: Settings, claim: Claim, stop: threading.Event | None = None,
-                 lost: threading.Event | None = None, page_rows: int = PAGE_ROWS, chunk_bytes: int = CHUNK_BYTES):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        claim: Claim,
+        stop: threading.Event | None = None,
+        lost: threading.Event | None = None,
+        page_rows: int = PAGE_ROWS,
+        chunk_bytes: int = CHUNK_BYTES,
+    ):
         self.db = db
         self.settings = settings
         self.claim = claim
@@ -155,10 +185,16 @@ class Extractor:
         """Drops what an earlier attempt wrote, counts the participants for `progress`, and notes whether
         the file holds PII. Returns whether a cancel was requested."""
         with self.db.transaction() as session:
-            total = session.scalar(select(func.count()).select_from(_P).where(_P.site_id == job.site_id, _P.status == AVAILABLE))
-            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=total or 0)
+            total = session.scalar(
+                select(func.count()).select_from(_P).where(_P.site_id == job.site_id, _P.status == AVAILABLE)
+            )
+            cancel = queue.checkpoint(
+                session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=total or 0
+            )
             session.execute(delete(UploadChunk).where(UploadChunk.job_id == job.id))
-            session.execute(update(Job).where(Job.id == job.id).values(file_pii=columns.pii, upload_size=0, upload_sha256=None))
+            session.execute(
+                update(Job).where(Job.id == job.id).values(file_pii=columns.pii, upload_size=0, upload_sha256=None)
+            )
         return cancel
 
     def _write_all(self, job: Job, columns: _Columns) -> str:
@@ -181,7 +217,9 @@ class Extractor:
             return self._end(CANCELLED)
         return COMPLETED if queue.finish(self.db, self.claim, COMPLETED) else ""
 
-    def _store(self, job: Job, seq: int, data: bytes, written: int, *, size: int | None = None, sha256: str | None = None) -> bool:
+    def _store(
+        self, job: Job, seq: int, data: bytes, written: int, *, size: int | None = None, sha256: str | None = None
+    ) -> bool:
         """One chunk with the fenced checkpoint (the last one also with the file's size and digest).
         Returns whether a cancel was requested."""
         if self.lost.is_set():
@@ -189,7 +227,9 @@ class Extractor:
         if self.stop.is_set():
             raise Stopped
         with self.db.transaction() as session:
-            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=written, counts={})
+            cancel = queue.checkpoint(
+                session, self.claim, self.settings.job_lease_seconds, processed=written, counts={}
+            )
             session.execute(_CHUNKS.insert().values(job_id=job.id, seq=seq, data=data))
             if size is not None:
                 session.execute(update(Job).where(Job.id == job.id).values(upload_size=size, upload_sha256=sha256))

@@ -37,7 +37,13 @@ def extract_participants(
     session: SessionDep,
     user: CurrentUser,
     background: BackgroundTasks,
-    includeParticipateInfo: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n. y adds the access codes (for roles that may read PII)", json_schema_extra=YES_NO_SCHEMA)] = None,
+    includeParticipateInfo: Annotated[
+        str | None,
+        Query(
+            description="y|yes|n|no, any case; absent = n. y adds the access codes (for roles that may read PII)",
+            json_schema_extra=YES_NO_SCHEMA,
+        ),
+    ] = None,
 ) -> Response:
     study = get_study(session, studyOID)
     site = get_site(session, study, siteOID)

@@ -14,9 +14,9 @@ import logging
 import os
 import socket
 import threading
-from typing import Any
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from sqlalchemy import ColumnElement, Interval, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
@@ -84,12 +84,22 @@ class Heartbeat:
     def beat(self) -> None:
         values = {"last_seen": db_now(self.db.dialect), "current_jobs": current_jobs()}
         with self.db.transaction() as session:
-            if self.row_id is not None and rowcount(session.execute(update(_HB).where(_HB.c.id == self.row_id).values(**values))):
+            if self.row_id is not None and rowcount(
+                session.execute(update(_HB).where(_HB.c.id == self.row_id).values(**values))
+            ):
                 return
             # First beat, or the row was purged as stale while the database was out of reach.
             self.row_id = session.execute(
-                insert(_HB).values(host=HOST, pid=os.getpid(), version=__version__, threads=self.threads,
-                                   started_at=self.started_at, **values).returning(_HB.c.id)
+                insert(_HB)
+                .values(
+                    host=HOST,
+                    pid=os.getpid(),
+                    version=__version__,
+                    threads=self.threads,
+                    started_at=self.started_at,
+                    **values,
+                )
+                .returning(_HB.c.id)
             ).scalar_one()
 
     def _run(self) -> None:
@@ -115,15 +125,21 @@ class Heartbeat:
 def live(session: Session, lease_seconds: int) -> list[WorkerHeartbeat]:
     """Workers whose last beat is within one lease, by host and start."""
     dialect = session.get_bind().dialect.name
-    return list(session.scalars(
-        select(WorkerHeartbeat).where(WorkerHeartbeat.last_seen >= db_now(dialect, -lease_seconds))
-        .order_by(WorkerHeartbeat.host, WorkerHeartbeat.started_at, WorkerHeartbeat.id)
-    ))
+    return list(
+        session.scalars(
+            select(WorkerHeartbeat)
+            .where(WorkerHeartbeat.last_seen >= db_now(dialect, -lease_seconds))
+            .order_by(WorkerHeartbeat.host, WorkerHeartbeat.started_at, WorkerHeartbeat.id)
+        )
+    )
 
 
 def live_count(session: Session, lease_seconds: int) -> int:
     dialect = session.get_bind().dialect.name
-    return session.scalar(select(func.count()).select_from(_HB).where(_HB.c.last_seen >= db_now(dialect, -lease_seconds))) or 0
+    return (
+        session.scalar(select(func.count()).select_from(_HB).where(_HB.c.last_seen >= db_now(dialect, -lease_seconds)))
+        or 0
+    )
 
 
 def check(db: Database, lease_seconds: int, host: str = HOST) -> bool:

@@ -28,11 +28,11 @@ from sqlalchemy import select
 from roster import codes
 from roster.bulk import queue, writer_process
 from roster.bulk.csvreader import ID_COLUMN, Header
-from roster.bulk.source import read_upload
 from roster.bulk.keyfilter import KeyFilter
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, Job, LogEntry, UploadChunk
 from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.rows import Row, batches
+from roster.bulk.source import read_upload
 from roster.config import Settings
 from roster.db import Database, is_busy
 from roster.errors import DomainError
@@ -44,7 +44,17 @@ from roster.studies.service import require_available
 
 log = logging.getLogger("roster.importer")
 
-_LOG_COLUMNS = ("row", "line", "participant_id", "participant_key", "participant_oid", "outcome", "participate_status", "errors", "cells")
+_LOG_COLUMNS = (
+    "row",
+    "line",
+    "participant_id",
+    "participant_key",
+    "participant_oid",
+    "outcome",
+    "participate_status",
+    "errors",
+    "cells",
+)
 _CHUNKS = UploadChunk.__table__
 _LOG = LogEntry.__table__
 _MAX_LOGGED_ID = 255
@@ -73,7 +83,14 @@ def stored_chunks(db: Database, job_id: int) -> Iterator[bytes]:
 
 
 class Importer:
-    def __init__(self, db: Database, settings: Settings, claim: Claim, stop: threading.Event | None = None, lost: threading.Event | None = None):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        claim: Claim,
+        stop: threading.Event | None = None,
+        lost: threading.Event | None = None,
+    ):
         self.db = db
         self.settings = settings
         self.claim = claim
@@ -140,7 +157,14 @@ class Importer:
         if size != self.job.upload_size or (self.job.upload_sha256 and digest.hexdigest() != self.job.upload_sha256):
             raise UploadUnreadable
         with self.db.transaction() as session:
-            return queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=self.processed, counts={}, rows_total=rows)
+            return queue.checkpoint(
+                session,
+                self.claim,
+                self.settings.job_lease_seconds,
+                processed=self.processed,
+                counts={},
+                rows_total=rows,
+            )
 
     def _check_stop(self) -> None:
         if self.lost.is_set():
@@ -154,7 +178,10 @@ class Importer:
         On PostgreSQL the server writes; on SQLite, a writer process (roster.bulk.writer_process). A batch
         decided from a state that someone else changed meanwhile is decided again under the lock."""
         header, batches = self._reading()
-        with self._writer_process() as self.sqlite_writer, ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread:
+        with (
+            self._writer_process() as self.sqlite_writer,
+            ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread,
+        ):
             overlap = self.settings.bulk_overlap and (self.db.dialect == "postgresql" or self.sqlite_writer is not None)
             pending: Future | None = None
             previous: _Plan | None = None
@@ -212,8 +239,15 @@ class Importer:
             header, entries = read_upload(stored_chunks(self.db, self.claim.job_id))
         except DomainError:
             raise UploadUnreadable from None
-        return header, _readable(batches(header, entries, done=self.processed, size=self.settings.batch_size,
-                                         id_method=self.study.participant_id_method))
+        return header, _readable(
+            batches(
+                header,
+                entries,
+                done=self.processed,
+                size=self.settings.batch_size,
+                id_method=self.study.participant_id_method,
+            )
+        )
 
     def _plan(self, header: Header, rows: list[Row], previous: _Plan | None) -> _Plan:
         """Everything about a batch that needs no lock: the in-file duplicate check, the writer's
@@ -229,7 +263,12 @@ class Importer:
             seen = set()
             if asked:
                 with bulk.keyed():
-                    seen = {r[0] for r in bulk.by_keys("t.participant_key", "job_log_entries", "participant_key", asked, scope=("job_id", job.id))}
+                    seen = {
+                        r[0]
+                        for r in bulk.by_keys(
+                            "t.participant_key", "job_log_entries", "participant_key", asked, scope=("job_id", job.id)
+                        )
+                    }
             if previous is not None:
                 seen |= previous.keys & keys
             records = []
@@ -240,8 +279,15 @@ class Importer:
                 if not r.errors and not r.duplicate:
                     records.append(r)
             batch = writer.plan_batch(
-                session, self.study, self.site, records, after=previous.batch if previous is not None else None,
-                register=job.register, username=job.created_by, source=job.uuid, id_column=id_written,
+                session,
+                self.study,
+                self.site,
+                records,
+                after=previous.batch if previous is not None else None,
+                register=job.register,
+                username=job.created_by,
+                source=job.uuid,
+                id_column=id_written,
             )
             plan = _Plan(rows, keys, batch, rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written))
             if not batch.stale:
@@ -254,11 +300,19 @@ class Importer:
         """The batch as the writer process runs it: write_planned's fast way, the log, the checkpoint.
         Encoded here, so that the writer thread only sends it and waits."""
         bulk = Bulk(session)
-        checkpoint = queue.checkpoint_statement(self.db.dialect, self.claim, self.settings.job_lease_seconds,
-                                                processed=plan.rows[-1].entry.row, counts=plan.counts)
+        checkpoint = queue.checkpoint_statement(
+            self.db.dialect,
+            self.claim,
+            self.settings.job_lease_seconds,
+            processed=plan.rows[-1].entry.row,
+            counts=plan.counts,
+        )
         steps = [
             *writer.planned_steps(session, plan.batch, self.study, self.site),
-            *((sql, params, None) for sql, params in bulk.inserts(_LOG, _LOG_COLUMNS, plan.entries, {"job_id": self.job.id})),
+            *(
+                (sql, params, None)
+                for sql, params in bulk.inserts(_LOG, _LOG_COLUMNS, plan.entries, {"job_id": self.job.id})
+            ),
             (*bulk.driver(checkpoint), writer_process.ROW),
         ]
         return writer_process.WriterProcess.encode(self.db.sqlite_file, steps)
@@ -274,7 +328,11 @@ class Importer:
             except Exception as exc:
                 if not is_busy(exc):
                     raise
-                log.info("job %s: database busy (%s), the batch is tried again", self.claim.uuid, type(exc.__cause__ or exc).__name__)
+                log.info(
+                    "job %s: database busy (%s), the batch is tried again",
+                    self.claim.uuid,
+                    type(exc.__cause__ or exc).__name__,
+                )
             self._check_stop()
             time.sleep(pause)
             pause = min(pause * 2, _BUSY_PAUSE_MAX)
@@ -299,7 +357,9 @@ class Importer:
             if redone or plan.entries is None:
                 plan.entries, plan.counts = self._log_entries(plan, results, bulk)
             bulk.insert(_LOG, _LOG_COLUMNS, plan.entries, {"job_id": self.job.id})
-            cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=last, counts=plan.counts)
+            cancel = queue.checkpoint(
+                session, self.claim, self.settings.job_lease_seconds, processed=last, counts=plan.counts
+            )
         self.processed = last
         return cancel, redone
 
@@ -316,14 +376,32 @@ class Importer:
                 outcome, pid, oid, status = writer.FAILED, r.participant_id, None, None
             else:
                 res = next(results)
-                outcome, pid, oid, status, errors = res.outcome, res.participant_id, res.participant_oid, res.participate_status, res.errors
+                outcome, pid, oid, status, errors = (
+                    res.outcome,
+                    res.participant_id,
+                    res.participant_oid,
+                    res.participate_status,
+                    res.errors,
+                )
             counts[outcome] += 1
             if outcome == writer.FAILED:
                 # failedRows rebuilds the rows to fix from the cells; other rows' cells are not needed.
                 logged_errors, cells = encode([e.as_dict() for e in errors]), encode(r.entry.cells)
             else:
                 logged_errors, cells = "[]", None
-            entries.append((r.entry.row, r.entry.line, pid[:_MAX_LOGGED_ID] if pid else None, r.key, oid, outcome, status, logged_errors, cells))
+            entries.append(
+                (
+                    r.entry.row,
+                    r.entry.line,
+                    pid[:_MAX_LOGGED_ID] if pid else None,
+                    r.key,
+                    oid,
+                    outcome,
+                    status,
+                    logged_errors,
+                    cells,
+                )
+            )
         return bulk.payload(entries), counts
 
 

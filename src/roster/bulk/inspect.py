@@ -82,7 +82,10 @@ class UploadInspector:
         self.size += len(chunk)
         if self.size > self.max_bytes:
             raise DomainError(
-                codes.FILE_TOO_LARGE, 413, {"maxBytes": self.max_bytes}, detail=f"The file is larger than the upload limit of {self.max_bytes} bytes."
+                codes.FILE_TOO_LARGE,
+                413,
+                {"maxBytes": self.max_bytes},
+                detail=f"The file is larger than the upload limit of {self.max_bytes} bytes.",
             )
         self._hash.update(chunk)
         if not self._nul and b"\x00" in chunk:
@@ -109,7 +112,12 @@ class UploadInspector:
             header = xlsx.inspect_workbook(file, self.max_bytes)
             return InspectedUpload(size=self.size, sha256=self.sha256, header=header, warnings=header.warnings)
         if not name.lower().endswith(".csv"):
-            raise DomainError(codes.NOT_SUPPORTED_FILE_FORMAT, 400, {"reason": "name"}, detail="The file name must end in .csv or .xlsx.")
+            raise DomainError(
+                codes.NOT_SUPPORTED_FILE_FORMAT,
+                400,
+                {"reason": "name"},
+                detail="The file name must end in .csv or .xlsx.",
+            )
         other_unicode = head.startswith(UNICODE_BOMS)
         if not other_unicode and (self._nul or _binary_signature(head)):
             raise DomainError(
@@ -119,7 +127,9 @@ class UploadInspector:
                 detail="The file content is not CSV text (it looks like a spreadsheet, archive or other binary file).",
             )
         if other_unicode or not self._utf8 or not self._final_decode():
-            raise DomainError(codes.INVALID_FILE_ENCODING, 400, detail="The file is not UTF-8 text; save it as CSV UTF-8.")
+            raise DomainError(
+                codes.INVALID_FILE_ENCODING, 400, detail="The file is not UTF-8 text; save it as CSV UTF-8."
+            )
         truncated = self.size > len(head)
         if truncated:
             head = _whole_characters(head)

@@ -16,9 +16,8 @@ from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Respons
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from roster import codes
-from roster.bulk import extract
+from roster.bulk import extract, revert
 from roster.bulk import jobs_service as service
-from roster.bulk import revert
 from roster.bulk.jobs_schemas import LOG_CSV_HEADER, OUTCOMES, JobOut, LogEntryOut
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT
 from roster.csvout import MEDIA_TYPE, content_disposition, stream_csv
@@ -38,14 +37,19 @@ Paging = Annotated[PageParams, Depends(page_params)]
 def _invalid(field: str, allowed: tuple[str, ...]) -> DomainError:
     message = f"must be one of {', '.join(allowed)}"
     return DomainError(
-        codes.VALIDATION_FAILED, 422,
-        {"errors": [{"field": field, "message": message, "type": "enum"}]}, detail=f"{field}: {message}",
+        codes.VALIDATION_FAILED,
+        422,
+        {"errors": [{"field": field, "message": message, "type": "enum"}]},
+        detail=f"{field}: {message}",
     )
 
 
 # Documented as enums (any case is accepted too, and an empty value means no filter).
 def status_filter(
-    statuses: Annotated[list[str] | None, Query(alias="status", json_schema_extra={"items": {"type": "string", "enum": [*JOB_STATUSES, ""]}})] = None,
+    statuses: Annotated[
+        list[str] | None,
+        Query(alias="status", json_schema_extra={"items": {"type": "string", "enum": [*JOB_STATUSES, ""]}}),
+    ] = None,
 ) -> list[str]:
     wanted = [part.strip().upper() for value in statuses or () for part in value.split(",") if part.strip()]
     if any(s not in JOB_STATUSES for s in wanted):
@@ -53,7 +57,9 @@ def status_filter(
     return wanted
 
 
-def outcome_filter(outcome: Annotated[str | None, Query(json_schema_extra={"enum": [*OUTCOMES, ""]})] = None) -> str | None:
+def outcome_filter(
+    outcome: Annotated[str | None, Query(json_schema_extra={"enum": [*OUTCOMES, ""]})] = None,
+) -> str | None:
     if outcome is None or not outcome.strip():
         return None
     value = outcome.strip().lower()
@@ -64,7 +70,10 @@ def outcome_filter(outcome: Annotated[str | None, Query(json_schema_extra={"enum
 
 @router.get("/studies/{study_oid}/jobs", response_model=Page[JobOut])
 def list_study_jobs(
-    study_oid: str, session: SessionDep, user: CurrentUser, page: Paging,
+    study_oid: str,
+    session: SessionDep,
+    user: CurrentUser,
+    page: Paging,
     statuses: Annotated[list[str], Depends(status_filter)],
 ) -> Page[JobOut]:
     study = get_study(session, study_oid)
@@ -73,7 +82,11 @@ def list_study_jobs(
 
 @router.get("/studies/{study_oid}/sites/{site_oid}/jobs", response_model=Page[JobOut])
 def list_site_jobs(
-    study_oid: str, site_oid: str, session: SessionDep, user: CurrentUser, page: Paging,
+    study_oid: str,
+    site_oid: str,
+    session: SessionDep,
+    user: CurrentUser,
+    page: Paging,
     statuses: Annotated[list[str], Depends(status_filter)],
 ) -> Page[JobOut]:
     study = get_study(session, study_oid)
@@ -88,7 +101,10 @@ def get_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> JobOut:
 
 @router.get("/jobs/{job_uuid}/log", response_model=Page[LogEntryOut])
 def job_log(
-    job_uuid: str, session: SessionDep, user: CurrentUser, page: Paging,
+    job_uuid: str,
+    session: SessionDep,
+    user: CurrentUser,
+    page: Paging,
     outcome: Annotated[str | None, Depends(outcome_filter)],
 ) -> Page[LogEntryOut]:
     job, _, _ = service.get_visible_job(session, user, job_uuid)
@@ -96,7 +112,8 @@ def job_log(
 
 
 @router.get(
-    "/jobs/{job_uuid}/downloadFile", response_class=StreamingResponse,
+    "/jobs/{job_uuid}/downloadFile",
+    response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **errors(403, 409, 410)},
 )
 def download_log(
@@ -109,7 +126,10 @@ def download_log(
         extract.extract_file(session, user, job)
         body, filename = extract.stored_file(db, job.id), job.source_file_name
     else:
-        body, filename = stream_csv(service.log_csv_rows(db, job.id), LOG_CSV_HEADER), f"{service.file_stem(job)}-log.csv"
+        body, filename = (
+            stream_csv(service.log_csv_rows(db, job.id), LOG_CSV_HEADER),
+            f"{service.file_stem(job)}-log.csv",
+        )
     return StreamingResponse(
         body,
         media_type=MEDIA_TYPE,
@@ -118,7 +138,8 @@ def download_log(
 
 
 @router.get(
-    "/jobs/{job_uuid}/failedRows", response_class=StreamingResponse,
+    "/jobs/{job_uuid}/failedRows",
+    response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}}, **errors(403, 409, 410)},
 )
 def failed_rows(
@@ -140,7 +161,8 @@ def failed_rows(
 
 
 @router.post(
-    "/jobs/{job_uuid}/cancel", response_model=JobOut,
+    "/jobs/{job_uuid}/cancel",
+    response_model=JobOut,
     responses={202: {"model": JobOut, "description": "A running job will stop after its current batch"}, **errors(409)},
 )
 def cancel_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> JSONResponse:
@@ -157,10 +179,14 @@ def delete_job(job_uuid: str, session: SessionDep, user: CurrentUser) -> Respons
 
 
 @router.post(
-    "/jobs/{job_uuid}/revert", response_model=JobOut, status_code=status.HTTP_201_CREATED,
+    "/jobs/{job_uuid}/revert",
+    response_model=JobOut,
+    status_code=status.HTTP_201_CREATED,
     responses=errors(403, 409),
 )
-def revert_job(job_uuid: str, request: Request, background: BackgroundTasks, session: SessionDep, user: CurrentUser) -> JSONResponse:
+def revert_job(
+    job_uuid: str, request: Request, background: BackgroundTasks, session: SessionDep, user: CurrentUser
+) -> JSONResponse:
     """Queues a REVERT_BULK_ADD_PARTICIPANTS job undoing a finished bulk job (SPEC §11.2): 409
     jobNotFinished while it runs, jobNotRevertible for a dry run, a revert, or a job already reverted."""
     job, study_oid, site_oid = revert.queue_revert(session, user, job_uuid)
@@ -168,4 +194,6 @@ def revert_job(job_uuid: str, request: Request, background: BackgroundTasks, ses
     if wake is not None:
         background.add_task(wake)  # after the response, so after the request's commit
     body = service.job_out(job, study_oid, site_oid).model_dump(mode="json", by_alias=True)
-    return JSONResponse(body, status_code=status.HTTP_201_CREATED, headers={"Location": f"{P}/jobs/{job.uuid}"}, background=background)
+    return JSONResponse(
+        body, status_code=status.HTTP_201_CREATED, headers={"Location": f"{P}/jobs/{job.uuid}"}, background=background
+    )

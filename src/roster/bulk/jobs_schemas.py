@@ -15,7 +15,14 @@ JobType = Literal["BULK_ADD_PARTICIPANTS", "REVERT_BULK_ADD_PARTICIPANTS", "EXTR
 JobStatus = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED", "CANCELLED"]
 Outcome = Literal["created", "updated", "unchanged", "failed", "deleted", "restored"]
 # The downloadFile `Status` column (OpenClinica's words).
-OUTCOME_LABELS = {"created": "Created", "updated": "Updated", "unchanged": "Unchanged", "failed": "Failed", "deleted": "Deleted", "restored": "Restored"}
+OUTCOME_LABELS = {
+    "created": "Created",
+    "updated": "Updated",
+    "unchanged": "Unchanged",
+    "failed": "Failed",
+    "deleted": "Deleted",
+    "restored": "Restored",
+}
 LOG_CSV_HEADER = ("Row", "ParticipantID", "Participant OID", "Participate Status", "Status", "Message")
 
 
@@ -47,10 +54,16 @@ class JobOut(OutModel):
     date_completed: dt.datetime | None
     counts: JobCounts
     progress: float = Field(ge=0, le=1)
-    rows_per_second: float | None = Field(None, description="While IN_PROGRESS: rows processed per second since the job started; else null")
-    eta_seconds: int | None = Field(None, description="While IN_PROGRESS and the rows are counted: seconds left at that rate; else null")
+    rows_per_second: float | None = Field(
+        None, description="While IN_PROGRESS: rows processed per second since the job started; else null"
+    )
+    eta_seconds: int | None = Field(
+        None, description="While IN_PROGRESS and the rows are counted: seconds left at that rate; else null"
+    )
     cancel_requested: bool
-    include_participate_info: bool = Field(False, description="Extract jobs: access codes were asked for (includeParticipateInfo=y)")
+    include_participate_info: bool = Field(
+        False, description="Extract jobs: access codes were asked for (includeParticipateInfo=y)"
+    )
     warnings: list[Any]
     error: str | None
     # The job-level code in plain words, for people (the web page shows it next to the code).

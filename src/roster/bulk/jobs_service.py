@@ -24,9 +24,9 @@ from roster.auth.models import User
 from roster.auth.permissions import Action, study_access
 from roster.bulk.csvreader import Header
 from roster.bulk.job_warnings import bounded
-from roster.bulk.source import read_upload
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
 from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT, Job, LogEntry, UploadChunk
+from roster.bulk.source import read_upload
 from roster.db import Database, rowcount, utcnow
 from roster.errors import Conflict, DomainError, Forbidden, NotFound
 from roster.schemas import Page, PageParams
@@ -112,15 +112,36 @@ def rate(job: Job, now: dt.datetime | None = None) -> tuple[float | None, int | 
 def job_out(job: Job, study_oid: str, site_oid: str) -> JobOut:
     rows_per_second, eta_seconds = rate(job)
     return JobOut(
-        uuid=job.uuid, type=job.type, dry_run=bool(job.dry_run), revert_of=job.revert_of, status=job.status, study_oid=study_oid, site_oid=site_oid,
-        register_flag=job.register, source_file_name=job.source_file_name, created_by=job.created_by,
-        date_created=job.date_created, date_started=job.date_started, date_completed=job.date_completed,
+        uuid=job.uuid,
+        type=job.type,
+        dry_run=bool(job.dry_run),
+        revert_of=job.revert_of,
+        status=job.status,
+        study_oid=study_oid,
+        site_oid=site_oid,
+        register_flag=job.register,
+        source_file_name=job.source_file_name,
+        created_by=job.created_by,
+        date_created=job.date_created,
+        date_started=job.date_started,
+        date_completed=job.date_completed,
         counts=JobCounts(
-            rows=job.rows_total, processed=job.processed, created=job.created, updated=job.updated,
-            unchanged=job.unchanged, failed=job.failed, deleted=job.deleted or 0, restored=job.restored or 0,
+            rows=job.rows_total,
+            processed=job.processed,
+            created=job.created,
+            updated=job.updated,
+            unchanged=job.unchanged,
+            failed=job.failed,
+            deleted=job.deleted or 0,
+            restored=job.restored or 0,
         ),
-        progress=progress(job), rows_per_second=rows_per_second, eta_seconds=eta_seconds, cancel_requested=job.cancel_requested,
-        warnings=bounded(job.warnings), error=job.error, include_participate_info=job.include_participate_info,
+        progress=progress(job),
+        rows_per_second=rows_per_second,
+        eta_seconds=eta_seconds,
+        cancel_requested=job.cancel_requested,
+        warnings=bounded(job.warnings),
+        error=job.error,
+        include_participate_info=job.include_participate_info,
         error_message=codes.message_for(job.error) if job.error else None,
     )
 
@@ -135,16 +156,19 @@ def list_jobs(
     if statuses:
         where.append(Job.status.in_(statuses))
     total = session.scalar(select(func.count()).select_from(Job).where(*where)) or 0
-    rows = session.execute(
-        _with_oids().where(*where).order_by(Job.id.desc()).offset(page.offset).limit(page.page_size)
-    )
+    rows = session.execute(_with_oids().where(*where).order_by(Job.id.desc()).offset(page.offset).limit(page.page_size))
     items = [job_out(job, study_oid, site_oid) for job, study_oid, site_oid in rows]
     return Page[JobOut](items=items, page=page.page, page_size=page.page_size, total=total)
 
 
 _LOG_COLUMNS = (
-    LogEntry.row, LogEntry.line, LogEntry.participant_id, LogEntry.participant_oid,
-    LogEntry.outcome, LogEntry.participate_status, LogEntry.errors,
+    LogEntry.row,
+    LogEntry.line,
+    LogEntry.participant_id,
+    LogEntry.participant_oid,
+    LogEntry.outcome,
+    LogEntry.participate_status,
+    LogEntry.errors,
 )
 
 
@@ -158,8 +182,13 @@ def log_page(session: Session, job: Job, outcome: str | None, page: PageParams) 
     )
     items = [
         LogEntryOut(
-            row=r.row, line=r.line, participant_id=r.participant_id, participant_oid=r.participant_oid,
-            outcome=r.outcome, participate_status=r.participate_status, errors=r.errors or [],
+            row=r.row,
+            line=r.line,
+            participant_id=r.participant_id,
+            participant_oid=r.participant_oid,
+            outcome=r.outcome,
+            participate_status=r.participate_status,
+            errors=r.errors or [],
         )
         for r in rows
     ]
@@ -193,8 +222,12 @@ def message(outcome: str, errors: str | Iterable[dict[str, Any]] | None) -> str:
 def log_csv_rows(db: Database, job_id: int) -> Iterator[tuple[object, ...]]:
     # errors as text: decoding JSON for every row (nearly all `[]`) was most of the download's time.
     query = select(
-        LogEntry.row, LogEntry.participant_id, LogEntry.participant_oid, LogEntry.participate_status,
-        LogEntry.outcome, cast(LogEntry.errors, Text),
+        LogEntry.row,
+        LogEntry.participant_id,
+        LogEntry.participant_oid,
+        LogEntry.participate_status,
+        LogEntry.outcome,
+        cast(LogEntry.errors, Text),
     ).where(LogEntry.job_id == job_id)
     for row, pid, oid, participate, outcome, errors in _keyset(db, query):
         yield (row, pid, oid, participate, OUTCOME_LABELS.get(outcome, outcome), message(outcome, errors))
@@ -205,8 +238,10 @@ def upload_chunks(session: Session, job_id: int) -> Iterator[bytes]:
     seq = -1
     while True:
         found = session.execute(
-            select(UploadChunk.seq, UploadChunk.data).where(UploadChunk.job_id == job_id, UploadChunk.seq > seq)
-            .order_by(UploadChunk.seq).limit(1)
+            select(UploadChunk.seq, UploadChunk.data)
+            .where(UploadChunk.job_id == job_id, UploadChunk.seq > seq)
+            .order_by(UploadChunk.seq)
+            .limit(1)
         ).first()
         if found is None:
             return
@@ -256,16 +291,29 @@ def cancel(session: Session, job: Job) -> bool:
     """Queued: cancelled at once (True). Running: the worker is asked to stop after its current batch
     (False). Finished: 409 jobNotCancellable. Each step is a conditional UPDATE, so a worker claiming or
     finishing the job at the same moment cannot be overwritten."""
-    done = rowcount(session.execute(
-        update(Job).where(Job.id == job.id, Job.status == IN_QUEUE)
-        .values(status=CANCELLED, cancel_requested=True, date_completed=utcnow(), lease_owner=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
-    ))
-    if not done:
-        done = rowcount(session.execute(
-            update(Job).where(Job.id == job.id, Job.status == IN_PROGRESS).values(cancel_requested=True)
+    done = rowcount(
+        session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == IN_QUEUE)
+            .values(
+                status=CANCELLED,
+                cancel_requested=True,
+                date_completed=utcnow(),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
             .execution_options(synchronize_session=False)
-        ))
+        )
+    )
+    if not done:
+        done = rowcount(
+            session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.status == IN_PROGRESS)
+                .values(cancel_requested=True)
+                .execution_options(synchronize_session=False)
+            )
+        )
         if not done:
             session.refresh(job)
             raise Conflict(codes.JOB_NOT_CANCELLABLE, {"uuid": job.uuid, "status": job.status})

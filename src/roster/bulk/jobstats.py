@@ -37,12 +37,23 @@ class _State:
 def _state(db: Database, job_id: int) -> _State | None:
     with db.read_sessions() as session, session.begin():
         row = session.execute(
-            select(Job.type, Job.status, Job.processed, Job.created, Job.updated, Job.unchanged, Job.failed,
-                   Job.date_started, Job.date_completed).where(Job.id == job_id)
+            select(
+                Job.type,
+                Job.status,
+                Job.processed,
+                Job.created,
+                Job.updated,
+                Job.unchanged,
+                Job.failed,
+                Job.date_started,
+                Job.date_completed,
+            ).where(Job.id == job_id)
         ).one_or_none()
     if row is None:
         return None
-    seconds = (row.date_completed - row.date_started).total_seconds() if row.date_completed and row.date_started else None
+    seconds = (
+        (row.date_completed - row.date_started).total_seconds() if row.date_completed and row.date_started else None
+    )
     return _State(row.type, row.status, row.processed, {o: getattr(row, o) for o in OUTCOMES}, seconds)
 
 
@@ -61,8 +72,19 @@ class JobRun:
         self.before = _state(self.db, self.claim.job_id)
         job_type = self.before.type if self.before else "?"
         log.info(
-            "job %s started: %s, attempt %d, from row %d", self.claim.uuid, job_type, self.claim.attempts, self.claim.processed + 1,
-            extra={"job": {"uuid": self.claim.uuid, "type": job_type, "attempt": self.claim.attempts, "from_row": self.claim.processed + 1}},
+            "job %s started: %s, attempt %d, from row %d",
+            self.claim.uuid,
+            job_type,
+            self.claim.attempts,
+            self.claim.processed + 1,
+            extra={
+                "job": {
+                    "uuid": self.claim.uuid,
+                    "type": job_type,
+                    "attempt": self.claim.attempts,
+                    "from_row": self.claim.processed + 1,
+                }
+            },
         )
         return self
 
@@ -76,8 +98,12 @@ class JobRun:
     def _ended(self, seconds: float) -> None:
         after = _state(self.db, self.claim.job_id)
         if after is None:
-            log.info("job %s ended: deleted while it ran, %.2fs", self.claim.uuid, seconds,
-                     extra={"job": {"uuid": self.claim.uuid, "status": "DELETED", "seconds": round(seconds, 3)}})
+            log.info(
+                "job %s ended: deleted while it ran, %.2fs",
+                self.claim.uuid,
+                seconds,
+                extra={"job": {"uuid": self.claim.uuid, "status": "DELETED", "seconds": round(seconds, 3)}},
+            )
             return
         before = self.before or _State(after.type, IN_QUEUE, self.claim.processed, dict.fromkeys(OUTCOMES, 0), None)
         rows = max(after.processed - before.processed, 0)
@@ -92,13 +118,31 @@ class JobRun:
         log.info(
             "job %s ended %s: %s, attempt %d, %d rows in %.2fs (%.0f rows/s); job totals: %d processed, %d created, "
             "%d updated, %d unchanged, %d failed",
-            self.claim.uuid, after.status, after.type, self.claim.attempts, rows, seconds, rate, after.processed,
-            c["created"], c["updated"], c["unchanged"], c["failed"],
-            extra={"job": {
-                "uuid": self.claim.uuid, "type": after.type, "status": after.status, "attempt": self.claim.attempts,
-                "rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rate, 1),
-                "processed": after.processed, **c,
-            }},
+            self.claim.uuid,
+            after.status,
+            after.type,
+            self.claim.attempts,
+            rows,
+            seconds,
+            rate,
+            after.processed,
+            c["created"],
+            c["updated"],
+            c["unchanged"],
+            c["failed"],
+            extra={
+                "job": {
+                    "uuid": self.claim.uuid,
+                    "type": after.type,
+                    "status": after.status,
+                    "attempt": self.claim.attempts,
+                    "rows": rows,
+                    "seconds": round(seconds, 3),
+                    "rows_per_second": round(rate, 1),
+                    "processed": after.processed,
+                    **c,
+                }
+            },
         )
 
 
@@ -122,4 +166,6 @@ class JobsCollector:
         for status in STATUSES:
             jobs.add_metric([status], by_status.get(status, 0))
         yield jobs
-        yield GaugeMetricFamily("roster_workers", "Worker processes whose heartbeat is within the job lease", value=workers)
+        yield GaugeMetricFamily(
+            "roster_workers", "Worker processes whose heartbeat is within the job lease", value=workers
+        )

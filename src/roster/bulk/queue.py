@@ -18,9 +18,9 @@ import os
 import socket
 import threading
 import uuid as uuidlib
-from typing import Any
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import ColumnElement, Interval, Row, Update, func, literal, or_, select, update
 from sqlalchemy.orm import Session
@@ -75,10 +75,25 @@ def enqueue(
 ) -> Job:
     """Stores the upload chunk by chunk with its job (IN_QUEUE) in the caller's transaction."""
     job = Job(
-        uuid=str(uuidlib.uuid4()), status=IN_QUEUE, study_id=study_id, site_id=site_id, register=register,
-        source_file_name=file_name[:255], created_by=username, created_by_id=user_id, date_created=utcnow(),
-        processed=0, created=0, updated=0, unchanged=0, failed=0, warnings=bounded(warnings), attempts=0,
-        cancel_requested=False, upload_size=size, upload_sha256=sha256,
+        uuid=str(uuidlib.uuid4()),
+        status=IN_QUEUE,
+        study_id=study_id,
+        site_id=site_id,
+        register=register,
+        source_file_name=file_name[:255],
+        created_by=username,
+        created_by_id=user_id,
+        date_created=utcnow(),
+        processed=0,
+        created=0,
+        updated=0,
+        unchanged=0,
+        failed=0,
+        warnings=bounded(warnings),
+        attempts=0,
+        cancel_requested=False,
+        upload_size=size,
+        upload_sha256=sha256,
     )
     session.add(job)
     session.flush()
@@ -111,7 +126,9 @@ def claim(db: Database, lease_seconds: int) -> Claim | None:
     owner = new_owner()
     claimable = (
         select(_J.c.id)
-        .where(or_(_J.c.status == IN_QUEUE, (_J.c.status == IN_PROGRESS) & (_J.c.lease_expires_at < _clock(db.dialect))))
+        .where(
+            or_(_J.c.status == IN_QUEUE, (_J.c.status == IN_PROGRESS) & (_J.c.lease_expires_at < _clock(db.dialect)))
+        )
         .order_by(_J.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE serialises claims
@@ -133,7 +150,9 @@ def claim(db: Database, lease_seconds: int) -> Claim | None:
         row = session.execute(stmt).one_or_none()
     if row is None:
         return None
-    return Claim(row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested), row.type)
+    return Claim(
+        row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested), row.type
+    )
 
 
 def _fenced(job: Claim) -> ColumnElement[bool]:
@@ -149,16 +168,32 @@ def renew(db: Database, job: Claim, lease_seconds: int) -> bool:
     return rowcount(result) == 1
 
 
-def checkpoint(session: Session, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None) -> bool:
+def checkpoint(
+    session: Session,
+    job: Claim,
+    lease_seconds: int,
+    *,
+    processed: int,
+    counts: dict[str, int],
+    rows_total: int | None = None,
+) -> bool:
     """The fence of a batch, in the batch's transaction: moves the checkpoint, adds the batch's counts
     and renews the lease. Raises LeaseLost when the job is no longer ours (the caller rolls back).
     Returns whether a cancel was requested."""
-    statement = checkpoint_statement(session.get_bind().dialect.name, job, lease_seconds, processed=processed, counts=counts, rows_total=rows_total)
+    statement = checkpoint_statement(
+        session.get_bind().dialect.name, job, lease_seconds, processed=processed, counts=counts, rows_total=rows_total
+    )
     return checkpointed(job, session.execute(statement).one_or_none())
 
 
 def checkpoint_statement(
-    dialect: str, job: Claim, lease_seconds: int, *, processed: int, counts: dict[str, int], rows_total: int | None = None
+    dialect: str,
+    job: Claim,
+    lease_seconds: int,
+    *,
+    processed: int,
+    counts: dict[str, int],
+    rows_total: int | None = None,
 ) -> Update:
     """`checkpoint`'s statement, which returns one row (`checkpointed`) while the job is ours, else none."""
     values = {name: getattr(_J.c, name) + n for name, n in counts.items() if n}
@@ -184,7 +219,13 @@ def finish(db: Database, job: Claim, status: str, error: str | None = None) -> b
 
 def finish_in(session: Session, job: Claim, status: str, error: str | None = None) -> bool:
     """`finish` in the caller's transaction (with what must go together with the end)."""
-    values: dict[str, Any] = {"status": status, "lease_owner": None, "lease_expires_at": None, "date_completed": utcnow(), "error": error}
+    values: dict[str, Any] = {
+        "status": status,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "date_completed": utcnow(),
+        "error": error,
+    }
     if status == COMPLETED:
         values["rows_total"] = _J.c.processed
     result = session.execute(update(_J).where(_fenced(job)).values(**values))

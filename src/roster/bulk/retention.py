@@ -47,8 +47,10 @@ class PurgeResult:
     heartbeats: int = 0
 
     def __str__(self) -> str:
-        return (f"{self.uploads} stored upload(s) ({self.upload_bytes} bytes), {self.jobs} job(s) with "
-                f"{self.log_rows} log row(s), {self.heartbeats} stale heartbeat(s)")
+        return (
+            f"{self.uploads} stored upload(s) ({self.upload_bytes} bytes), {self.jobs} job(s) with "
+            f"{self.log_rows} log row(s), {self.heartbeats} stale heartbeat(s)"
+        )
 
 
 @contextmanager
@@ -69,7 +71,11 @@ def _cluster_lock(conn: Connection, wait: bool) -> Iterator[bool]:
 
 
 def purge(
-    db: Database, settings: Settings, *, now: dt.datetime | None = None, wait: bool = True,
+    db: Database,
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    wait: bool = True,
     log_rows_per_transaction: int = LOG_ROWS_PER_TRANSACTION,
 ) -> PurgeResult | None:
     """Deletes what retention says is due at `now`; None when another process is purging (wait=False)."""
@@ -82,7 +88,9 @@ def purge(
         if settings.job_retention_days is not None:
             _purge_jobs(conn, now - dt.timedelta(days=settings.job_retention_days), result, log_rows_per_transaction)
         with conn.begin():
-            result.heartbeats = conn.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen < now - STALE_HEARTBEAT)).rowcount
+            result.heartbeats = conn.execute(
+                delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen < now - STALE_HEARTBEAT)
+            ).rowcount
     return result
 
 
@@ -94,8 +102,10 @@ def _purge_uploads(conn: Connection, cutoff: dt.datetime, now: dt.datetime, resu
     while True:
         with conn.begin():
             due = conn.execute(
-                select(Job.id, Job.upload_size).where(*_finished_before(cutoff), Job.upload_purged_at.is_(None))
-                .order_by(Job.id).limit(JOBS_PER_TRANSACTION)
+                select(Job.id, Job.upload_size)
+                .where(*_finished_before(cutoff), Job.upload_purged_at.is_(None))
+                .order_by(Job.id)
+                .limit(JOBS_PER_TRANSACTION)
             ).all()
             if not due:
                 return
@@ -116,11 +126,15 @@ def _purge_jobs(conn: Connection, cutoff: dt.datetime, result: PurgeResult, per_
             return
         while True:
             with conn.begin():
-                rows = select(LogEntry.row).where(LogEntry.job_id == job_id).order_by(LogEntry.row).limit(per_transaction)
+                rows = (
+                    select(LogEntry.row).where(LogEntry.job_id == job_id).order_by(LogEntry.row).limit(per_transaction)
+                )
                 upto = conn.execute(select(func.max(rows.subquery().c.row))).scalar()
                 if upto is None:
                     break
-                result.log_rows += conn.execute(delete(LogEntry).where(LogEntry.job_id == job_id, LogEntry.row <= upto)).rowcount
+                result.log_rows += conn.execute(
+                    delete(LogEntry).where(LogEntry.job_id == job_id, LogEntry.row <= upto)
+                ).rowcount
         with conn.begin():
             conn.execute(delete(UploadChunk).where(UploadChunk.job_id == job_id))
             result.jobs += conn.execute(delete(Job).where(Job.id == job_id, *_finished_before(cutoff))).rowcount

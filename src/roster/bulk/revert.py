@@ -23,7 +23,16 @@ from roster.auth.permissions import Action, study_access
 from roster.bulk import queue
 from roster.bulk.importer import Stopped
 from roster.bulk.jobs_service import can_see, find_job
-from roster.bulk.models import CANCELLED, COMPLETED, FINISHED, IN_QUEUE, JOB_TYPE_BULK_ADD, JOB_TYPE_REVERT, Job, LogEntry
+from roster.bulk.models import (
+    CANCELLED,
+    COMPLETED,
+    FINISHED,
+    IN_QUEUE,
+    JOB_TYPE_BULK_ADD,
+    JOB_TYPE_REVERT,
+    Job,
+    LogEntry,
+)
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
 from roster.db import Database, utcnow
@@ -54,11 +63,29 @@ def queue_revert(session: Session, user: User, value: str) -> tuple[Job, str, st
     if job.type != JOB_TYPE_BULK_ADD or job.dry_run or taken is not None:
         raise Conflict(codes.JOB_NOT_REVERTIBLE, {"uuid": job.uuid})
     revert = Job(
-        uuid=str(uuidlib.uuid4()), type=JOB_TYPE_REVERT, revert_of=job.uuid, status=IN_QUEUE,
-        study_id=job.study_id, site_id=job.site_id, register=False, source_file_name=job.source_file_name,
-        created_by=user.username, created_by_id=user.id, date_created=utcnow(), processed=0, created=0,
-        updated=0, unchanged=0, failed=0, deleted=0, restored=0, dry_run=False, warnings=[], attempts=0,
-        cancel_requested=False, upload_size=0,
+        uuid=str(uuidlib.uuid4()),
+        type=JOB_TYPE_REVERT,
+        revert_of=job.uuid,
+        status=IN_QUEUE,
+        study_id=job.study_id,
+        site_id=job.site_id,
+        register=False,
+        source_file_name=job.source_file_name,
+        created_by=user.username,
+        created_by_id=user.id,
+        date_created=utcnow(),
+        processed=0,
+        created=0,
+        updated=0,
+        unchanged=0,
+        failed=0,
+        deleted=0,
+        restored=0,
+        dry_run=False,
+        warnings=[],
+        attempts=0,
+        cancel_requested=False,
+        upload_size=0,
     )
     try:
         with session.begin_nested():
@@ -75,8 +102,15 @@ def queue_revert(session: Session, user: User, value: str) -> tuple[Job, str, st
 class Reverter:
     """Runs one claimed revert job; the same interface as roster.bulk.importer.Importer."""
 
-    def __init__(self, db: Database, settings: Settings, claim: Claim, stop: threading.Event | None = None,
-                 lost: threading.Event | None = None, on_batch: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        claim: Claim,
+        stop: threading.Event | None = None,
+        lost: threading.Event | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ):
         self.db, self.settings, self.claim = db, settings, claim
         # Called inside each batch's transaction, after its checkpoint: a seam for tests that stop a worker there.
         self.on_batch = on_batch
@@ -97,7 +131,9 @@ class Reverter:
         if self.claim.rows_total is None:
             with self.db.transaction() as session:
                 rows = self._count(session)
-                cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=rows)
+                cancel = queue.checkpoint(
+                    session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=rows
+                )
             if cancel:
                 return CANCELLED if queue.cancel(self.db, self.claim) else ""
         processed = self.claim.processed
@@ -117,7 +153,12 @@ class Reverter:
     def _count(self, session: Session) -> int:
         if self.target is None:  # the reverted job was deleted: nothing to read back
             return 0
-        return session.scalar(select(func.count()).select_from(_LOG).where(_LOG.c.job_id == self.target, _LOG.c.outcome.in_(_UNDONE))) or 0
+        return (
+            session.scalar(
+                select(func.count()).select_from(_LOG).where(_LOG.c.job_id == self.target, _LOG.c.outcome.in_(_UNDONE))
+            )
+            or 0
+        )
 
     def _batch(self, session: Session, processed: int) -> tuple[int | None, bool]:
         """One batch in the caller's transaction: returns the new checkpoint (None when nothing was left)
@@ -129,7 +170,8 @@ class Reverter:
         rows = session.execute(
             select(_LOG.c.row, _LOG.c.line, _LOG.c.participant_id, _LOG.c.participant_oid, _LOG.c.outcome)
             .where(_LOG.c.job_id == self.target, _LOG.c.outcome.in_(_UNDONE), _LOG.c.row > last)
-            .order_by(_LOG.c.row).limit(self.settings.batch_size)
+            .order_by(_LOG.c.row)
+            .limit(self.settings.batch_size)
         ).all()
         if not rows:
             return None, False
@@ -138,14 +180,25 @@ class Reverter:
         for r in rows:
             outcome, status, errors = self._undo(session, r.participant_id, r.outcome)
             counts[outcome] += 1
-            entries.append({
-                "job_id": self.job.id, "row": r.row, "line": r.line, "participant_id": r.participant_id,
-                "participant_key": None, "participant_oid": r.participant_oid, "outcome": outcome,
-                "participate_status": status, "errors": errors, "cells": None,
-            })
+            entries.append(
+                {
+                    "job_id": self.job.id,
+                    "row": r.row,
+                    "line": r.line,
+                    "participant_id": r.participant_id,
+                    "participant_key": None,
+                    "participant_oid": r.participant_oid,
+                    "outcome": outcome,
+                    "participate_status": status,
+                    "errors": errors,
+                    "cells": None,
+                }
+            )
         session.execute(insert(_LOG), entries)
         processed += len(rows)
-        cancel = queue.checkpoint(session, self.claim, self.settings.job_lease_seconds, processed=processed, counts=counts)
+        cancel = queue.checkpoint(
+            session, self.claim, self.settings.job_lease_seconds, processed=processed, counts=counts
+        )
         if self.on_batch is not None:
             self.on_batch(processed)
         return processed, cancel
@@ -154,7 +207,17 @@ class Reverter:
         found = undo.trail(session, self.job.study_id, participant_id, self.job.revert_of) if participant_id else None
         if found is None or found.changed_since:
             status = found.participant.participate_status if found else None
-            return FAILED, status, [{"code": codes.CHANGED_SINCE_JOB, "column": None, "message": codes.message_for(codes.CHANGED_SINCE_JOB)}]
+            return (
+                FAILED,
+                status,
+                [
+                    {
+                        "code": codes.CHANGED_SINCE_JOB,
+                        "column": None,
+                        "message": codes.message_for(codes.CHANGED_SINCE_JOB),
+                    }
+                ],
+            )
         if outcome == CREATED:
             undo.delete_participant(session, found.participant, self.job.created_by, self.job.uuid)
             return DELETED, None, []

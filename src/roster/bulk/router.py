@@ -30,7 +30,6 @@ P = "/pages/auth/api"
 router = APIRouter(tags=["bulk"])
 
 
-
 class UploadAccepted(OutModel):
     """The answer when `Accept` asks for JSON."""
 
@@ -41,7 +40,10 @@ class UploadAccepted(OutModel):
 # The 200 answer of an endpoint that queues a job (the upload, the extract).
 ACCEPTED = {
     "content": {
-        "text/plain": {"schema": {"type": "string", "pattern": "^job uuid: [0-9a-f-]{36}$"}, "example": "job uuid: 3f1c…"},
+        "text/plain": {
+            "schema": {"type": "string", "pattern": "^job uuid: [0-9a-f-]{36}$"},
+            "example": "job uuid: 3f1c…",
+        },
         "application/json": {"schema": schema_ref(UploadAccepted)},
     },
 }
@@ -64,15 +66,29 @@ def _authorize(request: Request, token: str, study_oid: str, site_oid: str, regi
         wants_register = parse_register(register)
         if wants_register and not study.participate_active:
             raise DomainError(codes.PARTICIPATE_INACTIVE, 400, {"studyOID": study.oid})
-        return {"study_id": study.id, "site_id": site.id, "register": wants_register, "username": user.username, "user_id": user.id}
+        return {
+            "study_id": study.id,
+            "site_id": site.id,
+            "register": wants_register,
+            "username": user.username,
+            "user_id": user.id,
+        }
 
 
 def _store(session: Session, checked: dict[str, Any], upload: ReceivedUpload) -> str:
     inspected = upload.inspected
     job = queue.enqueue(
-        session, study_id=checked["study_id"], site_id=checked["site_id"], register=checked["register"],
-        file_name=upload.file_name, username=checked["username"], user_id=checked["user_id"],
-        size=inspected.size, sha256=inspected.sha256, warnings=list(inspected.warnings), chunks=upload.chunks(),
+        session,
+        study_id=checked["study_id"],
+        site_id=checked["site_id"],
+        register=checked["register"],
+        file_name=upload.file_name,
+        username=checked["username"],
+        user_id=checked["user_id"],
+        size=inspected.size,
+        sha256=inspected.sha256,
+        warnings=list(inspected.warnings),
+        chunks=upload.chunks(),
     )
     # Flushed here so a database error answers before the 200 does.
     session.flush()
@@ -98,7 +114,9 @@ async def upload_participants(
     session: SessionDep,
     token: BearerToken,
     background: BackgroundTasks,
-    register: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)] = None,
+    register: Annotated[
+        str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)
+    ] = None,
 ) -> Response:
     checked = await run_in_threadpool(_authorize, request, token, studyOID, siteOID, register)
     upload = await receive_upload(request, request.app.state.settings.max_upload_bytes)

@@ -40,7 +40,12 @@ def missing_file() -> DomainError:
 
 def malformed(exc: Exception) -> DomainError:
     # The parser's own words ("Maximum header size exceeded") say what is wrong; they quote no content.
-    return DomainError(codes.MALFORMED_MULTIPART, 400, {"reason": str(exc)[:200]}, detail=f"The multipart/form-data body is malformed: {str(exc)[:200]}.")
+    return DomainError(
+        codes.MALFORMED_MULTIPART,
+        400,
+        {"reason": str(exc)[:200]},
+        detail=f"The multipart/form-data body is malformed: {str(exc)[:200]}.",
+    )
 
 
 def _decode(value: bytes) -> str:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from roster import codes
 from roster.bulk import heartbeat, queue, retention, writer_process
 from roster.bulk.extract import Extractor
-from roster.bulk.revert import Reverter
 from roster.bulk.importer import Importer, Stopped
 from roster.bulk.jobstats import JobRun
 from roster.bulk.models import JOB_TYPE_EXTRACT, JOB_TYPE_REVERT
 from roster.bulk.queue import Claim, LeaseLost
+from roster.bulk.revert import Reverter
 from roster.config import Settings
 from roster.db import Database, worker_limits
 

@@ -160,7 +160,9 @@ class WriterProcess:
         """Starts the process and waits for it to say it is ready. Raises OSError when it does not, or
         when it runs other code than this worker (another copy of Roster found first on its path)."""
         here = str(Path(__file__).resolve().parents[2])
-        self.process = subprocess.Popen([sys.executable, "-P", "-c", _START, here], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [sys.executable, "-P", "-c", _START, here], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         self.busy = False

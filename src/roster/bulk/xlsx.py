@@ -82,7 +82,9 @@ def _check_sizes(members: list[zipfile.ZipInfo], max_bytes: int) -> None:
     if total > limit or over_ratio is not None:
         reason = "uncompressedSize" if total > limit else "compressionRatio"
         raise DomainError(
-            codes.FILE_TOO_LARGE, 413, {"maxBytes": max_bytes, "reason": reason},
+            codes.FILE_TOO_LARGE,
+            413,
+            {"maxBytes": max_bytes, "reason": reason},
             detail=f"The workbook expands to more than {EXPANSION_FACTOR} times the upload limit or a part of it is "
             f"compressed more than {MAX_RATIO}:1; it is not read.",
         )

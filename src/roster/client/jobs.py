@@ -34,10 +34,16 @@ def cmd_login(args: argparse.Namespace) -> None:
     password = sys.stdin.readline().rstrip("\r\n") if args.password_stdin else getpass.getpass("Password: ")
     server = Server(args.url, with_token=False)
     # The OAuth 2 password form (SPEC §12); the JSON body works as well.
-    body = server.json("POST", "/user-service/api/oauth/token", data={"grant_type": "password", "username": username, "password": password})
+    body = server.json(
+        "POST",
+        "/user-service/api/oauth/token",
+        data={"grant_type": "password", "username": username, "password": password},
+    )
     server.store.put(server.url, username, body["access_token"], int(body["expires_in"]))
     minutes = int(body["expires_in"]) // 60
-    print(f"Signed in to {server.url} as {username}; the token is valid for {minutes} minutes (kept in {server.store.path}).")
+    print(
+        f"Signed in to {server.url} as {username}; the token is valid for {minutes} minutes (kept in {server.store.path})."
+    )
 
 
 def _yes(flag: bool) -> str:
@@ -81,8 +87,13 @@ def wait_for(server: Server, job_uuid: str, out: TextIO | None = None) -> int:
     """Polls the job with a progress bar (rows done, rows/s, ETA, on stderr); prints the counts (to `out`,
     default stdout); the exit status."""
     columns = (
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[eta]}"),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("rows"),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[eta]}"),
     )
     with Progress(*columns, console=err, transient=False) as progress:
         task = progress.add_task("IN_QUEUE", total=None, rate="", eta="")
@@ -92,8 +103,12 @@ def wait_for(server: Server, job_uuid: str, out: TextIO | None = None) -> int:
             rate = job.get("rowsPerSecond") if job["status"] not in FINISHED else average_rate(job)
             eta = job.get("etaSeconds")
             progress.update(
-                task, description=job["status"], total=counts.get("rows"), completed=counts["processed"],
-                rate=f"{rate:,.0f} rows/s" if rate is not None else "", eta=f"ETA {_duration(eta)}" if eta is not None else "",
+                task,
+                description=job["status"],
+                total=counts.get("rows"),
+                completed=counts["processed"],
+                rate=f"{rate:,.0f} rows/s" if rate is not None else "",
+                eta=f"ETA {_duration(eta)}" if eta is not None else "",
             )
             if job["status"] in FINISHED:
                 break
@@ -110,7 +125,9 @@ def average_rate(job: dict[str, Any]) -> float | None:
     """A finished job's rows per second over its whole run (the server gives a rate only while it runs)."""
     if not (job.get("dateStarted") and job.get("dateCompleted")):
         return None
-    seconds = (dt.datetime.fromisoformat(job["dateCompleted"]) - dt.datetime.fromisoformat(job["dateStarted"])).total_seconds()
+    seconds = (
+        dt.datetime.fromisoformat(job["dateCompleted"]) - dt.datetime.fromisoformat(job["dateStarted"])
+    ).total_seconds()
     return job["counts"]["processed"] / seconds if seconds > 0 else None
 
 
@@ -123,7 +140,11 @@ def _duration(seconds: int) -> str:
 def summary(job: dict[str, Any]) -> str:
     counts = job["counts"]
     # A revert job's own counts; a bulk job's are always 0 there.
-    kinds = ("deleted", "restored", "failed") if job.get("type") == "REVERT_BULK_ADD_PARTICIPANTS" else ("created", "updated", "unchanged", "failed")
+    kinds = (
+        ("deleted", "restored", "failed")
+        if job.get("type") == "REVERT_BULK_ADD_PARTICIPANTS"
+        else ("created", "updated", "unchanged", "failed")
+    )
     parts = ", ".join(f"{counts[k]} {k}" for k in kinds if k in counts)
     return f"{job['status']}: {counts['processed']} of {counts.get('rows')} rows processed ({parts})"
 
@@ -142,10 +163,20 @@ def cmd_jobs(args: argparse.Namespace) -> None:
             params["status"] = args.status
         for job in server.json("GET", f"{base}/jobs", params=params)["items"]:
             counts = job["counts"]
-            rows.append((
-                job["uuid"], job["status"], job["studyOid"], job["siteOid"], job["sourceFileName"], str(counts.get("rows") or ""),
-                str(counts["processed"]), str(counts["failed"]), job["createdBy"], job["dateCreated"][:19].replace("T", " "),
-            ))
+            rows.append(
+                (
+                    job["uuid"],
+                    job["status"],
+                    job["studyOid"],
+                    job["siteOid"],
+                    job["sourceFileName"],
+                    str(counts.get("rows") or ""),
+                    str(counts["processed"]),
+                    str(counts["failed"]),
+                    job["createdBy"],
+                    job["dateCreated"][:19].replace("T", " "),
+                )
+            )
     if not out.is_terminal:
         # Piped: tab-separated and never shortened, for scripts (`cut -f1`).
         for row in (header, *rows):
@@ -164,8 +195,24 @@ def cmd_job_show(args: argparse.Namespace) -> None:
 
         print(json.dumps(job, indent=2))
         return
-    for key in ("uuid", "type", "status", "studyOid", "siteOid", "register", "sourceFileName", "createdBy",
-                "dateCreated", "dateStarted", "dateCompleted", "progress", "rowsPerSecond", "etaSeconds", "error", "errorMessage"):
+    for key in (
+        "uuid",
+        "type",
+        "status",
+        "studyOid",
+        "siteOid",
+        "register",
+        "sourceFileName",
+        "createdBy",
+        "dateCreated",
+        "dateStarted",
+        "dateCompleted",
+        "progress",
+        "rowsPerSecond",
+        "etaSeconds",
+        "error",
+        "errorMessage",
+    ):
         if key in job:
             print(f"{key}: {'' if job[key] is None else job[key]}")
     print("counts: " + ", ".join(f"{k} {v}" for k, v in job["counts"].items()))
@@ -184,7 +231,13 @@ def cmd_job_log(args: argparse.Namespace) -> None:
         body = server.json("GET", f"{P}/jobs/{path_part(args.uuid)}/log", params=params)
         for entry in body["items"]:
             codes = "; ".join(f"{e['column']}: {e['code']}" if e.get("column") else e["code"] for e in entry["errors"])
-            fields = [f"row {entry['row']}", f"line {entry['line']}", entry["participantId"] or "-", entry["participantOid"] or "-", entry["outcome"]]
+            fields = [
+                f"row {entry['row']}",
+                f"line {entry['line']}",
+                entry["participantId"] or "-",
+                entry["participantOid"] or "-",
+                entry["outcome"],
+            ]
             print("\t".join(fields + ([codes] if codes else [])))
         if page * LOG_PAGE >= body["total"]:
             return
@@ -230,7 +283,11 @@ def cmd_extract(args: argparse.Namespace) -> None:
     """SPEC §11.3: queue the extract, wait for it, write its CSV to -o FILE or stdout."""
     server = Server(args.url)
     url = f"{P}/clinicaldata/studies/{path_part(args.study)}/sites/{path_part(args.site)}/participants/extractParticipantsInfo"
-    job_uuid = job_uuid_of(server.request("POST", url, params={"includeParticipateInfo": _yes(args.include_participate_info)}, headers=ACCEPT_JSON))
+    job_uuid = job_uuid_of(
+        server.request(
+            "POST", url, params={"includeParticipateInfo": _yes(args.include_participate_info)}, headers=ACCEPT_JSON
+        )
+    )
     print(f"job uuid: {job_uuid}", file=sys.stderr)
     status = wait_for(server, job_uuid, out=sys.stderr)  # stdout may be the CSV itself
     if status == EXIT_JOB_FAILED:
@@ -241,23 +298,39 @@ def cmd_extract(args: argparse.Namespace) -> None:
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
     login = sub.add_parser("login", parents=[common], help="sign in to a Roster server and keep the token (mode 0600)")
     login.add_argument("--username", "-u", help="Roster username (asked for when left out)")
-    login.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin instead of asking")
+    login.add_argument(
+        "--password-stdin", action="store_true", help="read the password from the first line of stdin instead of asking"
+    )
     login.set_defaults(func=cmd_login)
 
     upload = sub.add_parser("upload", parents=[common], help="upload a CSV or .xlsx of participants (bulk endpoint)")
     upload.add_argument("file", metavar="FILE", help="the CSV (UTF-8) or Excel workbook to upload")
     upload.add_argument("--study", required=True, metavar="STUDY_OID", help="the study's OID, e.g. 'S_DEMO(TEST)'")
     upload.add_argument("--site", required=True, metavar="SITE_OID", help="the site's OID, e.g. 'S_BOSTON(TEST)'")
-    upload.add_argument("--register", action="store_true", help="register the participants for Participate (register=y)")
-    upload.add_argument("--dry-run", action="store_true", help="only validate: log what each row would do, change nothing (dryRun=y)")
-    upload.add_argument("--wait", action="store_true", help="follow the job with a progress bar; exit 0 all rows applied, 1 some failed, 3 job failed or cancelled")
+    upload.add_argument(
+        "--register", action="store_true", help="register the participants for Participate (register=y)"
+    )
+    upload.add_argument(
+        "--dry-run", action="store_true", help="only validate: log what each row would do, change nothing (dryRun=y)"
+    )
+    upload.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the job with a progress bar; exit 0 all rows applied, 1 some failed, 3 job failed or cancelled",
+    )
     upload.set_defaults(func=cmd_upload)
 
     jobs = sub.add_parser("jobs", parents=[common], help="list jobs you may see, newest first")
     jobs.add_argument("--study", metavar="STUDY_OID", help="only this study (default: every study you have a role in)")
     jobs.add_argument("--site", metavar="SITE_OID", help="only this site of --study")
-    jobs.add_argument("--status", metavar="STATUS", help="only jobs in these statuses, comma-separated (IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)")
-    jobs.add_argument("--limit", type=int, default=50, metavar="N", help="at most N jobs per study (1-1000, default 50)")
+    jobs.add_argument(
+        "--status",
+        metavar="STATUS",
+        help="only jobs in these statuses, comma-separated (IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)",
+    )
+    jobs.add_argument(
+        "--limit", type=int, default=50, metavar="N", help="at most N jobs per study (1-1000, default 50)"
+    )
     jobs.set_defaults(func=cmd_jobs)
 
     job = sub.add_parser("job", help="one job: show, log, failed-rows, download, cancel, delete, revert")
@@ -279,13 +352,19 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         if name == "show":
             action.add_argument("--json", action="store_true", help="print the job as the API answers it (JSON)")
         if name == "log":
-            action.add_argument("--outcome", metavar="OUTCOME", help="only rows with this outcome (created, updated, unchanged, failed)")
+            action.add_argument(
+                "--outcome", metavar="OUTCOME", help="only rows with this outcome (created, updated, unchanged, failed)"
+            )
         action.set_defaults(func=func)
 
-    extract = sub.add_parser("extract", parents=[common], help="extract a site's participants (and access codes) as CSV")
+    extract = sub.add_parser(
+        "extract", parents=[common], help="extract a site's participants (and access codes) as CSV"
+    )
     extract.add_argument("--study", required=True, metavar="STUDY_OID", help="the study's OID")
     extract.add_argument("--site", required=True, metavar="SITE_OID", help="the site's OID")
-    extract.add_argument("--include-participate-info", action="store_true", help="add access codes (where you may read personal data)")
+    extract.add_argument(
+        "--include-participate-info", action="store_true", help="add access codes (where you may read personal data)"
+    )
     extract.add_argument("-o", "--output", metavar="FILE", help="write the CSV to FILE instead of stdout")
     extract.set_defaults(func=cmd_extract)
 

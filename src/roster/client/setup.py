@@ -52,9 +52,20 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     create = study_sub.add_parser("create", parents=[common], help="create a study")
     create.add_argument("oid", metavar="OID", help="the study's OID, e.g. 'S_JUNO(TEST)'")
     create.add_argument("--name", required=True, help="the study's name")
-    create.add_argument("--participate-active", action="store_true", help="Participate is active: uploads may register participants")
-    create.add_argument("--enrollment-cap", type=int, metavar="N", help="at most N participants (not removed) in the study; default: no cap")
-    create.add_argument("--id-template", metavar="TEMPLATE", help="generate participant IDs from this template, e.g. JUNO-#### (method system)")
+    create.add_argument(
+        "--participate-active", action="store_true", help="Participate is active: uploads may register participants"
+    )
+    create.add_argument(
+        "--enrollment-cap",
+        type=int,
+        metavar="N",
+        help="at most N participants (not removed) in the study; default: no cap",
+    )
+    create.add_argument(
+        "--id-template",
+        metavar="TEMPLATE",
+        help="generate participant IDs from this template, e.g. JUNO-#### (method system)",
+    )
     create.set_defaults(func=cmd_study_create)
 
     site = sub.add_parser("site", help="set up sites (admins)")
@@ -63,7 +74,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     create.add_argument("study_oid", metavar="STUDY_OID", help="the study's OID")
     create.add_argument("site_oid", metavar="SITE_OID", help="the new site's OID")
     create.add_argument("--name", required=True, help="the site's name")
-    create.add_argument("--enrollment-cap", type=int, metavar="N", help="at most N participants at this site; default: no cap")
+    create.add_argument(
+        "--enrollment-cap", type=int, metavar="N", help="at most N participants at this site; default: no cap"
+    )
     create.set_defaults(func=cmd_site_create)
 
     user = sub.add_parser("user", help="set up users (admins)")

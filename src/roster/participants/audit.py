@@ -31,8 +31,22 @@ def diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[dict[str, Any]]
     ]
 
 
-def event(participant_id: int, username: str, action: str, source: str, changes: list[dict[str, Any]], at: dt.datetime | None = None) -> dict[str, Any]:
-    return {"participant_id": participant_id, "at": at or utcnow(), "username": username, "action": action, "source": source, "changes": changes}
+def event(
+    participant_id: int,
+    username: str,
+    action: str,
+    source: str,
+    changes: list[dict[str, Any]],
+    at: dt.datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "participant_id": participant_id,
+        "at": at or utcnow(),
+        "username": username,
+        "action": action,
+        "source": source,
+        "changes": changes,
+    }
 
 
 def write(session: Session, events: Iterable[dict[str, Any]]) -> None:
@@ -45,7 +59,14 @@ def write(session: Session, events: Iterable[dict[str, Any]]) -> None:
 def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
     """`[{"field", "old", "new"}, …]` as JSON (diff's shape), built directly: at bulk rates the
     general encoder costs more than the rest of the row. Field names are fixed identifiers."""
-    return "[" + ",".join([
-        '{"field":"%s","old":%s,"new":%s}' % (f, "null" if o is None else _json_str(o), "null" if n is None else _json_str(n))
-        for f, o, n in changes
-    ]) + "]"
+    return (
+        "["
+        + ",".join(
+            [
+                '{"field":"%s","old":%s,"new":%s}'
+                % (f, "null" if o is None else _json_str(o), "null" if n is None else _json_str(n))
+                for f, o, n in changes
+            ]
+        )
+        + "]"
+    )

@@ -58,8 +58,20 @@ _STUDIES = Study.__table__
 _AUDIT = AuditEvent.__table__
 _INSERT_COLUMNS = ("id", "participant_id", "participant_key", "oid", "participate_status", "access_code", *_COLUMNS)
 _UPDATE_COLUMNS = ("participate_status", "access_code", "updated_at", "updated_by", *_COLUMNS)
-_LOAD_COLUMNS = ", ".join(f"t.{c}" for c in ("id", "site_id", "participant_id", "participant_key", "oid", "status",
-                                              "participate_status", "access_code", *_COLUMNS))
+_LOAD_COLUMNS = ", ".join(
+    f"t.{c}"
+    for c in (
+        "id",
+        "site_id",
+        "participant_id",
+        "participant_key",
+        "oid",
+        "status",
+        "participate_status",
+        "access_code",
+        *_COLUMNS,
+    )
+)
 _AUDIT_COLUMNS = ("participant_id", "action", "changes")
 
 
@@ -91,9 +103,24 @@ class _State:
     """One participant as this batch sees it: loaded from the database, created by an earlier record, or
     carried over from the batch before (`follow`)."""
 
-    __slots__ = ("pk", "site_id", "participant_id", "key", "oid", "status", "participate_status", "access_code", "values", "new", "dirty", "needs_code")
+    __slots__ = (
+        "pk",
+        "site_id",
+        "participant_id",
+        "key",
+        "oid",
+        "status",
+        "participate_status",
+        "access_code",
+        "values",
+        "new",
+        "dirty",
+        "needs_code",
+    )
 
-    def __init__(self, pk, site_id, participant_id, key, oid, status, participate_status, access_code, values, new=False):
+    def __init__(
+        self, pk, site_id, participant_id, key, oid, status, participate_status, access_code, values, new=False
+    ):
         self.pk = pk
         self.site_id = site_id
         self.participant_id = participant_id
@@ -137,7 +164,9 @@ class Batch:
         self.max_pk = 0  # the largest participant id given out so far in the job (SQLite: not yet in the snapshot)
         self.inserts = self.updates = self.audit = None  # payloads (roster.fastsql)
 
-    def decide(self, reads: Session, records: Sequence[RecordLike], study, site_cap: int | None, after: Batch | None) -> None:
+    def decide(
+        self, reads: Session, records: Sequence[RecordLike], study, site_cap: int | None, after: Batch | None
+    ) -> None:
         """Every record's outcome, reading through `reads`; nothing is written yet."""
         self.reads = reads
         self.db = Bulk(reads)
@@ -155,9 +184,11 @@ class Batch:
             self.counts = list(after.counts)
         self.counter_before = after.counter_after if after is not None else study.id_counter
         generating = sum(1 for r in records if not r.participant_id)
-        ids = IdGenerator(self.db, self.study_id, study.participant_id_template, self.counter_before) if (
-            generating and study.participant_id_method == "system" and study.participant_id_template
-        ) else None
+        ids = (
+            IdGenerator(self.db, self.study_id, study.participant_id_template, self.counter_before)
+            if (generating and study.participant_id_method == "system" and study.participant_id_template)
+            else None
+        )
         if ids is not None and after is not None:
             ids.existing.update(s.key for s in after.created)
 
@@ -202,7 +233,11 @@ class Batch:
         return [*counter, *self._rows(db)]
 
     def _counter(self):
-        return update(_STUDIES).where(_STUDIES.c.id == self.study_id).values(id_counter=self.counter_after, updated_at=_STUDIES.c.updated_at)
+        return (
+            update(_STUDIES)
+            .where(_STUDIES.c.id == self.study_id)
+            .values(id_counter=self.counter_after, updated_at=_STUDIES.c.updated_at)
+        )
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -215,18 +250,30 @@ class Batch:
                 keys.discard(key)
         if not keys:
             return
-        rows = self.db.by_keys(_LOAD_COLUMNS, "participants", "participant_key", keys, scope=("study_id", self.study_id))
+        rows = self.db.by_keys(
+            _LOAD_COLUMNS, "participants", "participant_key", keys, scope=("study_id", self.study_id)
+        )
         live = self.live
         for row in rows:
-            live[row[3]] = _State(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], dict(zip(_COLUMNS, row[8:])))
+            live[row[3]] = _State(
+                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], dict(zip(_COLUMNS, row[8:]))
+            )
 
     def _cap_reached(self) -> bool:
         if self.study_cap is None and self.site_cap is None:
             return False
         if self.counts is None:
             active = (_T.c.study_id == self.study_id, _T.c.status != REMOVED)
-            study_count = self.reads.scalar(select(func.count()).select_from(_T).where(*active)) if self.study_cap is not None else 0
-            site_count = self.reads.scalar(select(func.count()).select_from(_T).where(*active, _T.c.site_id == self.site_id)) if self.site_cap is not None else 0
+            study_count = (
+                self.reads.scalar(select(func.count()).select_from(_T).where(*active))
+                if self.study_cap is not None
+                else 0
+            )
+            site_count = (
+                self.reads.scalar(select(func.count()).select_from(_T).where(*active, _T.c.site_id == self.site_id))
+                if self.site_cap is not None
+                else 0
+            )
             self.counts = [study_count, site_count]
         return (self.study_cap is not None and self.counts[0] >= self.study_cap) or (
             self.site_cap is not None and self.counts[1] >= self.site_cap
@@ -340,7 +387,9 @@ class Batch:
                     self.issued.add(code)
 
     def _taken_oids(self, candidates: set[str]) -> set[str]:
-        taken = {r[0] for r in self.db.by_keys("t.oid", "participants", "oid", candidates, scope=("study_id", self.study_id))}
+        taken = {
+            r[0] for r in self.db.by_keys("t.oid", "participants", "oid", candidates, scope=("study_id", self.study_id))
+        }
         return taken | (self.after.oids & candidates) if self.after is not None else taken
 
     def _assign_oids(self) -> None:
@@ -374,17 +423,40 @@ class Batch:
             state.pk = pk
         self.max_pk = max(floor, self.created[-1].pk if self.created else 0)
         # Values every row of a statement shares go once (fastsql's `same`).
-        self.insert_same = {"study_id": self.study_id, "site_id": self.site_id, "status": AVAILABLE, "activity_status": "Active",
-                            "created_at": now, "created_by": user, "updated_at": now, "updated_by": user}
-        self.inserts = db.payload([
-            (s.pk, s.participant_id, s.key, s.oid, s.participate_status, s.access_code, *s.values.values()) for s in self.created
-        ]) if self.created else None
+        self.insert_same = {
+            "study_id": self.study_id,
+            "site_id": self.site_id,
+            "status": AVAILABLE,
+            "activity_status": "Active",
+            "created_at": now,
+            "created_by": user,
+            "updated_at": now,
+            "updated_by": user,
+        }
+        self.inserts = (
+            db.payload(
+                [
+                    (s.pk, s.participant_id, s.key, s.oid, s.participate_status, s.access_code, *s.values.values())
+                    for s in self.created
+                ]
+            )
+            if self.created
+            else None
+        )
         changed = [s for s in self.live.values() if s.dirty and not s.new]
-        self.updates = db.payload([(s.pk, s.participate_status, s.access_code, now, user, *s.values.values()) for s in changed]) if changed else None
+        self.updates = (
+            db.payload([(s.pk, s.participate_status, s.access_code, now, user, *s.values.values()) for s in changed])
+            if changed
+            else None
+        )
         at = db.stamp(_AUDIT.c.at, self.now)
         source = self.source
         self.audit_same = {"at": at, "username": user, "source": source}
-        self.audit = db.payload([(s.pk, action, audit.changes_json(changes)) for s, action, changes in self.events]) if self.events else None
+        self.audit = (
+            db.payload([(s.pk, action, audit.changes_json(changes)) for s, action, changes in self.events])
+            if self.events
+            else None
+        )
 
     def _rows(self, db: Bulk) -> Iterator[Statement]:
         if self.inserts is not None:

@@ -28,7 +28,7 @@ class IdGenerator:
     def __init__(self, db: Bulk, study_id: int, template: str, counter: int):
         run = re.search("#+", template)
         assert run is not None, "a template has a run of #"
-        self.prefix, self.suffix, self.width = template[: run.start()], template[run.end():], run.end() - run.start()
+        self.prefix, self.suffix, self.width = template[: run.start()], template[run.end() :], run.end() - run.start()
         self.db = db
         self.study_id = study_id
         self.counter = counter  # the last number used; the first ID is number 1
@@ -59,7 +59,9 @@ class IdGenerator:
 
     def _prefetch(self, start: int, count: int) -> None:
         keys = [participant_key(self.format(n)) for n in range(start, start + count)]
-        rows = self.db.by_keys("t.participant_key", "participants", "participant_key", keys, scope=("study_id", self.study_id))
+        rows = self.db.by_keys(
+            "t.participant_key", "participants", "participant_key", keys, scope=("study_id", self.study_id)
+        )
         self.existing.update(r[0] for r in rows)
         self.checked_to = start + count - 1
 

@@ -51,7 +51,6 @@ class Problems(RootModel[list[Problem]]):
 class OpenSpecimenRoute(TokenFirstRoute):
     """Renders every error of these endpoints as OpenSpecimen does: a list of `{code, message}`."""
 
-
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -68,13 +67,17 @@ class OpenSpecimenRoute(TokenFirstRoute):
                 return JSONResponse([_problem(exc.code, exc.detail)], status_code=exc.status, headers=exc.headers)
             except RequestValidationError:
                 # Only the path parameter is validated by FastAPI here, and it is a plain string.
-                return JSONResponse([_problem(codes.VALIDATION_FAILED, codes.message_for(codes.VALIDATION_FAILED))], status_code=400)
+                return JSONResponse(
+                    [_problem(codes.VALIDATION_FAILED, codes.message_for(codes.VALIDATION_FAILED))], status_code=400
+                )
 
         return openspecimen_errors
 
 
 router = APIRouter(
-    prefix="/rest/ng/participants", tags=["openspecimen"], route_class=OpenSpecimenRoute,
+    prefix="/rest/ng/participants",
+    tags=["openspecimen"],
+    route_class=OpenSpecimenRoute,
     responses=errors(400, 401, 403, 404, model=Problems),
 )
 # A string, checked by hand: anything but a known numeric id is PARTICIPANT_NOT_FOUND, not a 422.
@@ -111,13 +114,21 @@ def get_participant(participant_id: ParticipantPk, user: CurrentUser, session: S
     return _answer(session, study, participant, access)
 
 
-@router.put("/{id}", response_model=schemas.OpenSpecimenParticipantOut, openapi_extra=json_body(schemas.OpenSpecimenParticipantIn))
-def update_participant(participant_id: ParticipantPk, user: CurrentUser, session: SessionDep, raw: RawBody) -> dict[str, Any]:
+@router.put(
+    "/{id}",
+    response_model=schemas.OpenSpecimenParticipantOut,
+    openapi_extra=json_body(schemas.OpenSpecimenParticipantIn),
+)
+def update_participant(
+    participant_id: ParticipantPk, user: CurrentUser, session: SessionDep, raw: RawBody
+) -> dict[str, Any]:
     """Replaces the profile; all rule errors together, as a 400 list."""
     participant, study, access = _participant(session, user, participant_id)
     service.require_write(session, access, study, participant)
     service.require_not_removed(participant)
     body = schemas.parse_body(schemas.OpenSpecimenParticipantIn, raw)
     sent = schemas.openspecimen_sent(body)
-    service.update_profile(session, study, participant, sent, replace=schemas.OPENSPECIMEN_FIELDS, username=user.username)
+    service.update_profile(
+        session, study, participant, sent, replace=schemas.OPENSPECIMEN_FIELDS, username=user.username
+    )
     return _answer(session, study, participant, access)

@@ -24,13 +24,24 @@ from roster.studies.models import Site, Study, oid_key
 
 GENDERS = ("Male Gender", "Female Gender", "Unknown", "Unspecified")
 RACES = (
-    "American Indian or Alaska Native", "Asian", "Black or African American",
-    "Native Hawaiian or other Pacific Islander", "Not Reported", "Unknown", "White",
+    "American Indian or Alaska Native",
+    "Asian",
+    "Black or African American",
+    "Native Hawaiian or other Pacific Islander",
+    "Not Reported",
+    "Unknown",
+    "White",
 )
 ETHNICITIES = ("Hispanic or Latino", "Not Hispanic or Latino", "Not Reported", "Unknown")
 SEX_GENOTYPES = (
-    "XX Genotype", "XY Genotype", "XXX", "Klinefelter's Syndrome", "XXXY syndrome", "XXYY syndrome",
-    "Mosaic including XXXXY", "Penta X syndrome",
+    "XX Genotype",
+    "XY Genotype",
+    "XXX",
+    "Klinefelter's Syndrome",
+    "XXXY syndrome",
+    "XXYY syndrome",
+    "Mosaic including XXXXY",
+    "Penta X syndrome",
 )
 VITAL_STATUSES = ("Alive", "Dead", "Unknown")
 ACTIVITY_STATUSES = ("Active", "Disabled")
@@ -170,7 +181,9 @@ def _contact_errors(study: Study, participant: Participant, contact: Mapping[str
     return [e.as_dict() for e in found if e.column != "participantId"]
 
 
-def _clean_pmis(session: Session, study: Study, pmis: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+def _clean_pmis(
+    session: Session, study: Study, pmis: Sequence[Mapping[str, Any]]
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     """Each MRN with its site (by name, or by OID, case-insensitive); one MRN per site per request."""
     sites = list(session.scalars(select(Site).where(Site.study_id == study.id).order_by(Site.id)))
     by_name = {s.name.strip().casefold(): s for s in sites}
@@ -188,9 +201,12 @@ def _clean_pmis(session: Session, study: Study, pmis: Sequence[Mapping[str, Any]
         if site is None:
             errors.append(error(codes.SITE_NOT_FOUND, "pmis"))
         mrn_error = (
-            codes.MRN_REQUIRED if mrn is None
-            else codes.MRN_TOO_LONG if _too_long(mrn, MRN_MAX)
-            else codes.UNSUPPORTED_CHARACTER if rules.has_control_character(mrn)
+            codes.MRN_REQUIRED
+            if mrn is None
+            else codes.MRN_TOO_LONG
+            if _too_long(mrn, MRN_MAX)
+            else codes.UNSUPPORTED_CHARACTER
+            if rules.has_control_character(mrn)
             else None
         )
         if mrn_error is not None:
@@ -230,12 +246,17 @@ def record_errors(record: Mapping[str, Any], judged: set[str]) -> list[dict[str,
     return errors
 
 
-def uniqueness_errors(session: Session, study: Study, participant: Participant, values: Mapping[str, Any]) -> list[dict[str, str]]:
+def uniqueness_errors(
+    session: Session, study: Study, participant: Participant, values: Mapping[str, Any]
+) -> list[dict[str, str]]:
     """uid and empi unique in the study, each MRN unique at its site — among other participants,
     removed ones included (their records still exist). Only values being set are checked."""
     errors: list[dict[str, str]] = []
     others = (Participant.study_id == study.id, Participant.id != participant.id)
-    for name, column, code in (("uid", Participant.uid_key, codes.DUP_UID), ("empi", Participant.empi_key, codes.DUP_EMPI)):
+    for name, column, code in (
+        ("uid", Participant.uid_key, codes.DUP_UID),
+        ("empi", Participant.empi_key, codes.DUP_EMPI),
+    ):
         value = values.get(name)
         if value and session.scalar(select(Participant.id).where(*others, column == key(value)).limit(1)) is not None:
             errors.append(error(code, name))

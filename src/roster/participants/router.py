@@ -34,7 +34,9 @@ from roster.schemas import YES_NO_SCHEMA, Page, PageParams, page_params, parse_y
 from roster.studies.models import Study
 from roster.studies.service import get_site, get_study, require_available
 
-router = APIRouter(prefix="/pages/auth/api/clinicaldata/studies/{studyOID}", tags=["participants"], route_class=TokenFirstRoute)
+router = APIRouter(
+    prefix="/pages/auth/api/clinicaldata/studies/{studyOID}", tags=["participants"], route_class=TokenFirstRoute
+)
 
 
 class SubresourceRoute(TokenFirstRoute):
@@ -71,7 +73,9 @@ class ParticipantRoute(TokenFirstRoute):
 SUBRESOURCES = ("accessLink", "audit", "remove", "restore")
 
 
-def subresource(method: str, path: str, route_class: type[TokenFirstRoute] = SubresourceRoute, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def subresource(
+    method: str, path: str, route_class: type[TokenFirstRoute] = SubresourceRoute, **kwargs: Any
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """`@router.<method>(path)` with SubresourceRoute (FastAPI's decorators take no route class)."""
 
     def decorator(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,10 +90,28 @@ SiteOID = Annotated[str, Path(alias="siteOID")]
 ParticipantID = Annotated[str, Path(alias="participantID", description="Matched case-insensitively")]
 Pages = Annotated[PageParams, Depends(page_params)]
 Status = Annotated[Literal["available", "removed"] | None, Query()]
-Search = Annotated[str | None, Query(max_length=255, description="Matches the ID and OID; names, email, phone, identifier, uid, empi and MRNs only where the caller may read personal data")]
-_RECORD: dict[int | str, dict[str, Any]] = {200: {"model": schemas.ParticipantOut, "description": "The participant (personal keys left out for monitors and viewers)"}}
-_LIST: dict[int | str, dict[str, Any]] = {200: {"model": Page[schemas.ParticipantOut], "description": "Participants (personal keys left out where the caller may not read them)"}}
-_AUDIT: dict[int | str, dict[str, Any]] = {200: {"model": Page[schemas.AuditEventOut], "description": "Audit events, oldest first"}}
+Search = Annotated[
+    str | None,
+    Query(
+        max_length=255,
+        description="Matches the ID and OID; names, email, phone, identifier, uid, empi and MRNs only where the caller may read personal data",
+    ),
+]
+_RECORD: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": schemas.ParticipantOut,
+        "description": "The participant (personal keys left out for monitors and viewers)",
+    }
+}
+_LIST: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": Page[schemas.ParticipantOut],
+        "description": "Participants (personal keys left out where the caller may not read them)",
+    }
+}
+_AUDIT: dict[int | str, dict[str, Any]] = {
+    200: {"model": Page[schemas.AuditEventOut], "description": "Audit events, oldest first"}
+}
 
 
 async def raw_body(request: Request) -> bytes:
@@ -100,10 +122,21 @@ async def raw_body(request: Request) -> bytes:
 RawBody = Annotated[bytes, Depends(raw_body)]
 
 
-@router.post("/sites/{siteOID}/participants", response_model=schemas.SingleParticipantOut, responses=errors(400, 403), openapi_extra=json_body(schemas.SingleParticipantIn))
+@router.post(
+    "/sites/{siteOID}/participants",
+    response_model=schemas.SingleParticipantOut,
+    responses=errors(400, 403),
+    openapi_extra=json_body(schemas.SingleParticipantIn),
+)
 def add_participant(
-    study_oid: StudyOID, site_oid: SiteOID, user: CurrentUser, session: SessionDep, raw: RawBody,
-    register: Annotated[str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)] = None,
+    study_oid: StudyOID,
+    site_oid: SiteOID,
+    user: CurrentUser,
+    session: SessionDep,
+    raw: RawBody,
+    register: Annotated[
+        str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)
+    ] = None,
 ) -> dict[str, Any]:
     """Adds or updates one participant with the bulk row's rules; 400 lists every rule broken."""
     study = get_study(session, study_oid)
@@ -119,7 +152,12 @@ def add_participant(
 
 @router.get("/participants", responses={**_LIST, **errors(403)})
 def list_study_participants(
-    study_oid: StudyOID, user: CurrentUser, session: SessionDep, page: Pages, status: Status = None, q: Search = None,
+    study_oid: StudyOID,
+    user: CurrentUser,
+    session: SessionDep,
+    page: Pages,
+    status: Status = None,
+    q: Search = None,
     site_oid: Annotated[str | None, Query(alias="siteOID")] = None,
 ) -> dict[str, Any]:
     """Participants of the sites the caller may read (every site for a study-level role), oldest first."""
@@ -130,23 +168,44 @@ def list_study_participants(
     if site_oid:
         site = get_site(session, study, site_oid)
         access.require(Action.READ, site.id)
-    return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(by_alias=True)
+    return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(
+        by_alias=True
+    )
 
 
 @router.get("/sites/{siteOID}/participants", responses={**_LIST, **errors(403)})
 def list_site_participants(
-    study_oid: StudyOID, site_oid: SiteOID, user: CurrentUser, session: SessionDep, page: Pages, status: Status = None, q: Search = None,
+    study_oid: StudyOID,
+    site_oid: SiteOID,
+    user: CurrentUser,
+    session: SessionDep,
+    page: Pages,
+    status: Status = None,
+    q: Search = None,
 ) -> dict[str, Any]:
     study = get_study(session, study_oid)
     site = get_site(session, study, site_oid)
     access = require_site_action(session, user, study, site, Action.READ)
-    return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(by_alias=True)
+    return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(
+        by_alias=True
+    )
 
 
-@subresource("GET", "/participants/{participantID:path}/accessLink", response_model=schemas.AccessLinkOut, responses=errors(400, 403))
+@subresource(
+    "GET",
+    "/participants/{participantID:path}/accessLink",
+    response_model=schemas.AccessLinkOut,
+    responses=errors(400, 403),
+)
 def access_link(
-    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, settings: SettingsDep,
-    include_access_code: Annotated[str | None, Query(alias="includeAccessCode", json_schema_extra=YES_NO_SCHEMA)] = None,
+    study_oid: StudyOID,
+    participant_id: ParticipantID,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    include_access_code: Annotated[
+        str | None, Query(alias="includeAccessCode", json_schema_extra=YES_NO_SCHEMA)
+    ] = None,
 ) -> dict[str, Any]:
     """404 participantNotRegistered until the participant has an access code. Personal data: PII roles only."""
     study = get_study(session, study_oid)
@@ -157,7 +216,9 @@ def access_link(
 
 
 @subresource("GET", "/participants/{participantID:path}/audit", responses={**_AUDIT, **errors(403)})
-def participant_audit(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, page: Pages) -> dict[str, Any]:
+def participant_audit(
+    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, page: Pages
+) -> dict[str, Any]:
     """The audit trail, oldest first; values of personal fields withheld from monitors and viewers."""
     study = get_study(session, study_oid)
     participant, access = service.visible(session, user, study, participant_id)
@@ -166,7 +227,9 @@ def participant_audit(study_oid: StudyOID, participant_id: ParticipantID, user: 
 
 
 @subresource("POST", "/participants/{participantID:path}/remove", responses={**_RECORD, **errors(400, 403)})
-def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def remove_participant(
+    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     """Idempotent: removing a removed participant changes nothing and writes no audit event."""
     study = get_study(session, study_oid)
     participant, _site = service.writable(session, user, study, participant_id)
@@ -175,7 +238,9 @@ def remove_participant(study_oid: StudyOID, participant_id: ParticipantID, user:
 
 
 @subresource("POST", "/participants/{participantID:path}/restore", responses={**_RECORD, **errors(400, 403)})
-def restore_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def restore_participant(
+    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, site = service.writable(session, user, study, participant_id)
     service.restore(session, study, site, participant, user.username)
@@ -183,25 +248,45 @@ def restore_participant(study_oid: StudyOID, participant_id: ParticipantID, user
 
 
 @subresource("GET", "/participants/{participantID:path}", ParticipantRoute, responses={**_RECORD, **errors(403)})
-def get_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+def get_participant(
+    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep
+) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, access = service.visible(session, user, study, participant_id)
     return service.Records(session, study).one(participant, access)
 
 
-@subresource("PUT", "/participants/{participantID:path}", ParticipantRoute, responses={**_RECORD, **errors(400, 403)}, openapi_extra=json_body(schemas.ProfileIn))
-def replace_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, raw: RawBody) -> dict[str, Any]:
+@subresource(
+    "PUT",
+    "/participants/{participantID:path}",
+    ParticipantRoute,
+    responses={**_RECORD, **errors(400, 403)},
+    openapi_extra=json_body(schemas.ProfileIn),
+)
+def replace_participant(
+    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, raw: RawBody
+) -> dict[str, Any]:
     """Replaces the contact and profile fields: those left out become empty (activityStatus: Active)."""
     return _update(session, user, study_oid, participant_id, raw, replace=True)
 
 
-@subresource("PATCH", "/participants/{participantID:path}", ParticipantRoute, responses={**_RECORD, **errors(400, 403)}, openapi_extra=json_body(schemas.ProfileIn))
-def patch_participant(study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, raw: RawBody) -> dict[str, Any]:
+@subresource(
+    "PATCH",
+    "/participants/{participantID:path}",
+    ParticipantRoute,
+    responses={**_RECORD, **errors(400, 403)},
+    openapi_extra=json_body(schemas.ProfileIn),
+)
+def patch_participant(
+    study_oid: StudyOID, participant_id: ParticipantID, user: CurrentUser, session: SessionDep, raw: RawBody
+) -> dict[str, Any]:
     """Changes only the fields sent; `null` (or an empty string) clears one."""
     return _update(session, user, study_oid, participant_id, raw, replace=False)
 
 
-def _update(session: Session, user: User, study_oid: str, participant_id: str, raw: bytes, *, replace: bool) -> dict[str, Any]:
+def _update(
+    session: Session, user: User, study_oid: str, participant_id: str, raw: bytes, *, replace: bool
+) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, _site = service.writable(session, user, study, participant_id)
     service.require_not_removed(participant)

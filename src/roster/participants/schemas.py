@@ -26,16 +26,38 @@ from roster.schemas import ApiModel, OutModel
 
 CONTACT_FIELDS = ("firstName", "lastName", "emailAddress", "mobileNumber", "identifier")
 PROFILE_FIELDS = (
-    "middleName", "uid", "empi", "birthDate", "deathDate", "vitalStatus", "gender",
-    "race", "ethnicities", "sexGenotype", "pmis", "activityStatus",
+    "middleName",
+    "uid",
+    "empi",
+    "birthDate",
+    "deathDate",
+    "vitalStatus",
+    "gender",
+    "race",
+    "ethnicities",
+    "sexGenotype",
+    "pmis",
+    "activityStatus",
 )
 # What OpenSpecimen's participant resource carries (seed 004): the OS path reads and replaces only these.
 OPENSPECIMEN_FIELDS = ("firstName", "middleName", "lastName", *PROFILE_FIELDS[1:])
 # Monitors and viewers see only these keys of a participant (SPEC §1): ID, OID, site, status, timestamps.
-NON_PII_KEYS = frozenset({
-    "id", "participantId", "subjectKey", "subjectOid", "siteOid", "status", "participateStatus",
-    "activityStatus", "createdAt", "createdBy", "updatedAt", "updatedBy",
-})
+NON_PII_KEYS = frozenset(
+    {
+        "id",
+        "participantId",
+        "subjectKey",
+        "subjectOid",
+        "siteOid",
+        "status",
+        "participateStatus",
+        "activityStatus",
+        "createdAt",
+        "createdBy",
+        "updatedAt",
+        "updatedBy",
+    }
+)
 
 # A date may come as an ISO date, an ISO date-time, or (as OpenSpecimen clients send it) epoch milliseconds.
 DateValue = StrictStr | StrictInt | None

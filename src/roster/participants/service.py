@@ -43,11 +43,22 @@ from roster.studies.service import require_available
 
 # API name -> Participant attribute, for every field a profile update may change.
 ATTRIBUTES = {
-    "firstName": "first_name", "lastName": "last_name", "emailAddress": "email_address",
-    "mobileNumber": "mobile_number", "identifier": "identifier", "middleName": "middle_name",
-    "uid": "uid", "empi": "empi", "birthDate": "birth_date", "deathDate": "death_date",
-    "vitalStatus": "vital_status", "gender": "gender", "race": "race", "ethnicities": "ethnicities",
-    "sexGenotype": "sex_genotype", "activityStatus": "activity_status",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "emailAddress": "email_address",
+    "mobileNumber": "mobile_number",
+    "identifier": "identifier",
+    "middleName": "middle_name",
+    "uid": "uid",
+    "empi": "empi",
+    "birthDate": "birth_date",
+    "deathDate": "death_date",
+    "vitalStatus": "vital_status",
+    "gender": "gender",
+    "race": "race",
+    "ethnicities": "ethnicities",
+    "sexGenotype": "sex_genotype",
+    "activityStatus": "activity_status",
 }
 _KEYS = {"uid": "uid_key", "empi": "empi_key"}
 _UNORDERED = ("race", "ethnicities")
@@ -80,7 +91,9 @@ def find(session: Session, study: Study, participant_id: str) -> Participant | N
     if rules.has_control_character(participant_id):
         return None  # no stored ID holds one, and PostgreSQL refuses NUL in a parameter
     return session.scalar(
-        select(Participant).where(Participant.study_id == study.id, Participant.participant_key == participant_key(participant_id))
+        select(Participant).where(
+            Participant.study_id == study.id, Participant.participant_key == participant_key(participant_id)
+        )
     )
 
 
@@ -142,21 +155,47 @@ class Records:
 
     def _one(self, p: Participant, pmis: list[dict[str, str]], pii: bool) -> dict[str, Any]:
         record = ParticipantOut(
-            id=p.id, participant_id=p.participant_id, subject_key=p.participant_id, subject_oid=p.oid,
-            site_oid=self.sites[p.site_id].oid, status=p.status, participate_status=p.participate_status,
-            first_name=p.first_name, last_name=p.last_name, email_address=p.email_address,
-            mobile_number=p.mobile_number, identifier=p.identifier, middle_name=p.middle_name, uid=p.uid,
-            empi=p.empi, birth_date=p.birth_date, death_date=p.death_date, vital_status=p.vital_status,
-            gender=p.gender, race=p.race or [], ethnicities=p.ethnicities or [], sex_genotype=p.sex_genotype,
-            pmis=pmis, activity_status=p.activity_status or profile.DEFAULT_ACTIVITY_STATUS,
-            created_at=p.created_at, created_by=p.created_by, updated_at=p.updated_at, updated_by=p.updated_by,
+            id=p.id,
+            participant_id=p.participant_id,
+            subject_key=p.participant_id,
+            subject_oid=p.oid,
+            site_oid=self.sites[p.site_id].oid,
+            status=p.status,
+            participate_status=p.participate_status,
+            first_name=p.first_name,
+            last_name=p.last_name,
+            email_address=p.email_address,
+            mobile_number=p.mobile_number,
+            identifier=p.identifier,
+            middle_name=p.middle_name,
+            uid=p.uid,
+            empi=p.empi,
+            birth_date=p.birth_date,
+            death_date=p.death_date,
+            vital_status=p.vital_status,
+            gender=p.gender,
+            race=p.race or [],
+            ethnicities=p.ethnicities or [],
+            sex_genotype=p.sex_genotype,
+            pmis=pmis,
+            activity_status=p.activity_status or profile.DEFAULT_ACTIVITY_STATUS,
+            created_at=p.created_at,
+            created_by=p.created_by,
+            updated_at=p.updated_at,
+            updated_by=p.updated_by,
         ).model_dump(mode="json", by_alias=True)
         # Monitors and viewers: the personal keys are left out, not nulled, so nothing hints at a value.
         return record if pii else {k: v for k, v in record.items() if k in NON_PII_KEYS}
 
 
 def list_filters(
-    session: Session, study: Study, access: StudyAccess, *, site: Site | None = None, status: str | None = None, q: str | None = None,
+    session: Session,
+    study: Study,
+    access: StudyAccess,
+    *,
+    site: Site | None = None,
+    status: str | None = None,
+    q: str | None = None,
 ) -> list[ColumnElement[bool]]:
     """The list's WHERE: the study, `site` or the sites the caller may read, `status`, the term `q`."""
     term = q.strip() if q else ""
@@ -187,14 +226,22 @@ def page_of(where: Sequence[ColumnElement[bool]], page: PageParams) -> Select[Pa
 
 
 def list_participants(
-    session: Session, study: Study, access: StudyAccess, page: PageParams, *,
-    site: Site | None = None, status: str | None = None, q: str | None = None,
+    session: Session,
+    study: Study,
+    access: StudyAccess,
+    page: PageParams,
+    *,
+    site: Site | None = None,
+    status: str | None = None,
+    q: str | None = None,
 ) -> Page[dict[str, Any]]:
     """Oldest first; limited to the sites the caller may read. `q`: roster.participants.search."""
     where = list_filters(session, study, access, site=site, status=status, q=q)
     total = session.scalar(select(func.count(Participant.id)).where(*where)) or 0
     rows = list(session.scalars(page_of(where, page)))
-    return Page[dict[str, Any]](items=Records(session, study).many(rows, access), page=page.page, page_size=page.page_size, total=total)
+    return Page[dict[str, Any]](
+        items=Records(session, study).many(rows, access), page=page.page, page_size=page.page_size, total=total
+    )
 
 
 # ---------------------------------------------------------------------------------------------- changes
@@ -206,8 +253,10 @@ def _current(session: Session, participant: Participant) -> dict[str, Any]:
     values["race"] = participant.race or []
     values["ethnicities"] = participant.ethnicities or []
     rows = session.execute(
-        select(ParticipantMrn.mrn, ParticipantMrn.site_id, Site.name).join(Site, Site.id == ParticipantMrn.site_id)
-        .where(ParticipantMrn.participant_id == participant.id).order_by(ParticipantMrn.id)
+        select(ParticipantMrn.mrn, ParticipantMrn.site_id, Site.name)
+        .join(Site, Site.id == ParticipantMrn.site_id)
+        .where(ParticipantMrn.participant_id == participant.id)
+        .order_by(ParticipantMrn.id)
     )
     values["pmis"] = [{"mrn": mrn, "siteName": name, "siteId": site_id} for mrn, site_id, name in rows]
     return values
@@ -232,8 +281,13 @@ def require_not_removed(participant: Participant) -> None:
 
 
 def update_profile(
-    session: Session, study: Study, participant: Participant, sent: dict[str, Any], *,
-    replace: Sequence[str] | None, username: str,
+    session: Session,
+    study: Study,
+    participant: Participant,
+    sent: dict[str, Any],
+    *,
+    replace: Sequence[str] | None,
+    username: str,
 ) -> bool:
     """PATCH (`replace` None): the fields sent. PUT: every field in `replace`, those left out cleared.
     All errors are raised together (RecordErrors); True when something changed."""
@@ -248,7 +302,11 @@ def update_profile(
     new = {**old, **checked.values}
     judged = {e["column"] for e in checked.errors}
     unique = {k: v for k, v in checked.values.items() if k not in judged or k == "pmis"}
-    errors = checked.errors + profile.record_errors(new, judged) + profile.uniqueness_errors(session, study, participant, unique)
+    errors = (
+        checked.errors
+        + profile.record_errors(new, judged)
+        + profile.uniqueness_errors(session, study, participant, unique)
+    )
     if errors:
         raise RecordErrors(errors)
 
@@ -263,7 +321,14 @@ def update_profile(
     return True
 
 
-def _write_profile(session: Session, participant: Participant, old: dict[str, Any], new: dict[str, Any], changed: list[str], username: str) -> None:
+def _write_profile(
+    session: Session,
+    participant: Participant,
+    old: dict[str, Any],
+    new: dict[str, Any],
+    changed: list[str],
+    username: str,
+) -> None:
     for name in changed:
         if name == "pmis":
             continue
@@ -272,7 +337,15 @@ def _write_profile(session: Session, participant: Participant, old: dict[str, An
             setattr(participant, _KEYS[name], profile.key(new[name]) if new[name] else None)
     if "pmis" in changed:
         session.execute(delete(ParticipantMrn).where(ParticipantMrn.participant_id == participant.id))
-        rows = [{"participant_id": participant.id, "site_id": p["siteId"], "mrn": p["mrn"], "mrn_key": profile.key(p["mrn"])} for p in new["pmis"]]
+        rows = [
+            {
+                "participant_id": participant.id,
+                "site_id": p["siteId"],
+                "mrn": p["mrn"],
+                "mrn_key": profile.key(p["mrn"]),
+            }
+            for p in new["pmis"]
+        ]
         if rows:
             session.execute(insert(ParticipantMrn), rows)
     participant.updated_at, participant.updated_by = utcnow(), username
@@ -285,7 +358,13 @@ def _write_profile(session: Session, participant: Participant, old: dict[str, An
 
 
 def add_or_update(
-    session: Session, study: Study, site: Site, body: SingleParticipantIn, *, register: bool, username: str,
+    session: Session,
+    study: Study,
+    site: Site,
+    body: SingleParticipantIn,
+    *,
+    register: bool,
+    username: str,
 ) -> dict[str, Any]:
     """The single endpoint: the bulk row's rules and the bulk writer, with one record, answered at once."""
     values = {rules.PARTICIPANT_ID: (body.subject_key or "").strip()}
@@ -309,14 +388,24 @@ def add_or_update(
     fields = {name: value for name, value in values.items() if name != rules.PARTICIPANT_ID}
     record = writer.Record(participant_id=values[rules.PARTICIPANT_ID], fields=fields)
     [result] = writer.apply_batch(
-        session, study, site, [record], register=register, username=username, source=audit.SOURCE_API, id_column="subjectKey"
+        session,
+        study,
+        site,
+        [record],
+        register=register,
+        username=username,
+        source=audit.SOURCE_API,
+        id_column="subjectKey",
     )
     if result.outcome == writer.FAILED:
         raise RecordErrors([e.as_dict() for e in result.errors])
     return SingleParticipantOut(
-        subject_key=result.participant_id, subject_oid=result.participant_oid,
+        subject_key=result.participant_id,
+        subject_oid=result.participant_oid,
         # The writer only ever creates or updates participants that are available.
-        status=AVAILABLE, participate_status=result.participate_status, outcome=result.outcome,
+        status=AVAILABLE,
+        participate_status=result.participate_status,
+        outcome=result.outcome,
     ).model_dump(by_alias=True)
 
 
@@ -346,7 +435,10 @@ def restore(session: Session, study: Study, site: Site, participant: Participant
     if participant.status != REMOVED:
         return False
     counted = (Participant.study_id == study.id, Participant.status != REMOVED)
-    for cap, where in ((study.enrollment_cap, counted), (site.enrollment_cap, (*counted, Participant.site_id == site.id))):
+    for cap, where in (
+        (study.enrollment_cap, counted),
+        (site.enrollment_cap, (*counted, Participant.site_id == site.id)),
+    ):
         if cap is not None and (session.scalar(select(func.count(Participant.id)).where(*where)) or 0) >= cap:
             raise DomainError(codes.ENROLLMENT_CAP_REACHED, 400)
     _set_status(session, participant, AVAILABLE, ACTION_RESTORE, username)
@@ -369,15 +461,32 @@ def audit_page(session: Session, participant: Participant, pii: bool, page: Page
     and the fact of a change are not personal)."""
     where = AuditEvent.participant_id == participant.id
     total = session.scalar(select(func.count(AuditEvent.id)).where(where)) or 0
-    events = session.scalars(select(AuditEvent).where(where).order_by(AuditEvent.id).offset(page.offset).limit(page.page_size))
+    events = session.scalars(
+        select(AuditEvent).where(where).order_by(AuditEvent.id).offset(page.offset).limit(page.page_size)
+    )
     items = []
     for e in events:
         changes = []
         for change in e.changes or []:
             hidden = not pii and change.get("field") not in NON_PII_KEYS
-            changes.append({"field": change.get("field"), "old": None if hidden else change.get("old"),
-                            "new": None if hidden else change.get("new"), "redacted": hidden})
-        items.append({"id": e.id, "at": _iso(e.at), "username": e.username, "action": e.action, "source": e.source, "changes": changes})
+            changes.append(
+                {
+                    "field": change.get("field"),
+                    "old": None if hidden else change.get("old"),
+                    "new": None if hidden else change.get("new"),
+                    "redacted": hidden,
+                }
+            )
+        items.append(
+            {
+                "id": e.id,
+                "at": _iso(e.at),
+                "username": e.username,
+                "action": e.action,
+                "source": e.source,
+                "changes": changes,
+            }
+        )
     return Page[dict[str, Any]](items=items, page=page.page, page_size=page.page_size, total=total)
 
 

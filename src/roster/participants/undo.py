@@ -44,7 +44,8 @@ def trail(session: Session, study_id: int, participant_id: str, source: str) -> 
         return None
     events = session.execute(
         select(AuditEvent.source, AuditEvent.action, AuditEvent.changes)
-        .where(AuditEvent.participant_id == row.id).order_by(AuditEvent.id)
+        .where(AuditEvent.participant_id == row.id)
+        .order_by(AuditEvent.id)
     ).all()
     found = Trail(row)
     seen = False
@@ -63,7 +64,10 @@ def delete_participant(session: Session, row: Any, username: str, source: str) -
     """Deletes the participant with its MRNs and access code; its audit trail stays, ending with `delete`."""
     session.execute(delete(ParticipantMrn).where(ParticipantMrn.participant_id == row.id))
     session.execute(delete(Participant).where(Participant.id == row.id).execution_options(synchronize_session=False))
-    changes = [{"field": "participantId", "old": row.participant_id, "new": None}, {"field": "status", "old": row.status, "new": None}]
+    changes = [
+        {"field": "participantId", "old": row.participant_id, "new": None},
+        {"field": "status", "old": row.status, "new": None},
+    ]
     audit.write(session, [audit.event(row.id, username, ACTION_DELETE, source, changes)])
     session.flush()
 

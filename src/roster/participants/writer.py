@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from roster.fastsql import Bulk
 from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary, for its callers)
     CONTACT_FIELDS,
     CREATED,
@@ -28,7 +29,6 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     RecordLike,
     Result,
 )
-from roster.fastsql import Bulk
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
 
@@ -41,7 +41,12 @@ Plan = Batch
 
 _SITES = Site.__table__
 # What a batch is decided with (`Plan.settings`): a change to any of them means deciding it again.
-_STUDY_SETTINGS = (_STUDIES.c.enrollment_cap, _STUDIES.c.participant_id_method, _STUDIES.c.participant_id_template, _STUDIES.c.status)
+_STUDY_SETTINGS = (
+    _STUDIES.c.enrollment_cap,
+    _STUDIES.c.participant_id_method,
+    _STUDIES.c.participant_id_template,
+    _STUDIES.c.status,
+)
 _STUDY_ROW = (_STUDIES.c.revision, *_STUDY_SETTINGS, _STUDIES.c.id_counter)
 _SITE_SETTINGS = (_SITES.c.enrollment_cap, _SITES.c.status)
 
@@ -56,8 +61,12 @@ def lock_study(session: Session, study_id: int):
 
 def _lock(study_id: int):
     # updated_at stays: neither the lock nor the counter is a change of the study's settings.
-    return (update(_STUDIES).where(_STUDIES.c.id == study_id)
-            .values(revision=_STUDIES.c.revision + 1, updated_at=_STUDIES.c.updated_at).returning(*_STUDY_ROW))
+    return (
+        update(_STUDIES)
+        .where(_STUDIES.c.id == study_id)
+        .values(revision=_STUDIES.c.revision + 1, updated_at=_STUDIES.c.updated_at)
+        .returning(*_STUDY_ROW)
+    )
 
 
 def _site_settings(site_id: int):
@@ -77,7 +86,7 @@ def _open_site(session: Session, study: Study, site: Site, row) -> tuple:
 
 def _settings(row, site_settings: tuple) -> tuple:
     # _STUDY_ROW is (revision, *_STUDY_SETTINGS, …): planned_steps checks the locked row's start against these.
-    return tuple(row)[1:1 + len(_STUDY_SETTINGS)], site_settings
+    return tuple(row)[1 : 1 + len(_STUDY_SETTINGS)], site_settings
 
 
 def apply_batch(
@@ -106,8 +115,16 @@ def apply_batch(
 
 
 def plan_batch(
-    reads: Session, study: Study, site: Site, records: Sequence[RecordLike], *, after: Plan | None,
-    register: bool, username: str, source: str, id_column: str,
+    reads: Session,
+    study: Study,
+    site: Site,
+    records: Sequence[RecordLike],
+    *,
+    after: Plan | None,
+    register: bool,
+    username: str,
+    source: str,
+    id_column: str,
 ) -> Plan:
     """Decides a batch ahead of its transaction, from a read snapshot (`reads`, REPEATABLE READ) and the
     batch before it (`after`), which may still be being written. `write_planned` writes it if nobody
@@ -147,8 +164,16 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
             # An access code drawn in another study meanwhile (codes are unique across studies). The
             # statements run on the driver's connection, so the driver's own exception arrives.
             pass
-    redone = apply_batch(session, study, site, plan.records, register=plan.register, username=plan.username,
-                         source=plan.source, id_column=plan.id_column)
+    redone = apply_batch(
+        session,
+        study,
+        site,
+        plan.records,
+        register=plan.register,
+        username=plan.username,
+        source=plan.source,
+        id_column=plan.id_column,
+    )
     return redone, True
 
 
@@ -160,8 +185,10 @@ def planned_steps(session: Session, plan: Plan, study: Study, site: Site) -> lis
     The plan must not be stale."""
     db = Bulk(session)
     study_settings, site_settings = plan.settings
-    steps: list[Step] = [(*db.driver(_lock(study.id)), (plan.base + 1, *study_settings)),
-                         (*db.driver(_site_settings(site.id)), site_settings)]
+    steps: list[Step] = [
+        (*db.driver(_lock(study.id)), (plan.base + 1, *study_settings)),
+        (*db.driver(_site_settings(site.id)), site_settings),
+    ]
     if not plan.records:
         return steps
     if plan.created:

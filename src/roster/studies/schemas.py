@@ -13,14 +13,28 @@ from roster.schemas import MAX_INT32, ApiModel, OutModel, PlainText, not_null
 # when encoded (proxies decode %2F, '%' invites double-decoding), and without " ' < > ` (OIDs end up in
 # HTML, CSV and header values). Parentheses are fine: `S_JU0(TEST)`. ASCII also keeps the upper-cased
 # lookup key exactly as long as the OID.
-Oid = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[\x21\x24\x26\x28-\x2E\x30-\x3B\x3D\x40-\x5B\x5D-\x5F\x61-\x7E]+$")]
+Oid = Annotated[
+    str,
+    Field(min_length=1, max_length=100, pattern=r"^[\x21\x24\x26\x28-\x2E\x30-\x3B\x3D\x40-\x5B\x5D-\x5F\x61-\x7E]+$"),
+]
 Name = Annotated[PlainText, Field(min_length=1, max_length=255)]
 # JSON Schema counts 806.0 as an integer (what OpenAPI promises); other floats and strings stay refused.
-Cap = Annotated[StrictInt, Field(ge=0, le=MAX_INT32), BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v)]
+Cap = Annotated[
+    StrictInt,
+    Field(ge=0, le=MAX_INT32),
+    BeforeValidator(lambda v: int(v) if isinstance(v, float) and v.is_integer() else v),
+]
 Status = Literal["available", "locked"]
 IdMethod = Literal["manual", "system"]
 # A generated ID is at least as long as its template, and participant IDs hold 30 characters.
-Template = Annotated[PlainText, Field(min_length=1, max_length=30, json_schema_extra={"pattern": r"^[^#<>\x00-\x1f\x7f-\x9f]*#+[^#<>\x00-\x1f\x7f-\x9f]*$"})]
+Template = Annotated[
+    PlainText,
+    Field(
+        min_length=1,
+        max_length=30,
+        json_schema_extra={"pattern": r"^[^#<>\x00-\x1f\x7f-\x9f]*#+[^#<>\x00-\x1f\x7f-\x9f]*$"},
+    ),
+]
 # OpenAPI: participantIdMethod "system" needs a template (checked by check_template).
 _SYSTEM_NEEDS_TEMPLATE: JsonDict = {
     "if": {"properties": {"participantIdMethod": {"const": "system"}}, "required": ["participantIdMethod"]},

@@ -43,10 +43,14 @@ def get_site(session: Session, study: Study, oid: str) -> Site:
 
 
 def require_available(study: Study, site: Site | None = None) -> None:
-    check_available(study.oid, study.status, site.oid if site is not None else None, site.status if site is not None else None)
+    check_available(
+        study.oid, study.status, site.oid if site is not None else None, site.status if site is not None else None
+    )
 
 
-def check_available(study_oid: str, study_status: str, site_oid: str | None = None, site_status: str | None = None) -> None:
+def check_available(
+    study_oid: str, study_status: str, site_oid: str | None = None, site_status: str | None = None
+) -> None:
     """require_available on statuses read elsewhere (the participant writer reads them under the study lock)."""
     if study_status != AVAILABLE:
         raise DomainError(codes.STUDY_NOT_AVAILABLE, 400, {"studyOID": study_oid})
@@ -79,7 +83,9 @@ def update_study(session: Session, study: Study, body: schemas.StudyUpdate) -> S
     try:
         schemas.check_template(method, template)
     except ValueError as exc:
-        raise DomainError(codes.VALIDATION_FAILED, 422, {"errors": [{"field": "participantIdTemplate", "message": str(exc)}]}) from None
+        raise DomainError(
+            codes.VALIDATION_FAILED, 422, {"errors": [{"field": "participantIdTemplate", "message": str(exc)}]}
+        ) from None
     for field, value in changes.items():
         setattr(study, field, value)
     session.flush()
@@ -108,15 +114,26 @@ def update_site(session: Session, site: Site, body: schemas.SiteUpdate) -> Site:
 
 def site_out(site: Site) -> schemas.SiteOut:
     return schemas.SiteOut(
-        oid=site.oid, name=site.name, status=site.status, enrollment_cap=site.enrollment_cap,
-        study_oid=site.study.oid, created_at=site.created_at, updated_at=site.updated_at,
+        oid=site.oid,
+        name=site.name,
+        status=site.status,
+        enrollment_cap=site.enrollment_cap,
+        study_oid=site.study.oid,
+        created_at=site.created_at,
+        updated_at=site.updated_at,
     )
 
 
 def study_out(study: Study) -> schemas.StudyOut:
     return schemas.StudyOut(
-        oid=study.oid, name=study.name, status=study.status,
-        participant_id_method=study.participant_id_method, participant_id_template=study.participant_id_template,
-        participate_active=study.participate_active, enrollment_cap=study.enrollment_cap,
-        created_at=study.created_at, updated_at=study.updated_at, sites=[site_out(s) for s in study.sites],
+        oid=study.oid,
+        name=study.name,
+        status=study.status,
+        participant_id_method=study.participant_id_method,
+        participant_id_template=study.participant_id_template,
+        participate_active=study.participate_active,
+        enrollment_cap=study.enrollment_cap,
+        created_at=study.created_at,
+        updated_at=study.updated_at,
+        sites=[site_out(s) for s in study.sites],
     )
