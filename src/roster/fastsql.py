@@ -16,14 +16,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import weakref
 from functools import lru_cache
 from itertools import chain
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, Executable, Integer, Table, TypeDecorator
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 _PLANNER = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_material")
 
@@ -37,8 +40,10 @@ class Bulk:
         self.raw = connection.connection.driver_connection
 
     @contextmanager
-    def keyed(self) -> Iterator[None]:
-        """PostgreSQL: plan the statements inside as lookups through indexes (no scans, no hash joins).
+    def index_lookups_only(self) -> Iterator[None]:
+        """PostgreSQL: turns the planner's scan and join methods off (enable_seqscan, enable_bitmapscan,
+        enable_hashjoin, enable_mergejoin, enable_material) for the statements inside, so that they are
+        planned as lookups through indexes. SQLite: nothing.
 
         A bulk job grows its tables faster than autovacuum analyzes them, and with the statistics of a
         small table the planner would join a batch's 1000 ids against a scan of the whole table. Every
@@ -56,7 +61,7 @@ class Bulk:
 
     def bind(self, column: Column, value: Any) -> Any:
         """`value` as the driver should get it for `column` (e.g. a UTC datetime as SQLite's text)."""
-        processor = column.type._cached_bind_processor(self.dialect)
+        processor = _bind_processor(column.type, self.dialect)
         return processor(value) if processor else value
 
     # One encoder for every call: json.dumps with options builds a new encoder each time.
@@ -147,7 +152,7 @@ class Bulk:
         params = compiled.params
         values = []
         for name in compiled.positiontup:
-            processor = compiled.binds[name].type._cached_bind_processor(self.dialect)
+            processor = _bind_processor(compiled.binds[name].type, self.dialect)
             values.append(processor(params[name]) if processor else params[name])
         return compiled.string, tuple(values)
 
@@ -190,6 +195,18 @@ class Bulk:
     def top_id(self, table: str) -> int:
         """The largest id in `table` (0 when empty)."""
         return self.raw.execute(f"SELECT coalesce(max(id), 0) FROM {table}").fetchone()[0]
+
+
+def _bind_processor(kind: TypeEngine, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The type's bind processor for the dialect, through the public API (the type adapted to the dialect,
+    then asked), cached per type object while it lives: a batch asks for the same few types."""
+    per_dialect = _PROCESSORS.setdefault(kind, {})
+    if dialect.name not in per_dialect:
+        per_dialect[dialect.name] = kind.dialect_impl(dialect).bind_processor(dialect)
+    return per_dialect[dialect.name]
+
+
+_PROCESSORS: weakref.WeakKeyDictionary[TypeEngine, dict[str, Callable[[Any], Any] | None]] = weakref.WeakKeyDictionary()
 
 
 _PG_SOURCE = "jsonb_array_elements(%s::jsonb) AS e(value)"

@@ -11,7 +11,7 @@ from roster.fastsql import Bulk
 def test_an_error_inside_keyed_surfaces_as_itself(db):
     with pytest.raises(DBAPIError) as raised, db.transaction() as session:
         bulk = Bulk(session)
-        with bulk.keyed():
+        with bulk.index_lookups_only():
             session.connection().exec_driver_sql("SELECT * FROM no_such_table")
     # Not hidden behind "current transaction is aborted" from restoring the planner settings.
     assert "aborted" not in str(raised.value).lower()

@@ -142,7 +142,7 @@ class Batch:
         self.reads = reads
         self.db = Bulk(reads)
         self.after = after
-        with self.db.keyed():
+        with self.db.index_lookups_only():
             self._decide(records, study, site_cap)
         # Only the deciding needs the batch before; keeping it would chain every batch of the job.
         self.after = None
@@ -193,11 +193,11 @@ class Batch:
         if self.counter_after != self.counter_before:
             session.execute(self._counter())
         db = Bulk(session)
-        with db.keyed():
+        with db.index_lookups_only():
             db.run(self._rows(db))
 
     def statements(self, db: Bulk) -> list[Statement]:
-        """What `write` runs, as driver statements (SQLite: for roster.bulk.writer_process)."""
+        """What `write` runs, as driver statements, for a caller that runs them elsewhere (a bulk sink)."""
         counter = [db.driver(self._counter())] if self.counter_after != self.counter_before else []
         return [*counter, *self._rows(db)]
 
