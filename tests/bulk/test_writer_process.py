@@ -17,7 +17,7 @@ from roster.bulk.models import Job
 from roster.bulk.process_sink import planned_steps
 from roster.bulk.worker import drain
 from roster.bulk.writer_process import CONFLICT, MISSING, ROW, STALE, WRITTEN, WriterProcess, run
-from roster.fastsql import Bulk
+from roster.fastsql import bulk_for
 from roster.participants import writer
 from roster.participants.models import AuditEvent
 from tests.bulk.conftest import csv_of, outcomes
@@ -222,7 +222,7 @@ def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bu
 
 def _send(bulk, plan, study, site) -> tuple:
     with bulk.db.read_sessions() as session:
-        steps = planned_steps(Bulk(session), plan, study.id, site.id)
+        steps = planned_steps(bulk_for(session), plan, study.id, site.id)
     with writer_process.leased() as process:
         return process.call(process.encode(bulk.db.sqlite_file, steps))
 

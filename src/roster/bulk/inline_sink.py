@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from roster.bulk import queue
 from roster.bulk.planner import LOG, LOG_COLUMNS, BatchPlan, log_entries
 from roster.bulk.sink import BatchOutcome, RunningJob, retrying
-from roster.fastsql import Bulk
+from roster.fastsql import bulk_for
 from roster.participants import writer
 
 
@@ -30,7 +30,7 @@ class InlineSink:
         # A batch lands with its checkpoint or not at all, so a batch lost in a crash of the machine is
         # simply done again: its commit need not wait for the disk (the job's end does, as usual).
         with job.db.transaction(relaxed=True) as session:
-            bulk = Bulk(session)
+            bulk = bulk_for(session)
             results, redone = writer.write_planned(session, plan.batch, job.study, job.site)
             if redone or plan.entries is None:
                 plan.entries, plan.counts = log_entries(plan, results, bulk)

@@ -18,7 +18,7 @@ from roster.bulk.keyfilter import KeyFilter
 from roster.bulk.models import LogEntry
 from roster.bulk.rows import Row
 from roster.bulk.sink import BatchSink, RunningJob
-from roster.fastsql import Bulk, Payload
+from roster.fastsql import Bulk, Payload, bulk_for, encode_json
 from roster.participants import writer
 from roster.participants.rules import RuleError, rule_error
 
@@ -55,7 +55,7 @@ class Planner:
         run, job = self.job, self.job.job
         with run.db.read_sessions() as session:
             run.db.snapshot(session)
-            bulk = Bulk(session)
+            bulk = bulk_for(session)
             keys = {r.key for r in rows if r.key}
             asked = keys if self.seen_filter is None else self.seen_filter.maybe_seen(keys)
             seen = set()
@@ -85,7 +85,7 @@ class Planner:
 def log_entries(plan: BatchPlan, results: list[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
     """The batch's log entries as an insert payload (roster.fastsql), and its counts."""
     duplicate = plan.duplicate
-    encode = Bulk.json
+    encode = encode_json
     outcomes = iter(results)
     counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
     entries = []

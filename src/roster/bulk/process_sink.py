@@ -18,7 +18,7 @@ from roster.bulk.planner import LOG, LOG_COLUMNS, BatchPlan
 from roster.bulk.queue import LeaseLost
 from roster.bulk.sink import BatchOutcome, RunningJob, retrying
 from roster.bulk.writer_process import ROW, Step, WriterProcess
-from roster.fastsql import Bulk
+from roster.fastsql import Bulk, bulk_for
 from roster.participants import writer
 
 
@@ -31,7 +31,7 @@ class WriterProcessSink:
     def prepare(self, plan: BatchPlan, reads: Session) -> None:
         # Encoded here, so that the writer thread only sends it and waits.
         job = self.job
-        bulk = Bulk(reads)
+        bulk = bulk_for(reads)
         assert plan.entries is not None and plan.counts is not None and job.db.sqlite_file is not None
         checkpoint = queue.checkpoint_statement(job.db.dialect, job.claim, job.settings.job_lease_seconds,
                                                 processed=plan.last_row, counts=plan.counts)
@@ -67,6 +67,7 @@ def planned_steps(bulk: Bulk, plan: writer.Plan, study_id: int, site_id: int) ->
                          (*bulk.driver(writer.site_settings_statement(site_id)), site_settings)]
     if not plan.records:
         return steps
-    if plan.created:
-        steps.append((*plan.ids_free_check(bulk), (1,)))
+    ids_check = plan.ids_free_check(bulk)
+    if ids_check is not None:
+        steps.append((*ids_check, (1,)))
     return steps + [(sql, params, None) for sql, params in plan.statements(bulk)]

@@ -27,7 +27,6 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
     RecordLike,
     Result,
 )
-from roster.fastsql import Bulk
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
 
