@@ -16,13 +16,15 @@ import threading
 from dataclasses import dataclass, field
 
 from roster import codes
-from roster.bulk import heartbeat, queue, retention, writer_process
+from roster.bulk import heartbeat, queue, retention, sinks
 from roster.bulk.extract import Extractor
-from roster.bulk.importer import Importer, Stopped
+from roster.bulk.importer import Importer
 from roster.bulk.jobstats import JobRun
 from roster.bulk.models import JOB_TYPE_EXTRACT, JOB_TYPE_REVERT
 from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.revert import Reverter
+from roster.bulk.sink import Stopped
+from roster.bulk.sinks import SinkFactory, open_sink
 from roster.config import Settings
 from roster.db import Database, worker_limits
 
@@ -104,11 +106,13 @@ def _fixed_mmap_threshold() -> None:
         pass
 
 
-def run_one(db: Database, settings: Settings, stop: threading.Event | None = None) -> bool:
-    """Claims and runs one job; False when there was nothing to claim."""
+def run_one(
+    db: Database, settings: Settings, stop: threading.Event | None = None, batch_sinks: SinkFactory = open_sink
+) -> bool:
+    """Claims and runs one job; False when there was nothing to claim. `batch_sinks`: how its batches are
+    written (roster.bulk.sinks)."""
     _prepare_process()
-    if settings.bulk_overlap and db.sqlite_file is not None and writer_process.SUPPORTED:
-        writer_process.prestart()  # ready before a job comes, as the worker itself is
+    sinks.prestart(db, settings)
     claim = queue.claim(db, settings.job_lease_seconds)
     if claim is None:
         return False
@@ -118,8 +122,12 @@ def run_one(db: Database, settings: Settings, stop: threading.Event | None = Non
     # JobRun logs the attempt's start and end lines (counts, seconds, rows/s) and counts its metrics.
     with JobRun(db, claim), _Heartbeat(db, claim, settings.job_lease_seconds) as beat:
         try:
-            runner = {JOB_TYPE_EXTRACT: Extractor, JOB_TYPE_REVERT: Reverter}.get(claim.type, Importer)
-            status = runner(db, settings, claim, stop=stop, lost=beat.lost).run()
+            if claim.type == JOB_TYPE_EXTRACT:
+                status = Extractor(db, settings, claim, stop=stop, lost=beat.lost).run()
+            elif claim.type == JOB_TYPE_REVERT:
+                status = Reverter(db, settings, claim, stop=stop, lost=beat.lost).run()
+            else:
+                status = Importer(db, settings, claim, stop=stop, lost=beat.lost, sinks=batch_sinks).run()
             if not status:
                 log.info("job %s: taken over by another worker", claim.uuid)
         except LeaseLost:
@@ -136,10 +144,10 @@ def run_one(db: Database, settings: Settings, stop: threading.Event | None = Non
     return True
 
 
-def drain(db: Database, settings: Settings) -> int:
+def drain(db: Database, settings: Settings, batch_sinks: SinkFactory = open_sink) -> int:
     """Process every queued job synchronously in the calling thread until none is left; returns how many."""
     count = 0
-    while run_one(db, settings):
+    while run_one(db, settings, batch_sinks=batch_sinks):
         count += 1
     return count
 
@@ -157,6 +165,7 @@ class Workers:
     owns_db: bool = False  # dispose of the engine on stop()
     beat: heartbeat.Heartbeat | None = None
     purger: retention.Purger | None = None
+    batch_sinks: SinkFactory = open_sink
 
     def start(self) -> Workers:
         # The process's heartbeat row and its share of the cluster's purging (SPEC §13).
@@ -175,7 +184,7 @@ class Workers:
     def _loop(self) -> None:
         while not self.stop_event.is_set():
             try:
-                found = run_one(self.db, self.settings, self.stop_event)
+                found = run_one(self.db, self.settings, self.stop_event, self.batch_sinks)
             except Exception as exc:  # e.g. the database is unreachable: wait and try again
                 log.error("worker: claiming failed (%s)", type(exc).__name__)
                 found = False
@@ -219,6 +228,8 @@ def start_embedded(app) -> Workers:
     so that an upload wakes them at once. They have their own engine, with a worker's session limits."""
     settings: Settings = app.state.settings
     db = Database(app.state.db.url, worker_limits(settings.job_lease_seconds, settings.worker_count))
-    workers = Workers(db, settings, settings.worker_count, owns_db=True).start()
+    # A test may hand the app its own sinks (roster.bulk.sinks) to inject faults.
+    batch_sinks = getattr(app.state, "batch_sinks", None) or open_sink
+    workers = Workers(db, settings, settings.worker_count, owns_db=True, batch_sinks=batch_sinks).start()
     app.state.wake_workers = workers.wake
     return workers

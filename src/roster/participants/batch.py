@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from roster import codes
 from roster.db import utcnow
-from roster.fastsql import Bulk, Statement
+from roster.fastsql import Bulk, Statement, bulk_for
 from roster.participants import audit
 from roster.participants.identifiers import (
     MAX_ID_LENGTH,
@@ -169,9 +169,9 @@ class Batch:
     ) -> None:
         """Every record's outcome, reading through `reads`; nothing is written yet."""
         self.reads = reads
-        self.db = Bulk(reads)
+        self.db = bulk_for(reads)
         self.after = after
-        with self.db.keyed():
+        with self.db.index_lookups_only():
             self._decide(records, study, site_cap)
         # Only the deciding needs the batch before; keeping it would chain every batch of the job.
         self.after = None
@@ -212,23 +212,22 @@ class Batch:
         """Whether the participant ids given out while deciding are still free. On SQLite they follow the
         largest id of the snapshot, and a writer of another study (whom the study revision does not
         track) may have taken them since; PostgreSQL's come from its sequence."""
-        db = Bulk(session)
-        return db.pg or not self.created or db.raw.execute(*self.ids_free_check(db)).fetchone()[0] == 1
+        return not self.created or bulk_for(session).ids_free("participants", self.created[0].pk)
 
-    def ids_free_check(self, db: Bulk) -> Statement:
-        """SQLite: a statement whose one value is 1 when the ids given out are still free."""
-        return db.ids_above("participants", self.created[0].pk)
+    def ids_free_check(self, db: Bulk) -> Statement | None:
+        """A statement whose one value is 1 while the ids given out are still free (None: they stay free)."""
+        return db.ids_free_check("participants", self.created[0].pk) if self.created else None
 
     def write(self, session: Session) -> None:
         """Writes what `decide` decided, in `session`'s transaction (the study row already locked)."""
         if self.counter_after != self.counter_before:
             session.execute(self._counter())
-        db = Bulk(session)
-        with db.keyed():
+        db = bulk_for(session)
+        with db.index_lookups_only():
             db.run(self._rows(db))
 
     def statements(self, db: Bulk) -> list[Statement]:
-        """What `write` runs, as driver statements (SQLite: for roster.bulk.writer_process)."""
+        """What `write` runs, as driver statements, for a caller that runs them elsewhere (a bulk sink)."""
         counter = [db.driver(self._counter())] if self.counter_after != self.counter_before else []
         return [*counter, *self._rows(db)]
 

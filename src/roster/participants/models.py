@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, func, text
@@ -12,9 +13,16 @@ AVAILABLE = "available"
 REMOVED = "removed"
 
 
+# Keys past this length are stored as a digest: same equality, bounded column (docs/bulk.md, "ID keys").
+_MAX_KEY = 200
+
+
 def participant_key(participant_id: str) -> str:
-    """Participant IDs are unique within a study regardless of case."""
-    return participant_id.casefold()
+    """The one ID key: participant IDs are unique within a study regardless of case. Only an ID the rules
+    refuse (past 30 characters, whose casefold is at most 90) can reach the digest; a job's log and its
+    in-file duplicate check still key it."""
+    key = participant_id.casefold()
+    return key if len(key) <= _MAX_KEY else "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _not_null(column: str) -> dict[str, Any]:

@@ -10,13 +10,11 @@ themselves are `roster.participants.batch`. Flushes, never commits: the caller o
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from roster.fastsql import Bulk
 from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary, for its callers)
     CONTACT_FIELDS,
     CREATED,
@@ -31,9 +29,6 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
 )
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
-
-if TYPE_CHECKING:
-    from roster.bulk.writer_process import Step
 
 _STUDIES = Study.__table__
 # What plan_batch returns and write_planned takes.
@@ -56,10 +51,11 @@ def lock_study(session: Session, study_id: int):
     this first. The lock serialises them on PostgreSQL (SQLite's BEGIN IMMEDIATE already does): caps,
     the ID counter and key uniqueness hold across concurrent jobs. The revision tells a batch decided
     ahead of its transaction (`plan_batch`) whether anyone wrote in between. Returns the study row."""
-    return session.execute(_lock(study_id)).one()
+    return session.execute(lock_statement(study_id)).one()
 
 
-def _lock(study_id: int):
+def lock_statement(study_id: int):
+    """lock_study's statement (it returns _STUDY_ROW: the revision, then the settings a plan records)."""
     # updated_at stays: neither the lock nor the counter is a change of the study's settings.
     return (
         update(_STUDIES)
@@ -69,7 +65,7 @@ def _lock(study_id: int):
     )
 
 
-def _site_settings(site_id: int):
+def site_settings_statement(site_id: int):
     return select(*_SITE_SETTINGS).where(_SITES.c.id == site_id)
 
 
@@ -79,13 +75,13 @@ def _open_site(session: Session, study: Study, site: Site, row) -> tuple:
     study or site locked meanwhile stops it at its next batch (DomainError, studyNotAvailable or
     siteNotAvailable), and the single endpoint's own check cannot race a lock either: changing a study
     updates the row lock_study locks, and changing a site takes that lock too (studies.service.update_site)."""
-    settings = tuple(session.execute(_site_settings(site.id)).one())
+    settings = tuple(session.execute(site_settings_statement(site.id)).one())
     check_available(study.oid, row.status, site.oid, settings[1])
     return settings
 
 
 def _settings(row, site_settings: tuple) -> tuple:
-    # _STUDY_ROW is (revision, *_STUDY_SETTINGS, …): planned_steps checks the locked row's start against these.
+    # _STUDY_ROW is (revision, *_STUDY_SETTINGS, …): the writer process checks the locked row's start against these.
     return tuple(row)[1 : 1 + len(_STUDY_SETTINGS)], site_settings
 
 
@@ -175,22 +171,3 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
         id_column=plan.id_column,
     )
     return redone, True
-
-
-def planned_steps(session: Session, plan: Plan, study: Study, site: Site) -> list[Step]:
-    """write_planned's fast way as steps for the SQLite writer process (roster.bulk.writer_process): the
-    study lock, the same checks (the revision after the plan's, the settings it was decided with, planned
-    ids still free) and the plan's statements. When a check fails there, the caller runs write_planned,
-    which decides the batch again under the lock (or stops the job, for a study or site locked meanwhile).
-    The plan must not be stale."""
-    db = Bulk(session)
-    study_settings, site_settings = plan.settings
-    steps: list[Step] = [
-        (*db.driver(_lock(study.id)), (plan.base + 1, *study_settings)),
-        (*db.driver(_site_settings(site.id)), site_settings),
-    ]
-    if not plan.records:
-        return steps
-    if plan.created:
-        steps.append((*plan.ids_free_check(db), (1,)))
-    return steps + [(sql, params, None) for sql, params in plan.statements(db)]
