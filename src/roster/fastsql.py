@@ -54,7 +54,7 @@ class Bulk:
         yield
         self.raw.execute(
             "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER),
-            [x for pair in zip(_PLANNER, saved) for x in pair],
+            [x for pair in zip(_PLANNER, saved, strict=True) for x in pair],
         )
 
     def bind(self, column: Column, value: Any) -> Any:
@@ -84,7 +84,8 @@ class Bulk:
         if self.pg:
             # The keys as one JSON text, encoded in C: psycopg dumps a list parameter element by element in Python.
             sql = (
-                f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+                f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(ARRAY(SELECT "
+                "jsonb_array_elements_text(%s::jsonb)))"
                 f"{scoped.format(p='%s')}"
             )
             return self.raw.execute(sql, (self.json(keys), *params[1:]), prepare=False).fetchall()
@@ -148,7 +149,8 @@ class Bulk:
             sets = ", ".join(f"{name} = v.{name}" for name in columns)
             yield (
                 (
-                    f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM {_PG_SOURCE}) AS v "
+                    f"UPDATE {table.name} SET {sets} FROM (SELECT {self._elements(table, ('id', *columns))} FROM "
+                    f"{_PG_SOURCE}) AS v "
                     f"WHERE {table.name}.id = v.id"
                 ),
                 (payload,),
@@ -193,7 +195,8 @@ class Bulk:
             # The sequence is looked up once. OFFSET 0 keeps the planner from pulling the subquery up into
             # the select list, where pg_get_serial_sequence() would run once per id (ten times the cost).
             rows = self.raw.execute(
-                f"SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq OFFSET 0) s, "
+                f"SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq OFFSET "
+                "0) s, "
                 "generate_series(1, %s)",
                 (count,),
             ).fetchall()
@@ -239,7 +242,8 @@ def _sqlite_insert(table: str, names: str, width: int, shared: int, count: int) 
 def _sqlite_update(table: str, columns: tuple[str, ...], count: int) -> str:
     # VALUES names its columns column1, column2, …: column1 is the id.
     sets = ", ".join(f"{name} = v.column{i}" for i, name in enumerate(columns, 2))
-    return f"UPDATE {table} SET {sets} FROM (VALUES {_sqlite_rows(len(columns) + 1, count)}) AS v WHERE {table}.id = v.column1"
+    rows = _sqlite_rows(len(columns) + 1, count)
+    return f"UPDATE {table} SET {sets} FROM (VALUES {rows}) AS v WHERE {table}.id = v.column1"
 
 
 # A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).

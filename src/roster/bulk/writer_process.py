@@ -7,10 +7,10 @@ than none. So the worker sends each batch, as the very statements it would have 
 parameters, built by roster.fastsql and SQLAlchemy in the worker), to this process, which runs them in one
 transaction and answers.
 
-It knows nothing of Roster's models or rules: it imports the standard library and roster.sqliteconn only
-(small, and quick to start). Its checks are generic: a step may require that the row it returns starts with given values (the study's revision and
-settings the batch was decided with), or that it returns a row at all (the fenced checkpoint). When a check
-fails, or a unique constraint (an access code drawn meanwhile by another study), it rolls back and says so,
+It knows nothing of Roster's models or rules: it imports the standard library and roster.sqliteconn only (small, and
+quick to start). Its checks are generic: a step may require that the row it returns starts with given values (the
+study's revision and settings the batch was decided with), or that it returns a row at all (the fenced checkpoint).
+When a check fails, or a unique constraint (an access code drawn meanwhile by another study), it rolls back and says so,
 and the worker writes the batch itself, deciding it again under the lock, as it would without this process.
 A batch that this process committed and could not report (it died) is no different from a worker that died
 after its commit: the job's checkpoint says which rows are done.

@@ -200,7 +200,7 @@ class Batch:
         self._issue_access_codes()
         self._assign_oids()
         self._payloads()
-        for result, state in zip(results, states):
+        for result, state in zip(results, states, strict=True):
             if state is not None:
                 result.participant_oid = state.oid
                 result.participate_status = state.participate_status
@@ -256,7 +256,15 @@ class Batch:
         live = self.live
         for row in rows:
             live[row[3]] = _State(
-                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], dict(zip(_COLUMNS, row[8:]))
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                dict(zip(_COLUMNS, row[8:], strict=True)),
             )
 
     def _cap_reached(self) -> bool:
@@ -419,7 +427,7 @@ class Batch:
         now = db.stamp(_T.c.created_at, self.now)
         after = self.after
         floor = after.max_pk if after is not None else 0
-        for state, pk in zip(self.created, db.next_ids("participants", len(self.created), floor)):
+        for state, pk in zip(self.created, db.next_ids("participants", len(self.created), floor), strict=True):
             state.pk = pk
         self.max_pk = max(floor, self.created[-1].pk if self.created else 0)
         # Values every row of a statement shares go once (fastsql's `same`).
