@@ -20,10 +20,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
 from itertools import chain
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Executable, Integer, Table, TypeDecorator
+from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, Table, TypeDecorator
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 
 _PLANNER = ("enable_seqscan", "enable_bitmapscan", "enable_hashjoin", "enable_mergejoin", "enable_material")
 
@@ -34,7 +37,7 @@ class Bulk:
         self.dialect = connection.dialect
         self.pg = self.dialect.name == "postgresql"
         # The DBAPI connection under the session: same transaction, no per-row processing.
-        self.raw = connection.connection.driver_connection
+        self.raw: Any = connection.connection.driver_connection
 
     @contextmanager
     def keyed(self) -> Iterator[None]:
@@ -159,10 +162,10 @@ class Bulk:
         for values, count in self._sqlite_chunks(payload, len(columns) + 1):
             yield _sqlite_update(table.name, tuple(columns), count), values
 
-    def driver(self, statement: Executable) -> Statement:
+    def driver(self, statement: ClauseElement) -> Statement:
         """A SQLAlchemy Core statement as the driver takes it (SQL text, positional parameters processed by
         their types), as this connection would have run it. SQLite only: its parameters are positional."""
-        compiled = statement.compile(dialect=self.dialect)
+        compiled = cast(SQLCompiler, statement.compile(dialect=self.dialect))
         if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
             raise ValueError(f"{self.dialect.name}: not a statement with plain positional parameters")
         params = compiled.params
@@ -254,9 +257,9 @@ Statement = tuple[str, Sequence[Any]]
 
 def _pg_type(column: Column) -> str:
     """The cast for a payload element: text for strings (the column's own length check still applies)."""
-    kind = column.type
+    kind: TypeEngine[Any] = column.type
     if isinstance(kind, TypeDecorator):
-        kind = kind.impl
+        kind = kind.impl_instance
     if isinstance(kind, Integer):
         return "bigint"
     if isinstance(kind, DateTime):

@@ -18,12 +18,14 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from roster import codes
 from roster.bulk import queue, writer_process
@@ -34,10 +36,11 @@ from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.rows import Row, batches
 from roster.bulk.source import read_upload
 from roster.config import Settings
-from roster.db import Database, is_busy
+from roster.db import Database, is_busy, table_of
 from roster.errors import DomainError
 from roster.fastsql import Bulk, Payload
 from roster.participants import writer
+from roster.participants.batch import RecordLike
 from roster.participants.rules import RuleError, rule_error
 from roster.studies.models import Site, Study
 from roster.studies.service import require_available
@@ -55,8 +58,8 @@ _LOG_COLUMNS = (
     "errors",
     "cells",
 )
-_CHUNKS = UploadChunk.__table__
-_LOG = LogEntry.__table__
+_CHUNKS = table_of(UploadChunk)
+_LOG = table_of(LogEntry)
 _MAX_LOGGED_ID = 255
 _UNAVAILABLE = (codes.STUDY_NOT_AVAILABLE, codes.SITE_NOT_AVAILABLE)
 _BUSY_PAUSE, _BUSY_PAUSE_MAX = 0.1, 2.0  # seconds between tries of a batch that found the database busy
@@ -112,6 +115,7 @@ class Importer:
             study = session.get(Study, job.study_id)
             site = session.get(Site, job.site_id)
             session.expunge_all()
+        assert study is not None and site is not None  # a job's study and site are foreign keys
         self.job, self.study, self.site = job, study, site
         if self.claim.cancel_requested:
             return self._cancelled()
@@ -183,7 +187,7 @@ class Importer:
             ThreadPoolExecutor(1, thread_name_prefix="roster-batch-writer") as writer_thread,
         ):
             overlap = self.settings.bulk_overlap and (self.db.dialect == "postgresql" or self.sqlite_writer is not None)
-            pending: Future | None = None
+            pending: Future[tuple[bool, bool]] | None = None
             previous: _Plan | None = None
             try:
                 for rows in batches:
@@ -226,7 +230,7 @@ class Importer:
     def _cancelled(self) -> str:
         return CANCELLED if queue.cancel(self.db, self.claim) else ""
 
-    def _cancel_seen(self, pending: Future) -> bool:
+    def _cancel_seen(self, pending: Future[tuple[bool, bool]]) -> bool:
         try:
             return pending.result()[0]
         except BaseException as exc:
@@ -271,7 +275,7 @@ class Importer:
                     }
             if previous is not None:
                 seen |= previous.keys & keys
-            records = []
+            records: list[Row] = []
             for r in rows:
                 if r.key is not None:
                     r.duplicate = r.key in seen and r.fields is not None
@@ -282,7 +286,7 @@ class Importer:
                 session,
                 self.study,
                 self.site,
-                records,
+                cast(list[RecordLike], records),  # rows that passed the rules carry their fields
                 after=previous.batch if previous is not None else None,
                 register=job.register,
                 username=job.created_by,
@@ -296,10 +300,11 @@ class Importer:
                     plan.request = self._request(session, plan)
         return plan
 
-    def _request(self, session, plan: _Plan) -> bytes:
+    def _request(self, session: Session, plan: _Plan) -> bytes:
         """The batch as the writer process runs it: write_planned's fast way, the log, the checkpoint.
         Encoded here, so that the writer thread only sends it and waits."""
         bulk = Bulk(session)
+        assert plan.entries is not None and plan.counts is not None and self.db.sqlite_file is not None
         checkpoint = queue.checkpoint_statement(
             self.db.dialect,
             self.claim,
@@ -342,6 +347,7 @@ class Importer:
         last = rows[-1].entry.row
         if plan.request is not None:
             request, plan.request = plan.request, None
+            assert self.sqlite_writer is not None  # a request is made only for a writer process
             outcome, detail = self.sqlite_writer.call(request, timeout=self.settings.job_lease_seconds)
             if outcome == writer_process.WRITTEN:
                 self.processed = last
@@ -356,6 +362,7 @@ class Importer:
             results, redone = writer.write_planned(session, plan.batch, self.study, self.site)
             if redone or plan.entries is None:
                 plan.entries, plan.counts = self._log_entries(plan, results, bulk)
+            assert plan.counts is not None
             bulk.insert(_LOG, _LOG_COLUMNS, plan.entries, {"job_id": self.job.id})
             cancel = queue.checkpoint(
                 session, self.claim, self.settings.job_lease_seconds, processed=last, counts=plan.counts
@@ -363,19 +370,20 @@ class Importer:
         self.processed = last
         return cancel, redone
 
-    def _log_entries(self, plan: _Plan, results: list[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
+    def _log_entries(self, plan: _Plan, results: Sequence[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
         """The batch's log entries as an insert payload (roster.fastsql), and its counts."""
         duplicate = plan.duplicate
         encode = Bulk.json
-        results = iter(results)
+        remaining = iter(results)
         counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
         entries = []
+        pid: str | None
         for r in plan.rows:
             if r.errors or r.duplicate:
                 errors = [*r.errors, duplicate] if r.duplicate else r.errors
                 outcome, pid, oid, status = writer.FAILED, r.participant_id, None, None
             else:
-                res = next(results)
+                res = next(remaining)
                 outcome, pid, oid, status, errors = (
                     res.outcome,
                     res.participant_id,
@@ -424,7 +432,7 @@ def _readable(rows: Iterator[list[Row]]) -> Iterator[list[Row]]:
         raise UploadUnreadable from None
 
 
-def _done(value) -> Future:
-    future: Future = Future()
+def _done(value: tuple[bool, bool]) -> Future[tuple[bool, bool]]:
+    future: Future[tuple[bool, bool]] = Future()
     future.set_result(value)
     return future

@@ -41,7 +41,7 @@ from roster import sqliteconn
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 # The process talks over pipes as file descriptors (POSIX); elsewhere every batch is written in the worker.
 SUPPORTED = os.name == "posix"
@@ -140,6 +140,7 @@ def serve(requests: Connection, answers: Connection) -> None:
                 opened, connection = None, None
                 connection = _open(path)
                 opened = path, _file(path)
+            assert connection is not None
             answer = run(connection, request[1])
         except Exception as exc:
             # The type and the driver's message (SQLite's name tables and constraints). The worker raises it,
@@ -208,7 +209,7 @@ class WriterProcess:
                 self.process.kill()
                 self.process.wait()
                 raise ConnectionError(f"the bulk writer process did not answer within {timeout:.0f}s and was stopped")
-            answer = self._answers.recv()
+            answer: tuple[str, Any] = self._answers.recv()
         except (EOFError, OSError) as exc:
             raise ConnectionError(f"the bulk writer process is gone (exit {self.process.poll()})") from exc
         self.busy = False
