@@ -508,10 +508,15 @@ def run_size(
                             else f", {run.instructions / done:,.0f} instructions/row ({worker.counts.name})"
                         )
                         if run.writer_rss_mib:
-                            counted += f" (writer process: CPU {run.writer_cpu_s:.2f} s, peak RSS {run.writer_rss_mib:.1f} MiB)"
+                            counted += (
+                                f" (writer process: CPU {run.writer_cpu_s:.2f} s, "
+                                f"peak RSS {run.writer_rss_mib:.1f} MiB)"
+                            )
                         print(
-                            f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker {run.seconds:7.2f} s "
-                            f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS {run.peak_rss_mib:6.1f} MiB"
+                            f"  {backend:10} {label:5} {done:>9,} rows: upload {upload_s:6.2f} s, worker "
+                            f"{run.seconds:7.2f} s "
+                            f"= {done / run.seconds:9,.0f} rows/s (CPU {run.cpu_s:6.2f} s{db_cpu}), peak RSS "
+                            f"{run.peak_rss_mib:6.1f} MiB"
                             f"{counted} {note}",
                             flush=True,
                         )
@@ -557,7 +562,8 @@ def profile_run(
     stem.with_name(stem.name + "_flat.txt").write_text(flat)
     stem.with_suffix(".html").write_text(profiler.output_html())
     print(
-        f"\n== pyinstrument: drain() of the {n:,}-row file on {backend}, in-process, {worker_s:.2f} s wall, {cpu_s:.2f} s CPU "
+        f"\n== pyinstrument: drain() of the {n:,}-row file on {backend}, in-process, {worker_s:.2f} s wall, "
+        f"{cpu_s:.2f} s CPU "
         f"({n / worker_s:,.0f} rows/s under the profiler; load {os.getloadavg()[0]:.2f})\n"
         f"-- self time, top 30 (full: {stem.name}_flat.txt)"
     )
@@ -603,7 +609,8 @@ def table(results: list[RunResult]) -> str:
         )
         lines.append(
             f"{r.backend:10} {r.run:8} {r.rows:9,} {r.file_mib:6.1f} {r.upload_s:8.2f} {r.worker_s:8.2f} "
-            f"{r.rows_per_s:8,.0f} {r.cpu_s:7.2f} {'-' if r.db_cpu_s is None else f'{r.db_cpu_s:.2f}':>8} {peak} {idle} {r.api_rss_mib:7.1f} "
+            f"{r.rows_per_s:8,.0f} {r.cpu_s:7.2f} {'-' if r.db_cpu_s is None else f'{r.db_cpu_s:.2f}':>8} {peak} "
+            f"{idle} {r.api_rss_mib:7.1f} "
             f"{copy} {ratio} {'yes' if r.counts_ok else 'NO':>3}"
             + (f" {r.instructions / r.rows:9,.0f}" if counted and r.instructions else "")
             + f" {r.note}"
@@ -630,7 +637,8 @@ def verdicts(results: list[RunResult]) -> list[str]:
         shown = [f"{v:,.1f}" if field.endswith("mib") else f"{v:,.0f}" for v in good]
         every = f" (median of {', '.join(shown)})" if len(good) > 1 else ""
         if failed:
-            every += f" ({failed} of {len(runs)} runs failed: {', '.join(r.note or 'COUNTS WRONG' for r in runs if not r.counts_ok)})"
+            notes = ", ".join(r.note or "COUNTS WRONG" for r in runs if not r.counts_ok)
+            every += f" ({failed} of {len(runs)} runs failed: {notes})"
         return (statistics.median(good) if good else 0.0), every, not failed
 
     out = []
@@ -639,7 +647,8 @@ def verdicts(results: list[RunResult]) -> list[str]:
             target = 25_000 if backend == "sqlite" else 15_000
             rps, every, all_good = median(backend, 100_000, "rows_per_s")
             out.append(
-                f"target {backend} 100k >= {target:,} rows/s: {rps:,.0f}{every} -> {'MET' if all_good and rps >= target else 'NOT MET'}"
+                f"target {backend} 100k >= {target:,} rows/s: {rps:,.0f}{every} -> "
+                f"{'MET' if all_good and rps >= target else 'NOT MET'}"
             )
         if (backend, 10_000) in mixed and (backend, 1_000_000) in mixed:
             small, small_every, small_good = median(backend, 10_000, "peak_rss_mib")
@@ -647,7 +656,8 @@ def verdicts(results: list[RunResult]) -> list[str]:
             growth = large / small - 1 if small else float("inf")
             met = small_good and large_good and growth <= 0.10
             out.append(
-                f"target {backend} peak RSS 1M within 10% of 10k: {small:.1f}{small_every} -> {large:.1f}{large_every} MiB "
+                f"target {backend} peak RSS 1M within 10% of 10k: {small:.1f}{small_every} -> {large:.1f}{large_every} "
+                "MiB "
                 f"({growth:+.1%}) -> {'MET' if met else 'NOT MET'}"
             )
     return out

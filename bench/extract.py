@@ -164,8 +164,10 @@ def run(backend: str, n: int, timeout: float) -> dict:
     }
     db_cpu = "" if drained.db_cpu_s is None else f" + DB {drained.db_cpu_s:.2f} s"
     print(
-        f"  {backend:10} {n:>9,}: worker {drained.seconds:7.2f} s = {n / drained.seconds:9,.0f} rows/s (CPU {drained.cpu_s:.2f} s"
-        f"{db_cpu}), peak RSS {drained.peak_rss_mib:6.1f} MiB (idle {worker.idle_rss_mib:.1f}); file {size / harness.MiB:.1f} MiB "
+        f"  {backend:10} {n:>9,}: worker {drained.seconds:7.2f} s = {n / drained.seconds:9,.0f} rows/s (CPU "
+        f"{drained.cpu_s:.2f} s"
+        f"{db_cpu}), peak RSS {drained.peak_rss_mib:6.1f} MiB (idle {worker.idle_rss_mib:.1f}); file "
+        f"{size / harness.MiB:.1f} MiB "
         f"downloaded in {download_s:.2f} s (API peak {api_rss:.1f} MiB){'' if ok else '  !! WRONG: ' + repr(answer)}",
         flush=True,
     )
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> None:
     backends = [b for b in args.backends.split(",") if b != "postgresql" or harness.pg_reachable()]
     results = [run(backend, n, args.timeout) for backend in backends for n in sizes]
     print(
-        "\n| backend | participants | worker s | rows/s | worker CPU s | DB CPU s | worker peak RSS MiB | file MiB | download s | API peak RSS MiB |"
+        "\n| backend | participants | worker s | rows/s | worker CPU s | DB CPU s | worker peak RSS MiB | file MiB | "
+        "download s | API peak RSS MiB |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:

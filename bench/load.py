@@ -457,7 +457,7 @@ async def run_backend(backend: str, args) -> list[str]:
                     rss0 = roster.rss_mib()
                     peak = [rss0]
 
-                    async def sample() -> None:
+                    async def sample(peak: list[float] = peak) -> None:
                         while True:
                             peak.append(roster.rss_mib())
                             await asyncio.sleep(0.1)

@@ -1,6 +1,7 @@
 """Participant search benchmark: the list's `q` at a million participants, old query shape against new.
 
-    python bench/search.py [--rows 1000000] [--backends sqlite,postgresql] [--repeat 30] [--baseline-repeat 3] [--explain]
+    python bench/search.py [--rows 1000000] [--backends sqlite,postgresql] [--repeat 30]
+                           [--baseline-repeat 3] [--explain]
 
 Per backend: a fresh database migrated to head, one study with four sites and --rows participants written
 with plain SQL (COPY on PostgreSQL), every tenth with a uid and an MRN; then PostgreSQL is ANALYZEd (what
@@ -9,7 +10,8 @@ data manager (personal data everywhere), a monitor (none) and a mixed user (moni
 at site 2), with the statements the list endpoint runs: the count and the first page of 50, oldest first.
 
 "old" is the query before migration 0008 (substring LIKE over ID, OID and the personal fields, kept below
-as the baseline); "new" is roster.participants.search through service.list_filters. Timings are per search (count + page), in ms.
+as the baseline); "new" is roster.participants.search through service.list_filters. Timings are per search
+(count + page), in ms.
 See bench/README.md for the figures.
 """
 
@@ -138,7 +140,8 @@ def fill(url: str, n: int) -> float:
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
+                "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, "
+                "participate_active, created_at, updated_at) "
                 "VALUES ('S_SEARCH', 's_search', 'Search', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"
             )
         )

@@ -1,9 +1,11 @@
 """The benchmark's worker process: the real `roster.bulk.worker.drain`, in a process of its own.
 
 Settings come from ROSTER_* variables (bench/bulk.py sets them). It imports, connects and polls the empty queue
-once first, as a deployed worker does before its first job, and says "ready <VmRSS KiB>", so start-up is not timed; on "go" it drains the queue and answers
-"done <jobs> <seconds> <VmHWM KiB> <CPU seconds> <writer VmHWM KiB> <writer CPU seconds>". CPU seconds (user + system, all threads)
-say how much work the worker did whatever else runs on the machine; wall seconds are what a user waits. VmHWM is this process image's own peak RSS: unlike the
+once first, as a deployed worker does before its first job, and says "ready <VmRSS KiB>", so start-up is not
+timed; on "go" it drains the queue and answers
+"done <jobs> <seconds> <VmHWM KiB> <CPU seconds> <writer VmHWM KiB> <writer CPU seconds>".
+CPU seconds (user + system, all threads) say how much work the worker did whatever else runs on the machine;
+wall seconds are what a user waits. VmHWM is this process image's own peak RSS: unlike the
 ru_maxrss that wait4() reports for a child, it cannot include the parent's RSS at fork/exec time.
 
 On SQLite the worker has a writer process (roster.bulk.writer_process), started at its first poll like a

@@ -113,7 +113,8 @@ MESSAGES: dict[str, str] = {
     PARTICIPATE_INACTIVE: "The Participate module is not active for this study, so register=y is not allowed.",
     MISSING_FILE: "The request has no file part named 'file'.",
     FILE_TOO_LARGE: "The file is larger than the configured upload limit.",
-    NOT_SUPPORTED_FILE_FORMAT: "The file format is not supported. Only CSV files and Excel workbooks (.xlsx) are accepted.",
+    NOT_SUPPORTED_FILE_FORMAT: "The file format is not supported. Only CSV files and Excel workbooks (.xlsx) are "
+    "accepted.",
     INVALID_FILE_ENCODING: "The file is not UTF-8 text.",
     BLANK_FILE: "The file needs a header line and at least one data row.",
     MISSING_PARTICIPANT_ID_COLUMN: "The header must have exactly one ParticipantID column.",
@@ -137,7 +138,8 @@ MESSAGES: dict[str, str] = {
     CHANGED_SINCE_JOB: "The participant was changed after the job, so it was left as it is.",
     FILE_EXPIRED: "The stored file was deleted by retention (ROSTER_UPLOAD_RETENTION_DAYS) after the job ended.",
     INVALID_INCLUDE_PARTICIPATE_INFO: "The includeParticipateInfo parameter must be y or n.",
-    JOB_NOT_FINISHED: "The job has not finished yet (only a completed, cancelled or failed job can be reverted or its file downloaded).",
+    JOB_NOT_FINISHED: "The job has not finished yet (only a completed, cancelled or failed job can be reverted or its "
+    "file downloaded).",
     EXTRACT_NOT_COMPLETED: "The extract did not complete (it failed or was cancelled), so it has no file.",
     JOB_HAS_NO_UPLOAD: "This job has no uploaded file (it is an extract).",
     MALFORMED_ROW: "The row has a different number of cells than the header, or broken quoting.",
@@ -166,7 +168,8 @@ MESSAGES: dict[str, str] = {
     INVALID_VITAL_STATUS: "Vital status is not one of the permissible values.",
     INVALID_ACTIVITY_STATUS: "Activity status must be Active or Disabled.",
     INVALID_BIRTH_DATE: "Birth date is not a valid date, or is in the future.",
-    INVALID_DEATH_DATE: "Death date is not a valid date, is in the future, is before the birth date, or is given without vital status Dead.",
+    INVALID_DEATH_DATE: "Death date is not a valid date, is in the future, is before the birth date, or is given "
+    "without vital status Dead.",
     DUP_UID: "Another participant of this study has the same uid.",
     DUP_EMPI: "Another participant of this study has the same eMPI.",
     DUP_MRN: "Another participant has the same MRN at this site.",

@@ -146,7 +146,8 @@ class Settings(BaseSettings):
         if not self.uses_public_keys and (self.jwt_public_key_file or self.jwks_url):
             # Otherwise the key would be silently ignored and every IdP token refused.
             raise ValueError(
-                "ROSTER_JWT_PUBLIC_KEY_FILE/ROSTER_JWKS_URL need public-key algorithms in ROSTER_JWT_ALGORITHMS (e.g. RS256)"
+                "ROSTER_JWT_PUBLIC_KEY_FILE/ROSTER_JWKS_URL need public-key algorithms in ROSTER_JWT_ALGORITHMS (e.g. "
+                "RS256)"
             )
         if self.jwt_public_key_file:
             _check_public_key(self.jwt_public_key_file, self.jwt_algorithms)

@@ -88,7 +88,8 @@ def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
         # An external identity provider issues the tokens; Roster holds no signing key.
         return DemoResult(token=None, csv_path=csv_path, curl="")
     token, _ = tokens.issue("datamanager")
-    url = f"{base_url}/pages/auth/api/clinicaldata/studies/{quote(STUDY_OID)}/sites/{quote(SITES[0][0])}/participants/bulk?register=y"
+    site_path = f"{base_url}/pages/auth/api/clinicaldata/studies/{quote(STUDY_OID)}/sites/{quote(SITES[0][0])}"
+    url = f"{site_path}/participants/bulk?register=y"
     # The answer is exactly `job uuid: <uuid>` (SPEC §4), no line break: `-w '\n'` keeps the prompt off its line.
     curl = " ".join(
         [
@@ -107,6 +108,7 @@ def run(settings: Settings, db: Database, base_url: str) -> DemoResult:
     url_option = "" if base_url == "http://127.0.0.1:8000" else f" --url {shlex.quote(base_url)}"
     client = (
         f"roster login{url_option} --username datamanager   # password: {DEMO_PASSWORD}",
-        f"roster upload {shlex.quote(str(csv_path.resolve()))}{url_option} --study {shlex.quote(STUDY_OID)} --site {shlex.quote(SITES[0][0])} --register --wait",
+        f"roster upload {shlex.quote(str(csv_path.resolve()))}{url_option} --study {shlex.quote(STUDY_OID)} --site "
+        f"{shlex.quote(SITES[0][0])} --register --wait",
     )
     return DemoResult(token=token, csv_path=csv_path, curl=curl, client_commands=client)

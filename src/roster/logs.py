@@ -87,7 +87,8 @@ def logging_config(settings: Settings) -> dict[str, Any]:
             # Uvicorn's records go to the one handler above (its own config would add a second format).
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
-            # Its access lines print query strings (search terms): Roster's own access log (app.RequestLog) prints templates.
+            # Its access lines print query strings (search terms): Roster's own access log (app.RequestLog) prints
+            # templates.
             "uvicorn.access": {"level": "WARNING", "handlers": [], "propagate": True},
             # Alembic narrates every plugin and context at INFO; its warnings and errors still show.
             "alembic": {"level": max(logging.WARNING, logging.getLevelName(level))},

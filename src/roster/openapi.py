@@ -26,10 +26,12 @@ DESCRIPTIONS = {
     404: "What the path names does not exist, or the caller may not see it",
     409: "Conflicts with the current state (e.g. `errorCode.studyAlreadyExists`, `errorCode.jobNotCancellable`)",
     410: "The stored file was deleted by retention (`errorCode.fileExpired`)",
-    413: "The upload is larger than `ROSTER_MAX_UPLOAD_BYTES` (`errorCode.fileTooLarge`), or a JSON body over 1 MiB (`errorCode.bodyTooLarge`)",
+    413: "The upload is larger than `ROSTER_MAX_UPLOAD_BYTES` (`errorCode.fileTooLarge`), or a JSON body over 1 MiB "
+    "(`errorCode.bodyTooLarge`)",
     422: "Invalid parameters or body (`errorCode.validationFailed`, field errors in `params.errors`)",
     429: "Too many attempts (`errorCode.tooManyAttempts`); see `Retry-After`",
-    503: "The server is at capacity or a lock could not be had in time (`errorCode.serverBusy`); retry after `Retry-After` seconds",
+    503: "The server is at capacity or a lock could not be had in time (`errorCode.serverBusy`); retry after "
+    "`Retry-After` seconds",
 }
 
 

@@ -16,7 +16,8 @@ from tests.support import Api
 # As printed in the seed (its line breaks are the PDF's wrapping), the placeholders kept.
 SEED_REQUEST = (
     "curl -X POST "
-    "'{{customerName}}/pages/auth/api/clinicaldata/studies/S_JU0%28TEST%29/sites/S_BOSTON_7642%28TEST%29/participants/bulk?register=y' "
+    "'{{customerName}}/pages/auth/api/clinicaldata/studies/S_JU0%28TEST%29/sites/S_BOSTON_7642%28TEST%29"
+    "/participants/bulk?register=y' "
     "-H 'Authorization: bearer {{authentication token}}' "
     "-H 'content-type: multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW' "
     "-F 'file=@C:directoryfile.csv'"

@@ -27,7 +27,8 @@ PII = ["First Name", "Last Name", "Email", "Mobile", "Identifier"]
 
 
 def extract_url(study: str = STUDY, site: str = SITE_A) -> str:
-    return f"{P}/clinicaldata/studies/{quote(study, safe='')}/sites/{quote(site, safe='')}/participants/extractParticipantsInfo"
+    site_path = f"{P}/clinicaldata/studies/{quote(study, safe='')}/sites/{quote(site, safe='')}"
+    return f"{site_path}/participants/extractParticipantsInfo"
 
 
 def request(

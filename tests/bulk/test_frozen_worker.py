@@ -162,7 +162,7 @@ class Probes:
             while not self.stop.is_set():
                 key = f"API-{n}-{i}"
                 self.writes.append(
-                    self._timed(key, lambda: client.post(url, json={"subjectKey": key, "firstName": "Ann"}))
+                    self._timed(key, lambda key=key: client.post(url, json={"subjectKey": key, "firstName": "Ann"}))
                 )
                 i += 1
 
@@ -229,7 +229,8 @@ def backends_of(pid: int, db) -> list[dict]:
         rows = (
             conn.execute(
                 text(
-                    "SELECT a.pid, a.state, a.application_name, bool_or(l.relation = 'studies'::regclass AND l.mode = 'RowExclusiveLock') AS holds_study"
+                    "SELECT a.pid, a.state, a.application_name, bool_or(l.relation = 'studies'::regclass AND l.mode = "
+                    "'RowExclusiveLock') AS holds_study"
                     " FROM pg_stat_activity a LEFT JOIN pg_locks l ON l.pid = a.pid AND l.granted"
                     " WHERE a.datname = current_database() AND a.client_port = ANY(:ports) AND a.xact_start IS NOT NULL"
                     " GROUP BY a.pid, a.state, a.application_name"

@@ -212,7 +212,8 @@ def test_9_the_first_file_part_is_the_upload(bulk):
         b'--XyZ\r\nContent-Disposition: form-data; name="note"\r\n\r\nhello\r\n'
         b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="p.csv"\r\nContent-Type: text/csv\r\n\r\n'
         + GOOD
-        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; filename="q.xlsx"\r\n\r\nPK\x03\x04\r\n--XyZ--\r\n'
+        + b'\r\n--XyZ\r\nContent-Disposition: form-data; name="file"; '
+        b'filename="q.xlsx"\r\n\r\nPK\x03\x04\r\n--XyZ--\r\n'
     )
     headers = {**bulk.users["dm"], "Content-Type": "multipart/form-data; boundary=XyZ"}
     r = bulk.client.post(bulk_url(), content=body, headers=headers)

@@ -65,13 +65,15 @@ def _a_study_and_its_site(conn) -> None:
     """Study 1 and its site 1, in columns every revision has."""
     conn.execute(
         sa.text(
-            "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, created_at, updated_at) "
+            "INSERT INTO studies (oid, oid_key, name, status, participant_id_method, id_counter, participate_active, "
+            "created_at, updated_at) "
             "VALUES ('S', 's', 'n', 'available', 'manual', 0, false, '2026-01-01', '2026-01-01')"
         )
     )
     conn.execute(
         sa.text(
-            "INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) VALUES (1, 'X', 'x', 'n', 'available', '2026-01-01', '2026-01-01')"
+            "INSERT INTO sites (study_id, oid, oid_key, name, status, created_at, updated_at) VALUES (1, 'X', 'x', "
+            "'n', 'available', '2026-01-01', '2026-01-01')"
         )
     )
 
@@ -95,26 +97,32 @@ def test_the_bulk_index_migration_goes_down_and_up_again_keeping_every_row(empty
             _a_study_and_its_site(conn)
             conn.execute(
                 sa.text(
-                    "INSERT INTO jobs (uuid, type, status, study_id, site_id, register, source_file_name, created_by, date_created, processed, "
+                    "INSERT INTO jobs (uuid, type, status, study_id, site_id, register, source_file_name, created_by, "
+                    "date_created, processed, "
                     "created, updated, unchanged, failed, warnings, attempts, cancel_requested, upload_size) "
-                    "VALUES ('u', 't', 'IN_QUEUE', 1, 1, false, 'f', 'dm', '2026-01-01', 0, 0, 0, 0, 0, '[]', 0, false, 0)"
+                    "VALUES ('u', 't', 'IN_QUEUE', 1, 1, false, 'f', 'dm', '2026-01-01', 0, 0, 0, 0, 0, '[]', 0, "
+                    "false, 0)"
                 )
             )
             conn.execute(
                 sa.text(
-                    "INSERT INTO job_log_entries (job_id, row, line, outcome, errors) VALUES (1, 1, 2, 'created', '[]'), (1, 2, 3, 'failed', '[]')"
+                    "INSERT INTO job_log_entries (job_id, row, line, outcome, errors) VALUES (1, 1, 2, 'created', "
+                    "'[]'), (1, 2, 3, 'failed', '[]')"
                 )
             )
-            # Rows that reference the rebuilt tables: SQLite would delete them with the old table if foreign keys were on.
+            # Rows that reference the rebuilt tables: SQLite would delete them with the old table if foreign keys were
+            # on.
             conn.execute(
                 sa.text(
-                    "INSERT INTO participants (study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
+                    "INSERT INTO participants (study_id, site_id, participant_id, participant_key, oid, status, "
+                    "activity_status, created_at, updated_at) "
                     "VALUES (1, 1, 'P-1', 'p-1', 'SS_P1', 'available', 'Active', '2026-01-01', '2026-01-01')"
                 )
             )
             conn.execute(
                 sa.text(
-                    "INSERT INTO audit_events (participant_id, at, username, action, source, changes) VALUES (1, '2026-01-01', 'dm', 'create', 'api', '[]')"
+                    "INSERT INTO audit_events (participant_id, at, username, action, source, changes) VALUES (1, "
+                    "'2026-01-01', 'dm', 'create', 'api', '[]')"
                 )
             )
             conn.execute(
@@ -161,8 +169,10 @@ def test_going_below_0004_refuses_while_a_participant_names_a_missing_study_or_s
             for pk, study, site in ((1, 1, 1), (2, 1, 99), (3, 98, 1)):
                 conn.execute(
                     sa.text(
-                        "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
-                        f"VALUES ({pk}, {study}, {site}, 'P-{pk}', 'p-{pk}', 'SS_P{pk}', 'available', 'Active', '2026-01-01', '2026-01-01')"
+                        "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, "
+                        "status, activity_status, created_at, updated_at) "
+                        f"VALUES ({pk}, {study}, {site}, 'P-{pk}', 'p-{pk}', 'SS_P{pk}', 'available', 'Active', "
+                        "'2026-01-01', '2026-01-01')"
                     )
                 )
         with pytest.raises(RuntimeError, match="1 participants name a study that does not exist"):
@@ -194,7 +204,8 @@ def test_going_below_0004_refuses_while_a_participant_names_a_missing_study_or_s
         with pytest.raises(sa.exc.IntegrityError), db.engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, activity_status, created_at, updated_at) "
+                    "INSERT INTO participants (id, study_id, site_id, participant_id, participant_key, oid, status, "
+                    "activity_status, created_at, updated_at) "
                     "VALUES (4, 1, 99, 'P-4', 'p-4', 'SS_P4', 'available', 'Active', '2026-01-01', '2026-01-01')"
                 )
             )

@@ -165,20 +165,20 @@ def test_200_concurrent_mixed_requests_answer_2xx_or_503_and_lose_nothing(live_r
 
     calls, answers, stored = asyncio.run(run())
 
-    failures = [(c.kind, repr(a)) for c, a in zip(calls, answers) if isinstance(a, BaseException)]
+    failures = [(c.kind, repr(a)) for c, a in zip(calls, answers, strict=True) if isinstance(a, BaseException)]
     assert not failures, failures  # no client timeout, no dropped connection
     wrong = [
         (c.kind, a.status_code, a.text[:200])
-        for c, a in zip(calls, answers)
+        for c, a in zip(calls, answers, strict=True)
         if not (a.status_code == 200 or is_busy(a))
     ]
     assert not wrong, wrong
-    answered = Counter((c.kind, a.status_code) for c, a in zip(calls, answers))
+    answered = Counter((c.kind, a.status_code) for c, a in zip(calls, answers, strict=True))
 
     seeded = {f"SEED-{i:03d}" for i in range(SEEDED)}
-    created = {c.key for c, a in zip(calls, answers) if c.kind == "create" and a.status_code == 200}
+    created = {c.key for c, a in zip(calls, answers, strict=True) if c.kind == "create" and a.status_code == 200}
     assert set(stored) == seeded | created | bulk, answered  # exactly: nothing lost, nothing a 503 refused
-    for call, answer in zip(calls, answers):
+    for call, answer in zip(calls, answers, strict=True):
         if call.kind in ("patch", "upsert"):
             assert stored[call.key] == (call.value if answer.status_code == 200 else SEED_NAME), (
                 call,

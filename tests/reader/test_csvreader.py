@@ -231,7 +231,7 @@ def test_a_record_spanning_too_many_lines_is_broken_and_its_lines_read_again():
     data = HEADER + b'P1,"never closed\n' + many + b"\n"
     result = rows(data)
     assert result[0][3] is True
-    assert [r[2] for r in result[1:]] == [["P%d" % i, "x"] for i in range(2, csvreader.MAX_RECORD_LINES + 5)]
+    assert [r[2] for r in result[1:]] == [[f"P{i}", "x"] for i in range(2, csvreader.MAX_RECORD_LINES + 5)]
     assert [r[1] for r in result] == list(range(2, csvreader.MAX_RECORD_LINES + 5 + 1))
 
 

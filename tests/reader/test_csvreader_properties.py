@@ -46,7 +46,7 @@ HEADERISH = st.sampled_from(
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in zip(points, points[1:], strict=False)]
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,7 +109,7 @@ def test_every_row_written_by_csv_writer_comes_back_once_in_order_with_its_cells
     expected_lines = []
     line = 1 + 1  # the header is line 1
     out.write(delimiter.join(header) + eol)
-    for cells, blank, before in zip(table, blanks, blank_before):
+    for cells, blank, before in zip(table, blanks, blank_before, strict=True):
         if before:
             out.write(blank + eol)
             line += 1

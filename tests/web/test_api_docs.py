@@ -11,7 +11,10 @@ from playwright.sync_api import expect
 from tests.web.constants import SITE_A, STUDY
 
 pytestmark = pytest.mark.browser
-UPLOAD_OPERATION = "#operations-bulk-upload_participants_pages_auth_api_clinicaldata_studies__studyOID__sites__siteOID__participants_bulk_post"
+UPLOAD_OPERATION = (
+    "#operations-bulk-upload_participants_pages_auth_api_clinicaldata_studies__studyOID__sites"
+    "__siteOID__participants_bulk_post"
+)
 
 
 def test_docs_authorize_and_upload_a_file(page, server, web_setup, api, tmp_path) -> None:

@@ -136,7 +136,8 @@ def test_every_control_has_an_accessible_label(page, server, web_setup) -> None:
     )
     assert unlabeled == []
     nameless = page.evaluate(
-        "() => [...document.querySelectorAll('button')].filter(b => !(b.getAttribute('aria-label') || b.textContent.trim())).length"
+        "() => [...document.querySelectorAll('button')].filter(b => !(b.getAttribute('aria-label') || "
+        "b.textContent.trim())).length"
     )
     assert nameless == 0
 

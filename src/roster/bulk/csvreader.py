@@ -76,7 +76,7 @@ class Header:
         A leading `'` that Roster's own formula escaping added (see csvout) is taken off again."""
         if len(cells) >= self._need:
             # The per-row hot path: C-level picking, trimming and zipping (the bulk worker calls this per row).
-            out = dict(zip(self._names, map(str.strip, self._pick(cells))))
+            out = dict(zip(self._names, map(str.strip, self._pick(cells)), strict=True))
         else:
             n = len(cells)
             out = {name: (cells[i].strip() if i < n else "") for name, i in self._pairs}

@@ -1,11 +1,11 @@
 """The upload inspector: SPEC §4 checks 10–15 on an upload while it streams in, in bounded memory.
 
 Decisions (where the spec is silent):
-- Check 11 (notSupportedFileFormat): the file name must end in `.csv` or `.xlsx` in any case (surrounding
-  spaces ignored; no name fails). A `.xlsx` is checked as a workbook by roster.bulk.xlsx (checks 12 does
-  not apply to it); the rest of this list is about CSV. The content is not text when it starts with a known binary or document
-  signature (ZIP family incl. xlsx/docx/ods, OLE2 xls/doc, PDF, RTF, XML incl. SpreadsheetML, gzip, bzip2,
-  xz, zstd, 7z, RAR, PNG, JPEG, GIF, ELF) or holds a NUL byte anywhere.
+- Check 11 (notSupportedFileFormat): the file name must end in `.csv` or `.xlsx` in any case (surrounding spaces
+  ignored; no name fails). A `.xlsx` is checked as a workbook by roster.bulk.xlsx (checks 12 does not apply to it);
+  the rest of this list is about CSV. The content is not text when it starts with a known binary or document
+  signature (ZIP family incl. xlsx/docx/ods, OLE2 xls/doc, PDF, RTF, XML incl. SpreadsheetML, gzip, bzip2, xz, zstd,
+  7z, RAR, PNG, JPEG, GIF, ELF) or holds a NUL byte anywhere.
 - A UTF-16 or UTF-32 byte-order mark (what "Unicode text" exports produce) is text in another encoding:
   check 12 (invalidFileEncoding), not 11, although such files are full of NUL bytes.
 - Checks 13–15 read the header and the first data row with the reader's own code, from the first

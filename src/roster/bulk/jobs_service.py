@@ -1,10 +1,10 @@
 """Jobs and the bulk-actions log (SPEC §6): who sees a job, the queries behind the jobs endpoints,
 cancel and delete. Flushes, never commits (the request owns the transaction).
 
-Visibility: a job is seen by its creator and by users whose write role covers the job's site (decided
-with `roster.auth.permissions`); an extract (SPEC §11.3) by its creator only. Everybody else gets 404 jobNotFound, so a UUID reveals nothing. Being an
-admin does not make a job visible (the log holds participant IDs and admins get no participant data by
-their flag alone), but an admin may delete any job by its UUID.
+Visibility: a job is seen by its creator and by users whose write role covers the job's site (decided with
+`roster.auth.permissions`); an extract (SPEC §11.3) by its creator only. Everybody else gets 404 jobNotFound, so a
+UUID reveals nothing. Being an admin does not make a job visible (the log holds participant IDs and admins get no
+participant data by their flag alone), but an admin may delete any job by its UUID.
 """
 
 from __future__ import annotations

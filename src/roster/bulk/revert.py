@@ -35,7 +35,7 @@ from roster.bulk.models import (
 )
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
-from roster.db import Database, utcnow
+from roster.db import Database, table_of, utcnow
 from roster.errors import Conflict, NotFound
 from roster.participants import undo, writer
 
@@ -43,7 +43,7 @@ log = logging.getLogger("roster.revert")
 
 CREATED, UPDATED, DELETED, RESTORED, FAILED = "created", "updated", "deleted", "restored", "failed"
 _UNDONE = (CREATED, UPDATED)
-_LOG = LogEntry.__table__
+_LOG = table_of(LogEntry)
 
 
 # ------------------------------------------------------------------------------------------ the request
@@ -52,8 +52,10 @@ _LOG = LogEntry.__table__
 def queue_revert(session: Session, user: User, value: str) -> tuple[Job, str, str]:
     """Queues the revert of the job `value` in the request's transaction; returns it with its OIDs."""
     found = find_job(session, value)
-    access = study_access(session, user, found[0].study_id) if found else None
-    if found is None or not (access.has_role or can_see(session, user, found[0])):
+    if found is None:
+        raise NotFound(codes.JOB_NOT_FOUND, {"uuid": value})
+    access = study_access(session, user, found[0].study_id)
+    if not (access.has_role or can_see(session, user, found[0])):
         raise NotFound(codes.JOB_NOT_FOUND, {"uuid": value})
     job, study_oid, site_oid = found
     access.require(Action.WRITE, job.site_id)
@@ -203,8 +205,11 @@ class Reverter:
             self.on_batch(processed)
         return processed, cancel
 
-    def _undo(self, session: Session, participant_id: str | None, outcome: str) -> tuple[str, str | None, list]:
-        found = undo.trail(session, self.job.study_id, participant_id, self.job.revert_of) if participant_id else None
+    def _undo(
+        self, session: Session, participant_id: str | None, outcome: str
+    ) -> tuple[str, str | None, list[dict[str, str | None]]]:
+        source = self.job.revert_of or ""
+        found = undo.trail(session, self.job.study_id, participant_id, source) if participant_id else None
         if found is None or found.changed_since:
             status = found.participant.participate_status if found else None
             return (

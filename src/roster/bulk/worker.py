@@ -14,6 +14,9 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
+from types import FrameType
+
+from fastapi import FastAPI
 
 from roster import codes
 from roster.bulk import heartbeat, queue, retention, sinks
@@ -46,7 +49,7 @@ class _Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *_exc) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self._done.set()
         self._thread.join()
 
@@ -208,7 +211,7 @@ def run_forever(settings: Settings, db: Database, concurrency: int = 1) -> None:
     """`roster worker`: runs until SIGTERM/SIGINT, then finishes the current batches and exits."""
     workers = Workers(db, settings, max(1, concurrency))
 
-    def _stop(signum, _frame) -> None:
+    def _stop(signum: int, _frame: FrameType | None) -> None:
         log.info("worker: %s received, stopping after the current batch", signal.Signals(signum).name)
         workers.stop_event.set()
         workers.wake_event.set()
@@ -223,7 +226,7 @@ def run_forever(settings: Settings, db: Database, concurrency: int = 1) -> None:
     db.dispose()
 
 
-def start_embedded(app) -> Workers:
+def start_embedded(app: FastAPI) -> Workers:
     """Worker threads in the server process (the embedded default); `app.state.wake_workers` is set
     so that an upload wakes them at once. They have their own engine, with a worker's session limits."""
     settings: Settings = app.state.settings

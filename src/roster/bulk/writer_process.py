@@ -7,10 +7,10 @@ than none. So the worker sends each batch, as the very statements it would have 
 parameters, built by roster.fastsql and SQLAlchemy in the worker), to this process, which runs them in one
 transaction and answers.
 
-It knows nothing of Roster's models or rules: it imports the standard library and roster.sqliteconn only
-(small, and quick to start). Its checks are generic: a step may require that the row it returns starts with given values (the study's revision and
-settings the batch was decided with), or that it returns a row at all (the fenced checkpoint). When a check
-fails, or a unique constraint (an access code drawn meanwhile by another study), it rolls back and says so,
+It knows nothing of Roster's models or rules: it imports the standard library and roster.sqliteconn only (small, and
+quick to start). Its checks are generic: a step may require that the row it returns starts with given values (the
+study's revision and settings the batch was decided with), or that it returns a row at all (the fenced checkpoint).
+When a check fails, or a unique constraint (an access code drawn meanwhile by another study), it rolls back and says so,
 and the worker writes the batch itself, deciding it again under the lock, as it would without this process.
 A batch that this process committed and could not report (it died) is no different from a worker that died
 after its commit: the job's checkpoint says which rows are done.
@@ -41,7 +41,7 @@ from roster import sqliteconn
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 # The process talks over pipes as file descriptors (POSIX); elsewhere every batch is written in the worker.
 SUPPORTED = os.name == "posix"
@@ -140,6 +140,7 @@ def serve(requests: Connection, answers: Connection) -> None:
                 opened, connection = None, None
                 connection = _open(path)
                 opened = path, _file(path)
+            assert connection is not None
             answer = run(connection, request[1])
         except Exception as exc:
             # The type and the driver's message (SQLite's name tables and constraints). The worker raises it,
@@ -208,7 +209,7 @@ class WriterProcess:
                 self.process.kill()
                 self.process.wait()
                 raise ConnectionError(f"the bulk writer process did not answer within {timeout:.0f}s and was stopped")
-            answer = self._answers.recv()
+            answer: tuple[str, Any] = self._answers.recv()
         except (EOFError, OSError) as exc:
             raise ConnectionError(f"the bulk writer process is gone (exit {self.process.poll()})") from exc
         self.busy = False

@@ -42,7 +42,8 @@ def cmd_login(args: argparse.Namespace) -> None:
     server.store.put(server.url, username, body["access_token"], int(body["expires_in"]))
     minutes = int(body["expires_in"]) // 60
     print(
-        f"Signed in to {server.url} as {username}; the token is valid for {minutes} minutes (kept in {server.store.path})."
+        f"Signed in to {server.url} as {username}; the token is valid for {minutes} minutes (kept in "
+        f"{server.store.path})."
     )
 
 
@@ -282,7 +283,8 @@ def cmd_job_revert(args: argparse.Namespace) -> None:
 def cmd_extract(args: argparse.Namespace) -> None:
     """SPEC §11.3: queue the extract, wait for it, write its CSV to -o FILE or stdout."""
     server = Server(args.url)
-    url = f"{P}/clinicaldata/studies/{path_part(args.study)}/sites/{path_part(args.site)}/participants/extractParticipantsInfo"
+    site_path = f"{P}/clinicaldata/studies/{path_part(args.study)}/sites/{path_part(args.site)}"
+    url = f"{site_path}/participants/extractParticipantsInfo"
     job_uuid = job_uuid_of(
         server.request(
             "POST", url, params={"includeParticipateInfo": _yes(args.include_participate_info)}, headers=ACCEPT_JSON

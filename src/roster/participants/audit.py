@@ -63,8 +63,8 @@ def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
         "["
         + ",".join(
             [
-                '{"field":"%s","old":%s,"new":%s}'
-                % (f, "null" if o is None else _json_str(o), "null" if n is None else _json_str(n))
+                f'{{"field":"{f}","old":{"null" if o is None else _json_str(o)},'
+                f'"new":{"null" if n is None else _json_str(n)}}}'
                 for f, o, n in changes
             ]
         )

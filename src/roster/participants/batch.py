@@ -11,14 +11,14 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Update, func, select, update
 from sqlalchemy.orm import Session
 
 from roster import codes
-from roster.db import utcnow
-from roster.fastsql import Bulk, Statement, bulk_for
+from roster.db import table_of, utcnow
+from roster.fastsql import Bulk, Payload, Statement, bulk_for
 from roster.participants import audit
 from roster.participants.identifiers import (
     MAX_ID_LENGTH,
@@ -53,9 +53,9 @@ CONTACT_FIELDS = {
 }
 _COLUMNS = tuple(CONTACT_FIELDS.values())
 
-_T = Participant.__table__
-_STUDIES = Study.__table__
-_AUDIT = AuditEvent.__table__
+_T = table_of(Participant)
+_STUDIES = table_of(Study)
+_AUDIT = table_of(AuditEvent)
 _INSERT_COLUMNS = ("id", "participant_id", "participant_key", "oid", "participate_status", "access_code", *_COLUMNS)
 _UPDATE_COLUMNS = ("participate_status", "access_code", "updated_at", "updated_by", *_COLUMNS)
 _LOAD_COLUMNS = ", ".join(
@@ -73,6 +73,19 @@ _LOAD_COLUMNS = ", ".join(
     )
 )
 _AUDIT_COLUMNS = ("participant_id", "action", "changes")
+
+
+class StudyLike(Protocol):
+    """What deciding a batch reads of the study: a Study, or the row lock_study returned."""
+
+    @property
+    def enrollment_cap(self) -> int | None: ...
+    @property
+    def id_counter(self) -> int: ...
+    @property
+    def participant_id_method(self) -> str: ...
+    @property
+    def participant_id_template(self) -> str | None: ...
 
 
 class RecordLike(Protocol):
@@ -119,8 +132,18 @@ class _State:
     )
 
     def __init__(
-        self, pk, site_id, participant_id, key, oid, status, participate_status, access_code, values, new=False
-    ):
+        self,
+        pk: int | None,
+        site_id: int,
+        participant_id: str,
+        key: str,
+        oid: str | None,
+        status: str,
+        participate_status: str | None,
+        access_code: str | None,
+        values: dict[str, Any],
+        new: bool = False,
+    ) -> None:
         self.pk = pk
         self.site_id = site_id
         self.participant_id = participant_id
@@ -150,22 +173,24 @@ class Batch:
         self.live: dict[str, _State] = {}
         self.created: list[_State] = []
         # (state, action, [(field, old, new)]): audit rows once new participants have ids.
-        self.events: list[tuple[_State, str, list[tuple]]] = []
+        self.events: list[tuple[_State, str, list[tuple[str, Any, Any]]]] = []
         self.counts: list[int] | None = None  # [study, site] non-removed participants, when a cap applies
         self.results: list[Result] = []
         self.states: list[_State | None] = []
         self.records: Sequence[RecordLike] = ()
         # Planning (plan_batch): the revision expected before this batch's lock, the settings decided with.
         self.base, self.stale = 0, False
-        self.settings: tuple | None = None
+        self.settings: tuple[tuple[Any, ...], tuple[Any, ...]] | None = None
         self.counter_before = self.counter_after = 0
         self.issued: set[str] = set()  # access codes this batch gives out
         self.oids: set[str] = set()  # OIDs of the participants it creates
         self.max_pk = 0  # the largest participant id given out so far in the job (SQLite: not yet in the snapshot)
-        self.inserts = self.updates = self.audit = None  # payloads (roster.fastsql)
+        self.inserts: Payload | None = None  # payloads (roster.fastsql)
+        self.updates: Payload | None = None
+        self.audit: Payload | None = None
 
     def decide(
-        self, reads: Session, records: Sequence[RecordLike], study, site_cap: int | None, after: Batch | None
+        self, reads: Session, records: Sequence[RecordLike], study: StudyLike, site_cap: int | None, after: Batch | None
     ) -> None:
         """Every record's outcome, reading through `reads`; nothing is written yet."""
         self.reads = reads
@@ -176,7 +201,7 @@ class Batch:
         # Only the deciding needs the batch before; keeping it would chain every batch of the job.
         self.after = None
 
-    def _decide(self, records: Sequence[RecordLike], study, site_cap: int | None) -> None:
+    def _decide(self, records: Sequence[RecordLike], study: StudyLike, site_cap: int | None) -> None:
         after = self.after
         self.study_cap = study.enrollment_cap
         self.site_cap = site_cap
@@ -200,7 +225,7 @@ class Batch:
         self._issue_access_codes()
         self._assign_oids()
         self._payloads()
-        for result, state in zip(results, states):
+        for result, state in zip(results, states, strict=True):
             if state is not None:
                 result.participant_oid = state.oid
                 result.participate_status = state.participate_status
@@ -231,7 +256,7 @@ class Batch:
         counter = [db.driver(self._counter())] if self.counter_after != self.counter_before else []
         return [*counter, *self._rows(db)]
 
-    def _counter(self):
+    def _counter(self) -> Update:
         return (
             update(_STUDIES)
             .where(_STUDIES.c.id == self.study_id)
@@ -255,7 +280,15 @@ class Batch:
         live = self.live
         for row in rows:
             live[row[3]] = _State(
-                row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], dict(zip(_COLUMNS, row[8:]))
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                row[4],
+                row[5],
+                row[6],
+                row[7],
+                dict(zip(_COLUMNS, row[8:], strict=True)),
             )
 
     def _cap_reached(self) -> bool:
@@ -273,7 +306,7 @@ class Batch:
                 if self.site_cap is not None
                 else 0
             )
-            self.counts = [study_count, site_count]
+            self.counts = [study_count or 0, site_count or 0]
         return (self.study_cap is not None and self.counts[0] >= self.study_cap) or (
             self.site_cap is not None and self.counts[1] >= self.site_cap
         )
@@ -283,7 +316,9 @@ class Batch:
     def _fail(self, participant_id: str | None, code: str) -> Result:
         return Result(FAILED, participant_id, None, None, [rule_error(code, self.id_column)])
 
-    def _apply(self, record: RecordLike, ids: IdGenerator | None, generating: int, states: list) -> Result:
+    def _apply(
+        self, record: RecordLike, ids: IdGenerator | None, generating: int, states: list[_State | None]
+    ) -> Result:
         pid = record.participant_id
         if not pid:
             if ids is None:
@@ -315,7 +350,7 @@ class Batch:
             return self._fail(pid, codes.PARTICIPANT_ID_NOT_AVAILABLE)
         return self._update(record, state, states)
 
-    def _create(self, record: RecordLike, pid: str, key: str, states: list) -> Result:
+    def _create(self, record: RecordLike, pid: str, key: str, states: list[_State | None]) -> Result:
         values = dict.fromkeys(_COLUMNS)
         changes = [("participantId", None, pid), ("status", None, AVAILABLE)]
         for name, value in record.fields.items():
@@ -333,7 +368,7 @@ class Batch:
         states.append(state)
         return Result(CREATED, pid, None, None)
 
-    def _update(self, record: RecordLike, state: _State, states: list) -> Result:
+    def _update(self, record: RecordLike, state: _State, states: list[_State | None]) -> Result:
         changes = []
         values = state.values
         for name, value in record.fields.items():
@@ -418,9 +453,9 @@ class Batch:
         now = db.stamp(_T.c.created_at, self.now)
         after = self.after
         floor = after.max_pk if after is not None else 0
-        for state, pk in zip(self.created, db.next_ids("participants", len(self.created), floor)):
+        for state, pk in zip(self.created, db.next_ids("participants", len(self.created), floor), strict=True):
             state.pk = pk
-        self.max_pk = max(floor, self.created[-1].pk if self.created else 0)
+        self.max_pk = max(floor, (self.created[-1].pk or 0) if self.created else 0)
         # Values every row of a statement shares go once (fastsql's `same`).
         self.insert_same = {
             "study_id": self.study_id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 
 from roster.fastsql import Bulk
 from roster.participants.models import participant_key
@@ -39,7 +40,7 @@ class IdGenerator:
     def format(self, number: int) -> str:
         return f"{self.prefix}{number:0{self.width}d}{self.suffix}"
 
-    def peek(self, live: dict[str, object], expected: int) -> str:
+    def peek(self, live: Mapping[str, object], expected: int) -> str:
         """The next free ID (not yet used up: `take()` does that once the record is accepted)."""
         number = self.counter
         while True:

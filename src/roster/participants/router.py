@@ -94,7 +94,8 @@ Search = Annotated[
     str | None,
     Query(
         max_length=255,
-        description="Matches the ID and OID; names, email, phone, identifier, uid, empi and MRNs only where the caller may read personal data",
+        description="Matches the ID and OID; names, email, phone, identifier, uid, empi and MRNs only where the caller "
+        "may read personal data",
     ),
 ]
 _RECORD: dict[int | str, dict[str, Any]] = {

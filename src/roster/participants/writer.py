@@ -10,12 +10,15 @@ themselves are `roster.participants.batch`. Flushes, never commits: the caller o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningUpdate
 
-from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary, for its callers)
+from roster.db import table_of
+from roster.participants.batch import (
     CONTACT_FIELDS,
     CREATED,
     FAILED,
@@ -30,11 +33,14 @@ from roster.participants.batch import (  # noqa: F401  (the writer's vocabulary,
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
 
-_STUDIES = Study.__table__
+# The writer's vocabulary, for its callers.
+__all__ = ["CONTACT_FIELDS", "CREATED", "FAILED", "PARTICIPATE_CREATED", "UNCHANGED", "UPDATED", "Record", "Result"]
+
+_STUDIES = table_of(Study)
 # What plan_batch returns and write_planned takes.
 Plan = Batch
 
-_SITES = Site.__table__
+_SITES = table_of(Site)
 # What a batch is decided with (`Plan.settings`): a change to any of them means deciding it again.
 _STUDY_SETTINGS = (
     _STUDIES.c.enrollment_cap,
@@ -46,7 +52,7 @@ _STUDY_ROW = (_STUDIES.c.revision, *_STUDY_SETTINGS, _STUDIES.c.id_counter)
 _SITE_SETTINGS = (_SITES.c.enrollment_cap, _SITES.c.status)
 
 
-def lock_study(session: Session, study_id: int):
+def lock_study(session: Session, study_id: int) -> Row[*tuple[Any, ...]]:
     """Takes the study row's lock and moves its revision; every writer of a study's participants calls
     this first. The lock serialises them on PostgreSQL (SQLite's BEGIN IMMEDIATE already does): caps,
     the ID counter and key uniqueness hold across concurrent jobs. The revision tells a batch decided
@@ -54,7 +60,7 @@ def lock_study(session: Session, study_id: int):
     return session.execute(lock_statement(study_id)).one()
 
 
-def lock_statement(study_id: int):
+def lock_statement(study_id: int) -> ReturningUpdate[Any]:
     """lock_study's statement (it returns _STUDY_ROW: the revision, then the settings a plan records)."""
     # updated_at stays: neither the lock nor the counter is a change of the study's settings.
     return (
@@ -65,11 +71,11 @@ def lock_statement(study_id: int):
     )
 
 
-def site_settings_statement(site_id: int):
+def site_settings_statement(site_id: int) -> Select[Any]:
     return select(*_SITE_SETTINGS).where(_SITES.c.id == site_id)
 
 
-def _open_site(session: Session, study: Study, site: Site, row) -> tuple:
+def _open_site(session: Session, study: Study, site: Site, row: Row[*tuple[Any, ...]]) -> tuple[Any, ...]:
     """The site's settings (cap, status), once the study (`row`, as lock_study or a plan's snapshot read it)
     and the site are found available. A bulk job was checked when it was uploaded and may run much later: a
     study or site locked meanwhile stops it at its next batch (DomainError, studyNotAvailable or
@@ -80,7 +86,7 @@ def _open_site(session: Session, study: Study, site: Site, row) -> tuple:
     return settings
 
 
-def _settings(row, site_settings: tuple) -> tuple:
+def _settings(row: Row[*tuple[Any, ...]], site_settings: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
     # _STUDY_ROW is (revision, *_STUDY_SETTINGS, …): the writer process checks the locked row's start against these.
     return tuple(row)[1 : 1 + len(_STUDY_SETTINGS)], site_settings
 
