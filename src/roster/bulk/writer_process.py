@@ -275,6 +275,12 @@ def prestart() -> None:
             writer.close()
 
 
+def idle_pids() -> list[int]:
+    """The pooled writer processes' pids (bench/worker_child.py adds their memory and CPU to the worker's)."""
+    with _lock:
+        return [writer.pid for writer in _idle]
+
+
 _failed_at: float | None = None
 
 
