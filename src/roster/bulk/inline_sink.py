@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from roster.bulk import queue
 from roster.bulk.planner import LOG, LOG_COLUMNS, BatchPlan, log_entries
 from roster.bulk.sink import BatchOutcome, RunningJob, retrying
 from roster.fastsql import bulk_for
@@ -36,7 +35,5 @@ class InlineSink:
                 plan.entries, plan.counts = log_entries(plan, results, bulk)
             assert plan.counts is not None
             bulk.insert(LOG, LOG_COLUMNS, plan.entries, {"job_id": job.job.id})
-            cancel = queue.checkpoint(
-                session, job.claim, job.settings.job_lease_seconds, processed=last, counts=plan.counts
-            )
+            cancel = job.checkpoint(last, plan.counts).run(session)
         return BatchOutcome(cancel, redone, last)

@@ -10,7 +10,9 @@ carried the same ID, instead of keeping a set of every ID in memory: the worker'
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple, cast
 
 from roster import codes
 from roster.bulk.csvreader import ID_COLUMN, Header
@@ -18,23 +20,31 @@ from roster.bulk.keyfilter import KeyFilter
 from roster.bulk.models import LogEntry
 from roster.bulk.rows import Row
 from roster.bulk.sink import BatchSink, RunningJob
+from roster.db import table_of
 from roster.fastsql import Bulk, Payload, bulk_for, encode_json
 from roster.participants import writer
+from roster.participants.records import RecordLike
 from roster.participants.rules import RuleError, rule_error
 
-LOG = LogEntry.__table__
-LOG_COLUMNS = (
-    "row",
-    "line",
-    "participant_id",
-    "participant_key",
-    "participant_oid",
-    "outcome",
-    "participate_status",
-    "errors",
-    "cells",
-)
+LOG = table_of(LogEntry)
 _MAX_LOGGED_ID = 255
+
+
+class LogRow(NamedTuple):
+    """One log entry as its INSERT takes it: the fields are the columns (the job's id goes once per batch)."""
+
+    row: int
+    line: int
+    participant_id: str | None
+    participant_key: str | None
+    participant_oid: str | None
+    outcome: str
+    participate_status: str | None
+    errors: str  # JSON
+    cells: str | None  # JSON, kept for failed rows only (failedRows rebuilds them)
+
+
+LOG_COLUMNS = LogRow._fields
 
 
 @dataclass(slots=True)
@@ -90,7 +100,7 @@ class Planner:
                 session,
                 run.study,
                 run.site,
-                records,
+                cast(list[RecordLike], records),  # rows that passed the rules carry their fields
                 after=previous.batch if previous is not None else None,
                 register=job.register,
                 username=job.created_by,
@@ -104,14 +114,16 @@ class Planner:
         return plan
 
 
-def log_entries(plan: BatchPlan, results: list[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
+def log_entries(plan: BatchPlan, results: Sequence[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
     """The batch's log entries as an insert payload (roster.fastsql), and its counts."""
     duplicate = plan.duplicate
-    encode = encode_json
     outcomes = iter(results)
     counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
     entries = []
     for r in plan.rows:
+        pid: str | None
+        oid: str | None
+        status: str | None
         if r.errors or r.duplicate:
             errors = [*r.errors, duplicate] if r.duplicate else r.errors
             outcome, pid, oid, status = writer.FAILED, r.participant_id, None, None
@@ -126,12 +138,11 @@ def log_entries(plan: BatchPlan, results: list[writer.Result], bulk: Bulk) -> tu
             )
         counts[outcome] += 1
         if outcome == writer.FAILED:
-            # failedRows rebuilds the rows to fix from the cells; other rows' cells are not needed.
-            logged_errors, cells = encode([e.as_dict() for e in errors]), encode(r.entry.cells)
+            logged_errors, cells = encode_json([e.as_dict() for e in errors]), encode_json(r.entry.cells)
         else:
             logged_errors, cells = "[]", None
         entries.append(
-            (
+            LogRow(
                 r.entry.row,
                 r.entry.line,
                 pid[:_MAX_LOGGED_ID] if pid else None,

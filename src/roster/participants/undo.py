@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from roster.db import table_of, utcnow
 from roster.participants import audit
-from roster.participants.batch import CONTACT_FIELDS
 from roster.participants.models import AuditEvent, Participant, ParticipantMrn, participant_key
+from roster.participants.records import CONTACT_FIELDS
 
 ACTION_DELETE = "delete"
 ACTION_REVERT = "revert"
