@@ -3,8 +3,8 @@ duplicate check, the participant writer's decisions and the log entries — read
 the batch before it, which may still be being written. The sink (roster.bulk.sink) writes the plan.
 
 The in-file duplicate check asks the job's own log entries (indexed by the ID key) whether an earlier row
-carried the same ID, instead of keeping a set of every ID in memory: the worker's memory stays flat from
-10k rows to 1M, and a resumed job sees exactly what the first worker saw. A fixed-size filter
+carried the same ID, instead of keeping a set of every ID in memory: the worker's memory does not grow
+with the file, and a resumed job sees exactly what the first worker saw. A fixed-size filter
 (roster.bulk.keyfilter) spares the question for IDs that cannot have occurred before.
 """
 

@@ -73,7 +73,7 @@ class PostgresBulk(Bulk):
         if count <= 0:
             return []
         # The sequence is looked up once. OFFSET 0 keeps the planner from pulling the subquery up into
-        # the select list, where pg_get_serial_sequence() would run once per id (ten times the cost).
+        # the select list, where pg_get_serial_sequence() would run once per id.
         rows = self.raw.execute(
             f"SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq OFFSET 0) s, "
             "generate_series(1, %s)",

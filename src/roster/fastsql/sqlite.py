@@ -1,7 +1,7 @@
 """SQLite's bulk SQL (roster.fastsql): a batch's rows as multi-row statements, as many rows each as the
 limit on bound variables allows (one step per statement, not one per row as with executemany). Taking
-the rows apart from JSON, as on PostgreSQL, costs three times as much here; lists of keys still travel
-as one JSON parameter (`json_each`). The statements may run elsewhere: the SQLite writer process
+the rows apart from JSON, as on PostgreSQL, costs more than it saves here (bench/HISTORY.md); lists of
+keys still travel as one JSON parameter (`json_each`). The statements may run elsewhere: the SQLite writer process
 (roster.bulk.process_sink) gets them as they are."""
 
 from __future__ import annotations
