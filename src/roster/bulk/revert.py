@@ -2,7 +2,7 @@
 the reverted job's `created` and `updated` rows in its row order.
 
 Resumable as the importer is: each batch is one transaction holding the study lock, the participants'
-changes, the batch's log entries and the fenced checkpoint (roster.bulk.queue.checkpoint). A reclaimed
+changes, the batch's log entries and the fenced checkpoint (roster.bulk.queue.Checkpoint). A reclaimed
 revert starts after the last row its own log holds, so no row is undone twice.
 """
 
