@@ -4,7 +4,8 @@ single-participant endpoint both come through here, so both follow the same data
 `apply_batch` decides and writes a batch under the study lock. The bulk importer may instead decide a
 batch ahead of its transaction (`plan_batch`) and write it later (`write_planned`), which writes it as
 decided only if nobody else wrote to the study in between (`studies.revision`). The deciding is
-`roster.participants.decision`, the writing `roster.participants.batch`. Flushes, never commits: the caller owns the transaction.
+`roster.participants.decision`, the writing `roster.participants.batch`. Flushes, never commits: the
+caller owns the transaction.
 """
 
 from __future__ import annotations
