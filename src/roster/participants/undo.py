@@ -10,17 +10,17 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from roster.db import utcnow
+from roster.db import table_of, utcnow
 from roster.participants import audit
-from roster.participants.batch import CONTACT_FIELDS
+from roster.participants.fields import CONTACT_COLUMNS
 from roster.participants.models import AuditEvent, Participant, ParticipantMrn, participant_key
 
 ACTION_DELETE = "delete"
 ACTION_REVERT = "revert"
 _REGISTER = "register"
 # Audit field name -> column, for what a bulk row may change (the batch writer's names).
-_COLUMNS = {**CONTACT_FIELDS, "participateStatus": "participate_status"}
-_T = Participant.__table__
+_COLUMNS = {**CONTACT_COLUMNS, "participateStatus": "participate_status"}
+_T = table_of(Participant)
 
 
 @dataclass
@@ -93,4 +93,5 @@ def restore_values(session: Session, found: Trail, username: str, source: str) -
         session.execute(update(_T).where(_T.c.id == row.id).values(**values))
         audit.write(session, [audit.event(row.id, username, ACTION_REVERT, source, changes)])
         session.flush()
-    return values.get("participate_status", row.participate_status)
+    status: str | None = values.get("participate_status", row.participate_status)
+    return status
