@@ -4,22 +4,14 @@ field rules (SPEC §5) and batched, in file order, skipping the rows an earlier 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from roster import codes
 from roster.bulk.csvreader import ID_COLUMN, Entry, Header
 from roster.csvout import unescape_cell
+from roster.participants.models import participant_key
 from roster.participants.rules import RuleError, check_record, rule_error
-
-# Longer keys are stored as a digest: same equality, bounded column.
-_MAX_KEY = 200
-
-
-def id_key(participant_id: str) -> str:
-    key = participant_id.casefold()
-    return key if len(key) <= _MAX_KEY else "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
 @dataclass(slots=True)
@@ -60,11 +52,11 @@ def prepare(header: Header, batch: list[Entry], id_method: str) -> list[Row]:
             cells = entry.cells
             # Read as Header.values reads it, so that the in-file duplicate check sees the same ID.
             pid = unescape_cell(cells[id_index].strip()) if id_index < len(cells) else ""
-            rows.append(Row(entry, pid, id_key(pid) if pid else None, [malformed], None))
+            rows.append(Row(entry, pid, participant_key(pid) if pid else None, [malformed], None))
             continue
         values = header.values(entry.cells)
         errors = check_record(values, written, id_method=id_method)
         pid = values.pop(ID_COLUMN)
         # Empty cells stay in: the writer reads them as "keep the stored value".
-        rows.append(Row(entry, pid, id_key(pid) if pid else None, errors, values))
+        rows.append(Row(entry, pid, participant_key(pid) if pid else None, errors, values))
     return rows

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from typing import Any
 
 from sqlalchemy import JSON, Date, ForeignKey, Index, String, UniqueConstraint, func, text
@@ -12,9 +13,16 @@ AVAILABLE = "available"
 REMOVED = "removed"
 
 
+# Keys past this are stored as a digest: the same equality in a bounded column. Only a too-long ID (a
+# failed row in a job's log) comes near it: a valid ID's key is at most 3 × 30 characters.
+_MAX_KEY = 200
+
+
 def participant_key(participant_id: str) -> str:
-    """Participant IDs are unique within a study regardless of case."""
-    return participant_id.casefold()
+    """The one ID key, of participants and of job log entries: IDs are unique within a study regardless
+    of case."""
+    key = participant_id.casefold()
+    return key if len(key) <= _MAX_KEY else "#" + hashlib.sha256(key.encode()).hexdigest()
 
 
 def _not_null(column: str) -> dict[str, Any]:
