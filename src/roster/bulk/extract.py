@@ -43,20 +43,23 @@ from roster.config import Settings
 from roster.csvout import CsvWriter
 from roster.db import Database, table_of, utcnow
 from roster.errors import Conflict, DomainError
+from roster.participants import fields
 from roster.participants.models import AVAILABLE, Participant
 from roster.studies.models import Site, Study
 
 log = logging.getLogger("roster.extract")
 
 BASE_COLUMNS = ("ParticipantID", "Participant OID", "Status", "Participate Status")
-PII_COLUMNS = ("First Name", "Last Name", "Email", "Mobile", "Identifier")
+_P = Participant
+# The contact fields the file carries (roster.participants.fields): header and column, in the table's order.
+_PII = tuple((f.extract, _P.__table__.c[f.column]) for f in fields.CONTACT if f.extract is not None)
+PII_COLUMNS = tuple(header for header, _ in _PII)
 ACCESS_CODE_COLUMN = "Access Code"
 # Participants per keyset page (one short read transaction each).
 PAGE_ROWS = 2000
 
-_P = Participant
 _BASE_FIELDS = (_P.participant_id, _P.oid, _P.status, _P.participate_status)
-_PII_FIELDS = (_P.first_name, _P.last_name, _P.email_address, _P.mobile_number, _P.identifier)
+_PII_FIELDS = tuple(column for _, column in _PII)
 _CHUNKS = table_of(UploadChunk)
 
 

@@ -17,15 +17,15 @@ from roster.db import table_of
 from roster.fastsql import Bulk, Statement, bulk_for
 from roster.participants import audit
 from roster.participants.decision import Decision
+from roster.participants.fields import WRITABLE_COLUMNS
 from roster.participants.models import AVAILABLE, AuditEvent, Participant
-from roster.participants.records import CONTACT_COLUMNS
 from roster.studies.models import Study
 
 _T = table_of(Participant)
 _STUDIES = table_of(Study)
 _AUDIT = table_of(AuditEvent)
 
-# Column -> State attribute, for the columns before the contact columns (State.values, CONTACT_COLUMNS order).
+# Column -> State attribute, for the columns before the contact columns (State.values, in WRITABLE_COLUMNS order).
 _INSERTED = {
     "id": "pk",
     "participant_id": "participant_id",
@@ -36,8 +36,8 @@ _INSERTED = {
 }
 _UPDATED = {"participate_status": "participate_status", "access_code": "access_code"}
 # An UPDATE's payload row is (id, *its columns); `updated_at` and `updated_by` are the same in every row.
-INSERT_COLUMNS = (*_INSERTED, *CONTACT_COLUMNS)
-UPDATE_COLUMNS = (*_UPDATED, "updated_at", "updated_by", *CONTACT_COLUMNS)
+INSERT_COLUMNS = (*_INSERTED, *WRITABLE_COLUMNS)
+UPDATE_COLUMNS = (*_UPDATED, "updated_at", "updated_by", *WRITABLE_COLUMNS)
 AUDIT_COLUMNS = ("participant_id", "action", "changes")
 _inserted = attrgetter(*_INSERTED.values())
 _updated = attrgetter("pk", *_UPDATED.values())

@@ -14,14 +14,15 @@ from sqlalchemy.orm import Session
 
 from roster.db import table_of
 from roster.fastsql import bulk_for
+from roster.participants.fields import WRITABLE_COLUMNS
 from roster.participants.models import REMOVED, Participant
-from roster.participants.records import CONTACT_COLUMNS, State
+from roster.participants.records import State
 
 _T = table_of(Participant)
 
 
 class _Stored(NamedTuple):
-    """A loaded participant's columns before its contact columns (CONTACT_COLUMNS follow in the row)."""
+    """A loaded participant's columns before its contact columns (WRITABLE_COLUMNS follow in the row)."""
 
     id: int
     site_id: int
@@ -34,7 +35,7 @@ class _Stored(NamedTuple):
 
 
 _STORED_WIDTH = len(_Stored._fields)
-_LOAD = ", ".join(f"t.{column}" for column in (*_Stored._fields, *CONTACT_COLUMNS))
+_LOAD = ", ".join(f"t.{column}" for column in (*_Stored._fields, *WRITABLE_COLUMNS))
 
 
 class SessionBatchReads:
@@ -52,7 +53,7 @@ class SessionBatchReads:
     def participants(self, keys: Collection[str]) -> Iterator[State]:
         for row in self.bulk.by_keys(_LOAD, "participants", "participant_key", keys, scope=self.scope):
             s = _Stored._make(row[:_STORED_WIDTH])
-            values = dict(zip(CONTACT_COLUMNS, row[_STORED_WIDTH:], strict=True))
+            values = dict(zip(WRITABLE_COLUMNS, row[_STORED_WIDTH:], strict=True))
             yield State(
                 s.id,
                 s.site_id,

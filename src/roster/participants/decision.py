@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
 from roster import codes
+from roster.participants.fields import CONTACT_COLUMNS, WRITABLE_COLUMNS
 from roster.participants.identifiers import MAX_ID_LENGTH, IdGenerator, new_access_code, oid_base
 from roster.participants.models import AVAILABLE, REMOVED, participant_key
 from roster.participants.records import (
-    CONTACT_COLUMNS,
-    CONTACT_FIELDS,
     CREATED,
     FAILED,
     PARTICIPATE_CREATED,
@@ -210,11 +209,11 @@ class _Deciding:
         return self._update(record, state, states)
 
     def _create(self, record: RecordLike, pid: str, key: str, states: list[State | None]) -> Result:
-        values: dict[str, Any] = dict.fromkeys(CONTACT_COLUMNS)
+        values: dict[str, Any] = dict.fromkeys(WRITABLE_COLUMNS)
         changes = [Change("participantId", None, pid), Change("status", None, AVAILABLE)]
         for name, value in record.fields.items():
             if value:
-                values[CONTACT_FIELDS[name]] = value
+                values[CONTACT_COLUMNS[name]] = value
                 changes.append(Change(name, None, value))
         state = State(None, self.context.site_id, pid, key, None, AVAILABLE, None, None, values, new=True)
         self.live[key] = state
@@ -231,7 +230,7 @@ class _Deciding:
         changes = []
         values = state.values
         for name, value in record.fields.items():
-            column = CONTACT_FIELDS[name]
+            column = CONTACT_COLUMNS[name]
             old = values[column]
             if value and old != value:
                 changes.append(Change(name, old, value))

@@ -8,11 +8,13 @@ import secrets
 from collections.abc import Callable, Collection, Mapping
 
 from roster.participants.models import participant_key
+from roster.participants.rules import PARTICIPANT_ID_MAX
 
 # No 0/O, 1/I/L, and no lower case: codes are read aloud and typed from paper.
 ACCESS_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 ACCESS_CODE_LENGTH = 9
-MAX_ID_LENGTH = 30
+# A generated ID is held to the ID's limit (roster.participants.fields) as a given one is.
+MAX_ID_LENGTH = PARTICIPANT_ID_MAX
 OID_PREFIX = "SS_"
 # Leaves room for a "_NNN" suffix within the 80-character column.
 OID_BASE_LENGTH = 70

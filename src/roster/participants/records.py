@@ -17,15 +17,6 @@ FAILED = "failed"
 
 # Participate status of a participant who has just been given an access code.
 PARTICIPATE_CREATED = "Created"
-# API field name -> Participant column, for the contact fields a bulk row may carry.
-CONTACT_FIELDS = {
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "emailAddress": "email_address",
-    "mobileNumber": "mobile_number",
-    "identifier": "identifier",
-}
-CONTACT_COLUMNS = tuple(CONTACT_FIELDS.values())
 
 
 class RecordLike(Protocol):
@@ -78,8 +69,8 @@ class BatchContext:
 
 class State:
     """One participant as a batch sees it: loaded from the database, created by an earlier record, or
-    carried over from the batch before (`follow`). `values` holds the contact columns in CONTACT_COLUMNS
-    order."""
+    carried over from the batch before (`follow`). `values` holds the contact columns in
+    fields.WRITABLE_COLUMNS order."""
 
     __slots__ = (
         "pk",

@@ -19,7 +19,7 @@ from roster.auth.models import User
 from roster.auth.permissions import Action, StudyAccess, study_access
 from roster.db import utcnow
 from roster.errors import DomainError, Forbidden, NotFound
-from roster.participants import audit, profile, rules, writer
+from roster.participants import audit, fields, profile, rules, writer
 from roster.participants.models import (
     AVAILABLE,
     REMOVED,
@@ -35,26 +35,11 @@ from roster.studies.models import Site, Study
 from roster.studies.service import require_available
 
 # API name -> Participant attribute, for every field a profile update may change.
-ATTRIBUTES = {
-    "firstName": "first_name",
-    "lastName": "last_name",
-    "emailAddress": "email_address",
-    "mobileNumber": "mobile_number",
-    "identifier": "identifier",
-    "middleName": "middle_name",
-    "uid": "uid",
-    "empi": "empi",
-    "birthDate": "birth_date",
-    "deathDate": "death_date",
-    "vitalStatus": "vital_status",
-    "gender": "gender",
-    "race": "race",
-    "ethnicities": "ethnicities",
-    "sexGenotype": "sex_genotype",
-    "activityStatus": "activity_status",
-}
-_KEYS = {"uid": "uid_key", "empi": "empi_key"}
-_UNORDERED = ("race", "ethnicities")
+ATTRIBUTES = {f.name: f.column for f in fields.EDITABLE}
+# API name -> the column of its case-insensitive key (uid, empi).
+_KEYS = {f.name: f.key_column for f in fields.EDITABLE if f.key_column is not None}
+# Lists whose order means nothing: the same values in another order are no change.
+_UNORDERED = tuple(f.name for f in fields.EDITABLE if f.kind is fields.Kind.CHOICES)
 ACTION_PROFILE_UPDATE = "profile_update"
 ACTION_REMOVE = "remove"
 ACTION_RESTORE = "restore"
@@ -241,24 +226,20 @@ def add_or_update(
     """The single endpoint: the bulk row's rules and the bulk writer, with one record, answered at once."""
     values = {rules.PARTICIPANT_ID: (body.subject_key or "").strip()}
     written = {rules.PARTICIPANT_ID: "subjectKey"}
+    sent = body.model_dump(by_alias=True)
     mobile, phone = (body.mobile_number or "").strip(), (body.phone_number or "").strip()
-    given = {
-        rules.FIRST_NAME: (body.first_name, "firstName"),
-        rules.LAST_NAME: (body.last_name, "lastName"),
-        rules.EMAIL: (body.email_address, "emailAddress"),
-        # Errors name the column the client used: phoneNumber when only the alias was given.
-        rules.MOBILE: (mobile, "mobileNumber") if mobile or not phone else (phone, "phoneNumber"),
-        rules.IDENTIFIER: (body.identifier, "identifier"),
-    }
-    for field, (value, column) in given.items():
-        value = (value or "").strip()
+    for field in fields.CONTACT:
+        value, column = (sent[field.name] or "").strip(), field.name
+        if field is fields.MOBILE and not mobile and phone:
+            # Errors name the column the client used: phoneNumber when only the alias was given.
+            value, column = phone, "phoneNumber"
         if value:  # empty means "no value given": the stored one stays, as for a bulk cell
-            values[field], written[field] = value, column
+            values[field.name], written[field.name] = value, column
     errors = rules.check_record(values, written, id_method=study.participant_id_method)
     if errors:
         raise RecordErrors([e.as_dict() for e in errors])
-    fields = {name: value for name, value in values.items() if name != rules.PARTICIPANT_ID}
-    record = writer.Record(participant_id=values[rules.PARTICIPANT_ID], fields=fields)
+    contact = {name: value for name, value in values.items() if name != rules.PARTICIPANT_ID}
+    record = writer.Record(participant_id=values[rules.PARTICIPANT_ID], fields=contact)
     [result] = writer.apply_batch(
         session,
         study,

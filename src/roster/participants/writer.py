@@ -24,7 +24,6 @@ from roster.participants import batch
 from roster.participants.batch_reads import SessionBatchReads
 from roster.participants.decision import Decision, decide
 from roster.participants.records import (
-    CONTACT_FIELDS,
     CREATED,
     FAILED,
     PARTICIPATE_CREATED,
@@ -40,7 +39,7 @@ from roster.studies.models import Site, Study
 from roster.studies.service import check_available
 
 # The writer's vocabulary, for its callers.
-__all__ = ["CONTACT_FIELDS", "CREATED", "FAILED", "PARTICIPATE_CREATED", "UNCHANGED", "UPDATED", "Record", "Result"]
+__all__ = ["CREATED", "FAILED", "PARTICIPATE_CREATED", "UNCHANGED", "UPDATED", "Record", "Result"]
 
 _STUDIES = table_of(Study)
 # The study's and the site's settings (_STUDY_SETTINGS, _SITE_SETTINGS) as a plan was decided with them.
