@@ -14,13 +14,13 @@ import pytest
 from sqlalchemy import select, update
 
 from roster import codes
-from roster.bulk.importer import Importer
 from roster.bulk.worker import drain
 from roster.participants import writer
 from roster.participants.identifiers import ACCESS_CODE_LENGTH
 from roster.participants.models import Participant
 from roster.studies.models import Site, Study
 from tests.bulk.conftest import SITE_A, STUDY, csv_of, outcomes
+from tests.sinks import hooked
 from tests.support import P
 
 SINGLE = f"{P}/clinicaldata/studies/{quote(STUDY, safe='')}/sites/{quote(SITE_A, safe='')}/participants"
@@ -155,23 +155,16 @@ def test_a_job_running_while_the_api_changes_its_participants_keeps_both_changes
     # the two overlap, must still refuse it (the duplicate filter has seen every key by then; the log answers).
     rows = [f"A-{i},Bea{i},,,," for i in range(1, 9)]
     job_uuid = bulk.upload(csv_of(*rows[:4], "a-3,Dup,,,,", *rows[4:]))
-    real_write = Importer._write
     redone = []
 
-    def write_then_change(self, plan):
-        done = real_write(self, plan)
-        redone.append(done[1])
-        if self.processed == 2:
+    def write_then_change(_job, outcome):
+        redone.append(outcome.redone)
+        if outcome.processed == 2:
             # Lands while the next batch is decided (or before it, one at a time): A-4 is in that batch.
             r = bulk.client.post(SINGLE, json={"subjectKey": "A-4", "lastName": "FromApi"}, headers=bulk.users["dm"])
             assert r.status_code == 200, r.text
-        return done
 
-    Importer._write = write_then_change
-    try:
-        drain(bulk.db, bulk.settings)
-    finally:
-        Importer._write = real_write
+    drain(bulk.db, bulk.settings, hooked(after=write_then_change))
     assert bulk.job(job_uuid)["status"] == "COMPLETED"
     stored = bulk.participants()
     assert all(stored[f"A-{i}"]["first_name"] == f"Bea{i}" for i in range(1, 9))
@@ -212,7 +205,7 @@ def a_plan_whose_access_code_another_study_took(bulk):
         )
     with bulk.db.read_sessions() as reads:
         plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {})], register=True)
-    [planned] = plan.issued
+    [planned] = plan.decision.issued
     with bulk.db.transaction() as session:
         session.execute(update(Participant).where(Participant.participant_id == "O-1").values(access_code=planned))
     return plan, study, site, planned
@@ -227,25 +220,20 @@ def test_an_access_code_taken_in_another_study_between_plan_and_write_is_drawn_a
     assert code and code != planned
 
 
-def test_a_cancel_seen_by_the_batch_being_written_wins_over_a_failure_to_read_the_next(bulk, overlap, monkeypatch):
+def test_a_cancel_seen_by_the_batch_being_written_wins_over_a_failure_to_read_the_next(bulk, overlap):
     job_uuid = bulk.upload(csv_of(*(f"K-{i},N,,,," for i in range(1, 7))))
-    real_write, real_plan = Importer._write, Importer._plan
     plans = []
 
-    def write_after_a_cancel(self, plan):
-        if self.processed == 0:
+    def write_after_a_cancel(_job, plan):
+        if plan.rows[0].entry.row == 1:  # the job's first batch
             assert bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"]).status_code == 202
-        return real_write(self, plan)
 
-    def plan_then_fail(self, header, rows, previous):
-        plans.append(rows[0].entry.row)
+    def plan_then_fail(_job, plan):
+        plans.append(plan.rows[0].entry.row)
         if len(plans) == 2:
             raise RuntimeError("the next batch cannot be read")
-        return real_plan(self, header, rows, previous)
 
-    monkeypatch.setattr(Importer, "_write", write_after_a_cancel)
-    monkeypatch.setattr(Importer, "_plan", plan_then_fail)
-    drain(bulk.db, bulk.settings)
+    drain(bulk.db, bulk.settings, hooked(before=write_after_a_cancel, planned=plan_then_fail))
     job = bulk.job(job_uuid)
     assert job["status"] == "CANCELLED" and job["error"] is None
     assert [e["row"] for e in bulk.log(job_uuid)] == [1, 2]
@@ -263,19 +251,15 @@ def test_a_job_whose_study_or_site_was_locked_after_the_upload_fails_and_writes_
 
 
 @pytest.mark.parametrize("locked", ["study", "site"])
-def test_a_study_or_site_locked_while_its_job_runs_stops_the_job_at_its_next_batch(bulk, overlap, monkeypatch, locked):
+def test_a_study_or_site_locked_while_its_job_runs_stops_the_job_at_its_next_batch(bulk, overlap, locked):
     # Rows 3-6 are invalid: a batch with nothing to write stops too.
     job_uuid = bulk.upload(csv_of("M-1,N,,,,", "M-2,N,,,,", *(f"M-{i},N,,bad-email,," for i in range(3, 7))))
-    real_write = Importer._write
 
-    def write_then_lock(self, plan):
-        done = real_write(self, plan)
-        if self.processed == 2:
+    def write_then_lock(_job, outcome):
+        if outcome.processed == 2:
             bulk.set_study(status="locked") if locked == "study" else bulk.set_site(SITE_A, status="locked")
-        return done
 
-    monkeypatch.setattr(Importer, "_write", write_then_lock)
-    drain(bulk.db, bulk.settings)
+    drain(bulk.db, bulk.settings, hooked(after=write_then_lock))
     job = bulk.job(job_uuid)
     code = codes.STUDY_NOT_AVAILABLE if locked == "study" else codes.SITE_NOT_AVAILABLE
     assert (job["status"], job["error"]) == ("FAILED", code)

@@ -20,6 +20,7 @@ from roster.bulk.queue import LeaseLost
 from roster.bulk.worker import drain, run_one
 from roster.participants.models import Participant
 from tests.bulk.conftest import SITE_A, SITE_B, csv_of, outcomes
+from tests.sinks import failing_after, hooked
 from tests.support import P
 
 TEN = csv_of(*(f"P-{i},Name{i},,,," for i in range(1, 11)))
@@ -50,22 +51,6 @@ def job_row(bulk, job_uuid: str) -> Job:
 def count(bulk, model, *where) -> int:
     with bulk.db.read_sessions() as s:
         return s.scalar(select(func.count()).select_from(model).where(*where))
-
-
-def fail_after(monkeypatch, calls: int, exc: type[BaseException]):
-    """The importer's batch writing (Importer._write, in this process or through the SQLite writer
-    process) works `calls` times, then raises `exc`."""
-    real = Importer._write
-    seen = {"n": 0}
-
-    def flaky(*args, **kwargs):
-        seen["n"] += 1
-        if seen["n"] > calls:
-            raise exc("injected")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(Importer, "_write", flaky)
-    return seen
 
 
 def test_claim_takes_the_oldest_job_and_leases_it(bulk):
@@ -119,41 +104,36 @@ def test_a_worker_whose_lease_was_taken_writes_nothing(bulk):
     assert count(bulk, LogEntry) == 10 and count(bulk, Participant) == 10
 
 
-def test_a_job_taken_over_mid_run_keeps_the_first_workers_committed_batches_only(bulk, monkeypatch):
+def test_a_job_taken_over_mid_run_keeps_the_first_workers_committed_batches_only(bulk):
     job_uuid = bulk.upload(TEN)
     settings = small_batches(bulk)
     stale = queue.claim(bulk.db, 30)
-    real_write = Importer._write
+    taken = []
 
-    def write_then_lose(self, plan):
-        done = real_write(self, plan)
-        if self.claim is stale and self.processed == 3:
+    def write_then_lose(job, outcome):
+        if job.claim is stale and outcome.processed == 3:
             # Another worker takes the job over between this worker's first and second batch.
             expire_lease(bulk, job_uuid)
-            self.taken = queue.claim(bulk.db, 30)
-        return done
+            taken.append(queue.claim(bulk.db, 30))
 
-    monkeypatch.setattr(Importer, "_write", write_then_lose)
-    first = Importer(bulk.db, settings, stale)
+    first = Importer(bulk.db, settings, stale, sinks=hooked(after=write_then_lose))
     with pytest.raises(LeaseLost):
         first.run()
     assert count(bulk, LogEntry) == 3
-    assert Importer(bulk.db, settings, first.taken).run() == "COMPLETED"
+    assert Importer(bulk.db, settings, taken[0]).run() == "COMPLETED"
     log = bulk.log(job_uuid)
     assert [e["row"] for e in log] == list(range(1, 11)) and set(outcomes(log)) == {"created"}
     assert job_row(bulk, job_uuid).created == 10
 
 
 @pytest.mark.parametrize("overlap", [True, False], ids=["overlap", "one-at-a-time"])
-def test_a_job_whose_worker_died_resumes_after_its_last_committed_batch(bulk, monkeypatch, overlap):
+def test_a_job_whose_worker_died_resumes_after_its_last_committed_batch(bulk, overlap):
     job_uuid = bulk.upload(TEN)
     settings = small_batches(bulk, bulk_overlap=overlap)
-    fail_after(monkeypatch, 2, Crash)
     with pytest.raises(Crash):
-        drain(bulk.db, settings)
+        drain(bulk.db, settings, failing_after(2, Crash)[0])
     row = job_row(bulk, job_uuid)
     assert (row.status, row.processed, row.rows_total, row.created) == ("IN_PROGRESS", 6, 10, 6)
-    monkeypatch.undo()
     assert drain(bulk.db, settings) == 0  # the lease still runs
     expire_lease(bulk, job_uuid)
     assert drain(bulk.db, settings) == 1
@@ -163,13 +143,11 @@ def test_a_job_whose_worker_died_resumes_after_its_last_committed_batch(bulk, mo
     assert count(bulk, Participant) == 10
 
 
-def test_an_in_file_duplicate_is_caught_across_a_resume(bulk, monkeypatch):
+def test_an_in_file_duplicate_is_caught_across_a_resume(bulk):
     job_uuid = bulk.upload(csv_of("P-1,a,,,,", "P-2,b,,,,", "P-3,c,,,,", "p-1,d,,,,", "P-4,e,,,,"))
     settings = small_batches(bulk, 2)
-    fail_after(monkeypatch, 1, Crash)
     with pytest.raises(Crash):
-        drain(bulk.db, settings)
-    monkeypatch.undo()
+        drain(bulk.db, settings, failing_after(1, Crash)[0])
     expire_lease(bulk, job_uuid)
     drain(bulk.db, settings)
     log = bulk.log(job_uuid)
@@ -177,29 +155,27 @@ def test_an_in_file_duplicate_is_caught_across_a_resume(bulk, monkeypatch):
     assert log[3]["errors"][0]["code"] == codes.PARTICIPANT_ID_DUPLICATED_IN_FILE
 
 
-def test_a_failing_job_is_retried_and_failed_after_the_attempts_cap(bulk, monkeypatch):
+def test_a_failing_job_is_retried_and_failed_after_the_attempts_cap(bulk):
     job_uuid = bulk.upload(TEN)
-    calls = fail_after(monkeypatch, 0, RuntimeError)
-    assert drain(bulk.db, small_batches(bulk, job_max_attempts=3)) == 3
+    failing, calls = failing_after(0, RuntimeError)
+    assert drain(bulk.db, small_batches(bulk, job_max_attempts=3), failing) == 3
     row = job_row(bulk, job_uuid)
     assert (row.status, row.attempts, row.error, row.lease_owner) == ("FAILED", 3, codes.JOB_ATTEMPTS_EXHAUSTED, None)
     assert calls["n"] == 3 and row.date_completed is not None
     assert bulk.job(job_uuid)["error"] == codes.JOB_ATTEMPTS_EXHAUSTED
 
 
-def kill_the_last_allowed_worker(bulk, monkeypatch):
+def kill_the_last_allowed_worker(bulk):
     """A job whose only allowed attempt died after its first batch (3 rows). Returns (job, settings)."""
     job_uuid = bulk.upload(TEN)
     settings = small_batches(bulk, job_max_attempts=1)
-    fail_after(monkeypatch, 1, Crash)
     with pytest.raises(Crash):
-        drain(bulk.db, settings)
-    monkeypatch.undo()
+        drain(bulk.db, settings, failing_after(1, Crash)[0])
     return job_uuid, settings
 
 
-def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk, monkeypatch):
-    job_uuid, settings = kill_the_last_allowed_worker(bulk, monkeypatch)
+def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk):
+    job_uuid, settings = kill_the_last_allowed_worker(bulk)
     expire_lease(bulk, job_uuid)
     drain(bulk.db, settings)
     row = job_row(bulk, job_uuid)
@@ -207,8 +183,8 @@ def test_a_job_whose_last_allowed_worker_died_is_failed_without_running(bulk, mo
     assert count(bulk, LogEntry) == 3
 
 
-def test_a_job_cancelled_after_its_last_allowed_worker_died_ends_cancelled_not_failed(bulk, monkeypatch):
-    job_uuid, settings = kill_the_last_allowed_worker(bulk, monkeypatch)
+def test_a_job_cancelled_after_its_last_allowed_worker_died_ends_cancelled_not_failed(bulk):
+    job_uuid, settings = kill_the_last_allowed_worker(bulk)
     assert bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"]).status_code == 202
     expire_lease(bulk, job_uuid)
     drain(bulk.db, settings)
@@ -233,19 +209,15 @@ def test_a_corrupted_upload_fails_the_job_without_applying_a_row(bulk):
     assert count(bulk, Participant) == 0 and count(bulk, LogEntry) == 0
 
 
-def test_a_cancel_is_observed_after_the_current_batch(bulk, monkeypatch):
+def test_a_cancel_is_observed_after_the_current_batch(bulk):
     job_uuid = bulk.upload(TEN)
-    real_write = Importer._write
 
-    def write_then_cancel(self, plan):
-        done = real_write(self, plan)
-        if self.processed == 3:
+    def write_then_cancel(_job, outcome):
+        if outcome.processed == 3:
             r = bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"])
             assert r.status_code == 202, r.text
-        return done
 
-    monkeypatch.setattr(Importer, "_write", write_then_cancel)
-    drain(bulk.db, small_batches(bulk))
+    drain(bulk.db, small_batches(bulk), hooked(after=write_then_cancel))
     row = job_row(bulk, job_uuid)
     # The batch running when the cancel arrived finished; no batch started after it.
     assert (row.status, row.processed, row.lease_owner) == ("CANCELLED", 6, None)
@@ -259,37 +231,24 @@ def test_a_queued_job_cancelled_before_it_starts_is_never_run(bulk):
     assert count(bulk, Participant) == 0
 
 
-def test_a_job_deleted_while_running_writes_nothing_more(bulk, monkeypatch):
+def test_a_job_deleted_while_running_writes_nothing_more(bulk):
     job_uuid = bulk.upload(TEN)
-    real_write = Importer._write
 
-    def write_then_delete(self, plan):
-        done = real_write(self, plan)
-        if self.processed == 3:
+    def write_then_delete(_job, outcome):
+        if outcome.processed == 3:
             assert bulk.client.delete(f"{P}/jobs/{job_uuid}", headers=bulk.users["dm"]).status_code == 204
-        return done
 
-    monkeypatch.setattr(Importer, "_write", write_then_delete)
-    drain(bulk.db, small_batches(bulk))
+    drain(bulk.db, small_batches(bulk), hooked(after=write_then_delete))
     assert bulk.stored() == (0, 0, 0)
     assert count(bulk, Participant) == 3
 
 
-def test_a_stopping_worker_gives_its_job_back_without_using_an_attempt(bulk, monkeypatch):
+def test_a_stopping_worker_gives_its_job_back_without_using_an_attempt(bulk):
     job_uuid = bulk.upload(TEN)
     stop = threading.Event()
-    real_write = Importer._write
-
-    def write_then_stop(self, plan):
-        done = real_write(self, plan)
-        stop.set()
-        return done
-
-    monkeypatch.setattr(Importer, "_write", write_then_stop)
-    assert run_one(bulk.db, small_batches(bulk), stop)
+    assert run_one(bulk.db, small_batches(bulk), stop, hooked(after=lambda _job, _outcome: stop.set()))
     row = job_row(bulk, job_uuid)
     assert (row.status, row.processed, row.attempts, row.lease_owner) == ("IN_QUEUE", 3, 0, None)
-    monkeypatch.undo()
     drain(bulk.db, small_batches(bulk))
     assert job_row(bulk, job_uuid).status == "COMPLETED" and count(bulk, LogEntry) == 10
 
@@ -346,18 +305,14 @@ def test_stored_chunks_stream_the_upload_in_order(bulk):
     assert b"".join(importer.stored_chunks(bulk.db, job.id)) == data
 
 
-def test_a_cancel_during_the_first_pass_applies_no_row(bulk, monkeypatch):
+def test_a_cancel_during_the_first_pass_applies_no_row(bulk):
     job_uuid = bulk.upload(TEN)
     claim = queue.claim(bulk.db, 30)
-    real = Importer._verify_and_count
-
-    def cancel_then_verify(self):
-        # Pressed while the worker verifies and counts the upload: the job is IN_PROGRESS, so 202.
-        r = bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"])
-        assert r.status_code == 202, r.text
-        return real(self)
-
-    monkeypatch.setattr(Importer, "_verify_and_count", cancel_then_verify)
+    # Pressed after the claim, before the first pass's checkpoint (the claim itself saw no cancel): the job
+    # is IN_PROGRESS, so 202, and the first pass is what finds it.
+    r = bulk.client.post(f"{P}/jobs/{job_uuid}/cancel", headers=bulk.users["dm"])
+    assert r.status_code == 202, r.text
+    assert not claim.cancel_requested
     assert Importer(bulk.db, small_batches(bulk), claim).run() == "CANCELLED"
     assert count(bulk, LogEntry) == 0 and count(bulk, Participant) == 0
     assert job_row(bulk, job_uuid).status == "CANCELLED"

@@ -14,8 +14,10 @@ from sqlalchemy import func, select
 
 from roster.bulk import writer_process
 from roster.bulk.models import Job
+from roster.bulk.process_sink import planned_steps
 from roster.bulk.worker import drain
 from roster.bulk.writer_process import CONFLICT, MISSING, ROW, STALE, WRITTEN, WriterProcess, run
+from roster.fastsql import bulk_for
 from roster.participants import writer
 from roster.participants.models import AuditEvent
 from tests.bulk.conftest import csv_of, outcomes
@@ -239,7 +241,7 @@ def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bu
 
 def _send(bulk, plan, study, site) -> tuple:
     with bulk.db.read_sessions() as session:
-        steps = writer.planned_steps(session, plan, study, site)
+        steps = planned_steps(bulk_for(session), plan, study.id, site.id)
     with writer_process.leased() as process:
         return process.call(process.encode(bulk.db.sqlite_file, steps))
 
@@ -251,7 +253,7 @@ def test_a_plan_the_writer_process_runs_is_written_as_decided_while_nothing_chan
         plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"}), writer.Record("R-2", {})])
     assert _send(bulk, plan, study, site) == (WRITTEN, [])
     stored = bulk.participants()
-    assert stored["R-1"]["first_name"] == "Anna" and stored["R-2"]["oid"] == plan.states[1].oid
+    assert stored["R-1"]["first_name"] == "Anna" and stored["R-2"]["oid"] == plan.decision.states[1].oid
 
 
 @sqlite_only

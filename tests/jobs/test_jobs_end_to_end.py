@@ -17,6 +17,7 @@ from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, Job,
 from roster.bulk.worker import drain
 from roster.participants.models import Participant
 from tests.jobs.conftest import SITE_A, SITE_B, STUDY
+from tests.sinks import hooked
 from tests.support import P
 
 FILE = (
@@ -165,21 +166,18 @@ def test_a_job_cancelled_while_queued_is_never_run(world, settings):
         assert s.scalar(select(func.count()).select_from(Participant)) == 0
 
 
-def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(world, settings, monkeypatch):
+def test_a_running_job_cancelled_stops_after_its_batch_keeping_what_it_applied(world, settings):
     rows = "".join(f"RUN-{i},Name{i}\r\n" for i in range(1, 8))
     job = upload(world, f"ParticipantID,firstName\r\n{rows}".encode())
     claim = queue.claim(world.db, settings.job_lease_seconds)
-    real_write = Importer._write
 
-    def cancel_while_the_first_batch_runs(self, plan):
-        if self.processed == 0:
+    def cancel_while_the_first_batch_runs(_job, plan):
+        if plan.rows[0].entry.row == 1:
             r = world.api.client.post(f"{P}/jobs/{job}/cancel", headers=world.h("dm"))
             assert r.status_code == 202 and r.json()["status"] == IN_PROGRESS and r.json()["cancelRequested"] is True
-        return real_write(self, plan)
 
-    monkeypatch.setattr(Importer, "_write", cancel_while_the_first_batch_runs)
-
-    assert Importer(world.db, settings.model_copy(update={"batch_size": 3}), claim).run() == CANCELLED
+    sinks = hooked(before=cancel_while_the_first_batch_runs)
+    assert Importer(world.db, settings.model_copy(update={"batch_size": 3}), claim, sinks=sinks).run() == CANCELLED
     body = world.get(f"/jobs/{job}", "crc_a").json()
     assert body["status"] == CANCELLED and body["dateCompleted"] is not None
     assert body["counts"] | {"rows": 7} == {

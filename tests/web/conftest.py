@@ -98,9 +98,10 @@ def start_server(settings: Settings, db) -> Iterator[Callable[..., LiveServer]]:
     """Starts Roster (API, page and one embedded worker) on the test database; settings overridable."""
     started: list[LiveServer] = []
 
-    def start(**overrides) -> LiveServer:
+    def start(batch_sinks=None, **overrides) -> LiveServer:
         live_settings = settings.model_copy(update={"embedded_workers": 1, "worker_poll_seconds": 0.1, **overrides})
         app = create_app(live_settings)
+        app.state.batch_sinks = batch_sinks  # the embedded worker's (roster.bulk.worker.start_embedded)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from roster.bulk.importer import Importer
+from tests.sinks import hooked
 from tests.support import P
 from tests.web.constants import COORDINATOR, SITE_A, SITE_B, STUDY
 from tests.web.pages import (
@@ -174,17 +174,10 @@ def test_request_level_errors_are_shown_in_plain_words_next_to_their_code(
     expect(page.locator("#jobs-body tr")).to_have_count(0)
 
 
-def test_cancel_a_running_job(page, start_server, web_setup, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cancel_a_running_job(page, start_server, web_setup, tmp_path: Path) -> None:
     # Small batches, each paced by a few milliseconds, make a few thousand rows run for many seconds
     # however fast the machine is, so the job is surely still running when Cancel is clicked.
-    write = Importer._write
-
-    def paced_write(*args, **kwargs):
-        time.sleep(0.01)
-        return write(*args, **kwargs)
-
-    monkeypatch.setattr(Importer, "_write", paced_write)
-    server = start_server(batch_size=2)
+    server = start_server(batch_size=2, batch_sinks=hooked(before=lambda _job, _plan: time.sleep(0.01)))
     lines = ["ParticipantID,firstName"] + [f"SLOW-{n:05d},Name{n}" for n in range(1, 4001)]
     sign_in(page, server)
     upload(page, write_csv(tmp_path, "slow.csv", lines))

@@ -191,9 +191,9 @@ class Extractor:
             total = session.scalar(
                 select(func.count()).select_from(_P).where(_P.site_id == job.site_id, _P.status == AVAILABLE)
             )
-            cancel = queue.checkpoint(
-                session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=total or 0
-            )
+            cancel = queue.Checkpoint(
+                self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=total or 0
+            ).run(session)
             session.execute(delete(UploadChunk).where(UploadChunk.job_id == job.id))
             session.execute(
                 update(Job).where(Job.id == job.id).values(file_pii=columns.pii, upload_size=0, upload_sha256=None)
@@ -230,8 +230,8 @@ class Extractor:
         if self.stop.is_set():
             raise Stopped
         with self.db.transaction() as session:
-            cancel = queue.checkpoint(
-                session, self.claim, self.settings.job_lease_seconds, processed=written, counts={}
+            cancel = queue.Checkpoint(self.claim, self.settings.job_lease_seconds, processed=written, counts={}).run(
+                session
             )
             session.execute(_CHUNKS.insert().values(job_id=job.id, seq=seq, data=data))
             if size is not None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 
-from roster.fastsql import Bulk
 from roster.participants.models import participant_key
 from roster.participants.rules import PARTICIPANT_ID_MAX
 
@@ -28,12 +27,11 @@ class IdGenerator:
 
     PREFETCH = 64
 
-    def __init__(self, db: Bulk, study_id: int, template: str, counter: int):
+    def __init__(self, existing_keys: Callable[[Collection[str]], set[str]], template: str, counter: int) -> None:
         run = re.search("#+", template)
         assert run is not None, "a template has a run of #"
         self.prefix, self.suffix, self.width = template[: run.start()], template[run.end() :], run.end() - run.start()
-        self.db = db
-        self.study_id = study_id
+        self.existing_keys = existing_keys  # which of some ID keys the study has
         self.counter = counter  # the last number used; the first ID is number 1
         self.checked_to = counter  # numbers up to here have been looked up in the database
         self.existing: set[str] = set()
@@ -62,10 +60,7 @@ class IdGenerator:
 
     def _prefetch(self, start: int, count: int) -> None:
         keys = [participant_key(self.format(n)) for n in range(start, start + count)]
-        rows = self.db.by_keys(
-            "t.participant_key", "participants", "participant_key", keys, scope=("study_id", self.study_id)
-        )
-        self.existing.update(r[0] for r in rows)
+        self.existing.update(self.existing_keys(keys))
         self.checked_to = start + count - 1
 
 

@@ -1,0 +1,61 @@
+"""Faults injected through the bulk worker's seam (roster.bulk.sink): the sink the worker would choose
+(roster.bulk.sinks.open_sink), wrapped with hooks around its writes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from roster.bulk.planner import BatchPlan
+from roster.bulk.sink import BatchOutcome, BatchSink, RunningJob
+from roster.bulk.sinks import SinkFactory, open_sink
+
+
+class Hooked:
+    def __init__(self, sink: BatchSink, job: RunningJob, before, after, planned) -> None:
+        self.sink, self.job = sink, job
+        self.before, self.after, self.planned = before, after, planned
+        self.overlaps = sink.overlaps
+
+    def prepare(self, plan: BatchPlan, reads: Any) -> None:
+        if self.planned is not None:
+            self.planned(self.job, plan)
+        self.sink.prepare(plan, reads)
+
+    def write(self, plan: BatchPlan) -> BatchOutcome:
+        if self.before is not None:
+            self.before(self.job, plan)
+        outcome = self.sink.write(plan)
+        if self.after is not None:
+            self.after(self.job, outcome)
+        return outcome
+
+
+def hooked(
+    *,
+    before: Callable[[RunningJob, BatchPlan], None] | None = None,
+    after: Callable[[RunningJob, BatchOutcome], None] | None = None,
+    planned: Callable[[RunningJob, BatchPlan], None] | None = None,
+) -> SinkFactory:
+    """`before(job, plan)` runs before each batch is written, `after(job, outcome)` once it is, and
+    `planned(job, plan)` in the planning thread as each batch's plan is made (not for a stale plan)."""
+
+    @contextmanager
+    def sinks(job: RunningJob) -> Iterator[BatchSink]:
+        with open_sink(job) as sink:
+            yield Hooked(sink, job, before, after, planned)
+
+    return sinks
+
+
+def failing_after(calls: int, exc: type[BaseException]) -> tuple[SinkFactory, dict[str, int]]:
+    """A sink that writes `calls` batches, then raises `exc` instead of writing; and its count of calls."""
+    seen = {"n": 0}
+
+    def flaky(_job: RunningJob, _plan: BatchPlan) -> None:
+        seen["n"] += 1
+        if seen["n"] > calls:
+            raise exc("injected")
+
+    return hooked(before=flaky), seen
