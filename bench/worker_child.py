@@ -38,7 +38,7 @@ def cpu_seconds() -> float:
 def writer_pids() -> list[int]:
     from roster.bulk import writer_process
 
-    return writer_process.idle_pids()
+    return writer_process.POOL.idle_pids()
 
 
 def writer_cpu_seconds(pids: list[int]) -> float:

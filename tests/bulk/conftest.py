@@ -13,6 +13,7 @@ from sqlalchemy import func, select, update
 
 from roster.auth.models import User
 from roster.bulk.models import Job, LogEntry, UploadChunk
+from roster.bulk.sinks import SinkFactory, open_sink
 from roster.bulk.worker import drain
 from roster.config import Settings
 from roster.db import Database
@@ -82,10 +83,12 @@ class Bulk:
         assert r.status_code == 200, r.text
         return r.text.removeprefix("job uuid: ")
 
-    def run(self, data: bytes, **kwargs: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Upload, drain the queue, and return the job and its whole log."""
+    def run(
+        self, data: bytes, batch_sinks: SinkFactory = open_sink, **kwargs: Any
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Upload, drain the queue (its batches written by `batch_sinks`), and return the job and its whole log."""
         job = self.upload(data, **kwargs)
-        drain(self.db, self.settings)
+        drain(self.db, self.settings, batch_sinks)
         return self.job(job), self.log(job)
 
     def job(self, job_uuid: str, user: str = "dm") -> dict[str, Any]:

@@ -7,9 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from roster.bulk.keyfilter import KeyFilter
-from roster.fastsql.postgres import PostgresBulk
-from roster.fastsql.sqlite import SqliteBulk
 from tests.bulk.conftest import csv_of, outcomes
+from tests.sinks import hooked
 
 
 @given(st.lists(st.lists(st.text(max_size=12), max_size=20), max_size=20))
@@ -35,22 +34,17 @@ def test_new_keys_are_almost_never_taken_for_seen():
     assert len(maybe) < 200
 
 
-def test_a_file_without_repeated_ids_never_asks_the_log_and_one_with_them_does(bulk, monkeypatch):
+def test_a_file_without_repeated_ids_never_asks_the_log_and_one_with_them_does(bulk):
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     asked: list[list[str]] = []
 
-    def spying(by_keys):
-        def spy(self, columns, table, key, keys, scope=None):
-            if table == "job_log_entries":
-                asked.append(sorted(keys))
-            return by_keys(self, columns, table, key, keys, scope)
+    def spy(_job, plan):
+        if plan.asked:
+            asked.append(sorted(plan.asked))
 
-        return spy
-
-    for backend in (PostgresBulk, SqliteBulk):
-        monkeypatch.setattr(backend, "by_keys", spying(backend.by_keys))
-    job, log = bulk.run(csv_of(*(f"K-{i},N,,,," for i in range(1, 8))))
+    sinks = hooked(planned=spy)
+    job, log = bulk.run(csv_of(*(f"K-{i},N,,,," for i in range(1, 8))), sinks)
     assert outcomes(log) == ["created"] * 7 and asked == []
-    job, log = bulk.run(csv_of("R-1,N,,,,", "R-2,N,,,,", "R-3,N,,,,", "r-1,N,,,,", "R-4,N,,,,"))
+    job, log = bulk.run(csv_of("R-1,N,,,,", "R-2,N,,,,", "R-3,N,,,,", "r-1,N,,,,", "R-4,N,,,,"), sinks)
     assert outcomes(log) == ["created", "created", "created", "failed", "created"]
     assert asked == [["r-1"]]

@@ -7,7 +7,9 @@ import datetime as dt
 import os
 import signal
 import sqlite3
+import sys
 import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import func, select
@@ -15,13 +17,15 @@ from sqlalchemy import func, select
 from roster.bulk import writer_process
 from roster.bulk.models import Job
 from roster.bulk.process_sink import planned_steps
+from roster.bulk.sinks import Sinks
 from roster.bulk.worker import drain
-from roster.bulk.writer_process import CONFLICT, MISSING, ROW, STALE, WRITTEN, WriterProcess, run
+from roster.bulk.writer_process import CONFLICT, MISSING, ROW, STALE, WRITTEN, Pool, WriterProcess, run
 from roster.fastsql import bulk_for
 from roster.participants import writer
 from roster.participants.models import AuditEvent
 from tests.bulk.conftest import csv_of, outcomes
 from tests.bulk.test_overlap import _other_study, _plan, a_plan_whose_access_code_another_study_took
+from tests.sinks import writers
 
 # The writer process serves SQLite only: these tests run on the SQLite database alone.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -96,56 +100,64 @@ def test_the_process_writes_what_it_is_sent_and_ends_when_its_pipe_closes(table,
     assert names(table) == ["one", "two"]
 
 
-def spy_on_answers(monkeypatch) -> list[tuple[int, str]]:
-    """(process id, answer) of every request the writer processes answer."""
-    answers: list[tuple[int, str]] = []
-    real = WriterProcess.call
+@pytest.fixture
+def pools() -> Iterator[Callable[[Pool], Sinks]]:
+    """Sinks whose writer processes come from a test's pool, closed (its idle processes) when the test ends."""
+    made: list[Pool] = []
 
-    def call(self, request, **kw):
-        answer = real(self, request, **kw)
-        answers.append((self.pid, answer[0]))
-        return answer
+    def sinks(pool: Pool) -> Sinks:
+        made.append(pool)
+        return Sinks(pool)
 
-    monkeypatch.setattr(WriterProcess, "call", call)
-    return answers
+    yield sinks
+    for pool in made:
+        pool.close()
 
 
 @sqlite_only
-def test_sqlite_jobs_write_their_batches_through_the_writer_process(bulk, monkeypatch):
-    answers = spy_on_answers(monkeypatch)
+def test_sqlite_jobs_write_their_batches_through_the_writer_process(bulk, pools):
+    answers: list[tuple[int, str]] = []  # (process id, answer) of every request the writer processes answer
+
+    def spy(process, answer):
+        answered = answer()
+        answers.append((process.pid, answered[0]))
+        return answered
+
+    sinks = pools(writers(spy))
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     job, log = bulk.run(
-        csv_of("W-1,Ann,,,,", "W-2,Bea,,,,", "W-1,Dup,,,,", "W-3,,,bad-email,,", "W-4,Cy,,,,"), register="y"
+        csv_of("W-1,Ann,,,,", "W-2,Bea,,,,", "W-1,Dup,,,,", "W-3,,,bad-email,,", "W-4,Cy,,,,"), sinks, register="y"
     )
     assert job["status"] == "COMPLETED" and outcomes(log) == ["created", "created", "failed", "failed", "created"]
     stored = bulk.participants()
     assert sorted(stored) == ["W-1", "W-2", "W-4"] and all(p["access_code"] for p in stored.values())
     # Updates too, in a second job: every batch written as decided, by one process kept for both jobs.
-    job, log = bulk.run(csv_of("W-1,Anna,,,,", "W-2,Bea,,,,", "W-4,,Lee,,,"), register="y")
+    job, log = bulk.run(csv_of("W-1,Anna,,,,", "W-2,Bea,,,,", "W-4,,Lee,,,"), sinks, register="y")
     assert outcomes(log) == ["updated", "unchanged", "updated"]
     assert [outcome for _pid, outcome in answers] == [WRITTEN] * 5 and len({pid for pid, _ in answers}) == 1
 
 
+def kill(process: WriterProcess) -> None:
+    os.kill(process.pid, signal.SIGKILL)
+    process.process.wait()
+
+
 @sqlite_only
-def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes_after_its_checkpoint(
-    bulk, monkeypatch
-):
+def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes_after_its_checkpoint(bulk, pools):
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     job_uuid = bulk.upload(csv_of(*(f"D-{i},N{i},,,," for i in range(1, 8))))
-    real = WriterProcess.call
-    calls, killed = [], []
+    calls, dead = [], []
 
-    def die_before_the_second_batch(self, request, **kw):
-        calls.append(self.pid)
+    def die_before_the_second_batch(process, answer):
+        calls.append(process.pid)
         if len(calls) == 2:
-            killed.append(self.pid)
-            os.kill(self.pid, signal.SIGKILL)
-            self.process.wait()
-        return real(self, request, **kw)
+            dead.append(process.pid)
+            kill(process)
+        return answer()
 
-    monkeypatch.setattr(WriterProcess, "call", die_before_the_second_batch)
-    drain(bulk.db, bulk.settings)
-    assert killed
+    pool = writers(die_before_the_second_batch)
+    drain(bulk.db, bulk.settings, pools(pool))
+    assert dead
     job = bulk.job(job_uuid)
     assert job["status"] == "COMPLETED" and job["counts"]["created"] == 7
     assert [e["row"] for e in bulk.log(job_uuid)] == list(range(1, 8))
@@ -153,28 +165,25 @@ def test_a_writer_process_that_dies_mid_job_costs_an_attempt_and_the_job_resumes
     with bulk.db.read_sessions() as s:
         assert s.scalar(select(Job.attempts).where(Job.uuid == job_uuid)) == 2
     # The dead process was not given back to the pool.
-    assert killed[0] not in [w.pid for w in writer_process._idle]
+    assert dead[0] not in pool.idle_pids()
 
 
 @sqlite_only
-def test_a_batch_committed_by_a_writer_process_whose_answer_was_lost_is_not_written_again(bulk, monkeypatch):
+def test_a_batch_committed_by_a_writer_process_whose_answer_was_lost_is_not_written_again(bulk, pools):
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2})
     job_uuid = bulk.upload(csv_of(*(f"A-{i},N{i},,,," for i in range(1, 8))))
-    real = WriterProcess.call
     calls = []
 
-    def commit_then_die(self, request, **kw):
-        answer = real(self, request, **kw)
-        calls.append(answer[0])
+    def commit_then_die(process, answer):
+        answered = answer()
+        calls.append(answered[0])
         if len(calls) == 2:  # the second batch is committed; the process dies and its answer is lost
-            os.kill(self.pid, signal.SIGKILL)
-            self.process.wait()
-            self.busy = True
+            kill(process)
+            process.busy = True
             raise ConnectionError("the bulk writer process is gone")
-        return answer
+        return answered
 
-    monkeypatch.setattr(WriterProcess, "call", commit_then_die)
-    drain(bulk.db, bulk.settings)
+    drain(bulk.db, bulk.settings, pools(writers(commit_then_die)))
     job = bulk.job(job_uuid)
     assert job["status"] == "COMPLETED" and job["counts"]["created"] == 7 and job["counts"]["processed"] == 7
     # Every row logged once, every participant written once: the resumed attempt started after row 4.
@@ -185,11 +194,10 @@ def test_a_batch_committed_by_a_writer_process_whose_answer_was_lost_is_not_writ
 
 
 @sqlite_only
-def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_commit(bulk, monkeypatch):
+def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_commit(bulk, pools):
     """The checkpoint's lease is read from the database's clock when it runs, not when the batch was decided."""
     bulk.settings = bulk.settings.model_copy(update={"batch_size": 2, "job_lease_seconds": 30})
     job_uuid = bulk.upload(csv_of("L-1,N,,,,", "L-2,N,,,,", "L-3,N,,,,"))
-    real = WriterProcess.call
     holder = sqlite3.connect(bulk.db.sqlite_file, isolation_level=None, check_same_thread=False)
     released, expiries = [], []
 
@@ -199,18 +207,17 @@ def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_com
 
     timer = threading.Timer(2.0, release)
 
-    def call_while_someone_holds_the_lock(self, request, **kw):
+    def call_while_someone_holds_the_lock(_process, answer):
         if not expiries:
             holder.execute("BEGIN IMMEDIATE")
             timer.start()
-        answer = real(self, request, **kw)
+        answered = answer()
         with bulk.db.read_sessions() as s:
             expiries.append(s.scalar(select(Job.lease_expires_at).where(Job.uuid == job_uuid)))
-        return answer
+        return answered
 
-    monkeypatch.setattr(WriterProcess, "call", call_while_someone_holds_the_lock)
     try:
-        drain(bulk.db, bulk.settings)
+        drain(bulk.db, bulk.settings, pools(writers(call_while_someone_holds_the_lock)))
     finally:
         timer.join()
         holder.close()
@@ -219,30 +226,32 @@ def test_a_batch_that_waited_for_the_database_lock_renews_the_lease_from_its_com
     assert expiries[0] >= released[0] + dt.timedelta(seconds=30) - dt.timedelta(milliseconds=5)
 
 
+# Another copy of Roster, found first on the process's path: it says it is ready, running another file.
+OTHER_CODE = (
+    "import os; from multiprocessing.connection import Connection; "
+    "Connection(os.dup(1), readable=False).send((1, '/elsewhere/roster/bulk/writer_process.py'))"
+)
+
+
 @sqlite_only
 @pytest.mark.parametrize("failure", ["cannot start", "runs other code"])
-def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bulk, monkeypatch, caplog, failure):
-    if failure == "cannot start":
-
-        def cannot_start(self):
+def test_a_worker_whose_writer_process_cannot_start_writes_its_batches_itself(bulk, pools, caplog, failure):
+    def start() -> WriterProcess:
+        if failure == "cannot start":
             raise OSError("no process slots")
+        return WriterProcess([sys.executable, "-c", OTHER_CODE])
 
-        monkeypatch.setattr(WriterProcess, "__init__", cannot_start)
-    else:
-        # Another copy of Roster found first on the process's path: it answers with another file.
-        monkeypatch.setattr(writer_process, "_this_file", lambda: "/elsewhere/roster/bulk/writer_process.py")
-    monkeypatch.setattr(writer_process, "_idle", [])
-    monkeypatch.setattr(writer_process, "_failed_at", None)
-    job, log = bulk.run(csv_of("F-1,Ann,,,,", "F-2,Bea,,,,"))
+    pool = Pool(start)
+    job, log = bulk.run(csv_of("F-1,Ann,,,,", "F-2,Bea,,,,"), pools(pool))
     assert job["status"] == "COMPLETED" and outcomes(log) == ["created", "created"]
     assert caplog.text.count("could not start") == 1  # once, not at every poll
-    assert writer_process._idle == []
+    assert pool.idle_pids() == []
 
 
 def _send(bulk, plan, study, site) -> tuple:
     with bulk.db.read_sessions() as session:
         steps = planned_steps(bulk_for(session), plan, study.id, site.id)
-    with writer_process.leased() as process:
+    with writer_process.POOL.leased() as process:
         return process.call(process.encode(bulk.db.sqlite_file, steps))
 
 

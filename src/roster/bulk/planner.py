@@ -10,7 +10,7 @@ with the file, and a resumed job sees exactly what the first worker saw. A fixed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, cast
 
@@ -53,6 +53,7 @@ class BatchPlan:
     keys: set[str]  # the rows' ID keys, for the next batch's in-file duplicate check
     batch: writer.Plan
     duplicate: RuleError  # the error of a row whose ID an earlier row had
+    asked: Collection[str]  # the keys the job's log was asked about (the filter's "maybe"s; every key of a resumed job)
     entries: Payload | None = None  # the log entries' insert payload
     counts: dict[str, int] | None = None
     request: bytes | None = None  # what the sink prepared ahead (SQLite writer process), until sent
@@ -107,7 +108,8 @@ class Planner:
                 source=job.uuid,
                 id_column=id_written,
             )
-            plan = BatchPlan(rows, keys, batch, rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written))
+            duplicate = rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written)
+            plan = BatchPlan(rows, keys, batch, duplicate, asked)
             if not batch.stale:
                 plan.entries, plan.counts = log_entries(plan, batch.results, bulk)
                 self.sink.prepare(plan, session)

@@ -8,8 +8,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import Protocol
 
 from roster.bulk import writer_process
 from roster.bulk.inline_sink import InlineSink
@@ -18,25 +19,38 @@ from roster.bulk.sink import BatchSink, RunningJob
 from roster.config import Settings
 from roster.db import Database
 
-# How the worker gets a sink for a job; tests pass their own (e.g. one wrapping open_sink with faults).
-SinkFactory = Callable[[RunningJob], AbstractContextManager[BatchSink]]
+
+class SinkFactory(Protocol):
+    """How the worker gets a sink for a job; tests pass their own (e.g. one wrapping open_sink with faults)."""
+
+    def __call__(self, job: RunningJob) -> AbstractContextManager[BatchSink]: ...
+
+    def prestart(self, db: Database, settings: Settings) -> None:
+        """A worker about to poll: what its sinks need ready before a job comes, as the worker itself is."""
 
 
 def uses_writer_process(db: Database, settings: Settings) -> bool:
     return settings.bulk_overlap and db.sqlite_file is not None and writer_process.SUPPORTED
 
 
-@contextmanager
-def open_sink(job: RunningJob) -> Iterator[BatchSink]:
-    inline = InlineSink(job, overlaps=job.settings.bulk_overlap and job.db.dialect == "postgresql")
-    if not uses_writer_process(job.db, job.settings):
-        yield inline
-        return
-    with writer_process.leased() as process:
-        yield inline if process is None else WriterProcessSink(job, process, inline)
+class Sinks:
+    """The sink chosen for each job, with writer processes from `pool` (tests pass one that makes faulty ones)."""
+
+    def __init__(self, pool: writer_process.Pool = writer_process.POOL) -> None:
+        self.pool = pool
+
+    @contextmanager
+    def __call__(self, job: RunningJob) -> Iterator[BatchSink]:
+        inline = InlineSink(job, overlaps=job.settings.bulk_overlap and job.db.dialect == "postgresql")
+        if not uses_writer_process(job.db, job.settings):
+            yield inline
+            return
+        with self.pool.leased() as process:
+            yield inline if process is None else WriterProcessSink(job, process, inline)
+
+    def prestart(self, db: Database, settings: Settings) -> None:
+        if uses_writer_process(db, settings):
+            self.pool.prestart()
 
 
-def prestart(db: Database, settings: Settings) -> None:
-    """A worker about to poll: its writer process ready before a job comes, as the worker itself is."""
-    if uses_writer_process(db, settings):
-        writer_process.prestart()
+open_sink = Sinks()

@@ -16,7 +16,7 @@ from types import FrameType
 from fastapi import FastAPI
 
 from roster import codes
-from roster.bulk import heartbeat, queue, retention, sinks, tuning
+from roster.bulk import heartbeat, queue, retention, tuning
 from roster.bulk.extract import Extractor
 from roster.bulk.importer import Importer
 from roster.bulk.jobstats import JobRun
@@ -66,7 +66,7 @@ def run_one(
 ) -> bool:
     """Claims and runs one job; False when there was nothing to claim. `batch_sinks`: how its batches are
     written (roster.bulk.sinks)."""
-    sinks.prestart(db, settings)
+    batch_sinks.prestart(db, settings)
     claim = queue.claim(db, settings.job_lease_seconds)
     if claim is None:
         return False

@@ -15,7 +15,8 @@ and the worker writes the batch itself, deciding it again under the lock, as it 
 A batch that this process committed and could not report (it died) is no different from a worker that died
 after its commit: the job's checkpoint says which rows are done.
 
-The worker starts it (`WriterProcess`): requests on its stdin, answers on its stdout, pickled.
+The worker starts it (`WriterProcess`): requests on its stdin, answers on its stdout, pickled. A `Pool` keeps
+one idle between jobs (`POOL`, the worker process's; roster.bulk.sinks).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -157,13 +158,13 @@ def serve(requests: Connection, answers: Connection) -> None:
 class WriterProcess:
     """The worker's handle on one writer process."""
 
-    def __init__(self) -> None:
-        """Starts the process and waits for it to say it is ready. Raises OSError when it does not, or
-        when it runs other code than this worker (another copy of Roster found first on its path)."""
-        here = str(Path(__file__).resolve().parents[2])
-        self.process = subprocess.Popen(
-            [sys.executable, "-P", "-c", _START, here], stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        )
+    def __init__(self, command: Sequence[str] | None = None) -> None:
+        """Starts the process (`command`: by default this module's, with this interpreter) and waits for it
+        to say it is ready. Raises OSError when it does not, or when it runs other code than this worker
+        (another copy of Roster found first on its path)."""
+        if command is None:
+            command = [sys.executable, "-P", "-c", _START, str(Path(__file__).resolve().parents[2])]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         stdin, stdout = self.process.stdin, self.process.stdout
         assert stdin is not None and stdout is not None
         self.busy = False
@@ -227,89 +228,94 @@ class WriterProcess:
             self.process.wait()
 
 
-_idle: list[WriterProcess] = []
-_lock = threading.Lock()
+class Pool:
+    """The writer processes a worker process keeps idle for later jobs, and the back-off after a failed start.
+    `start` makes a process (raising OSError when it cannot): WriterProcess, or a test's own."""
 
+    def __init__(self, start: Callable[[], WriterProcess] = WriterProcess, max_idle: int = _MAX_IDLE) -> None:
+        self.start, self.max_idle = start, max_idle
+        self._idle: list[WriterProcess] = []
+        self._lock = threading.Lock()
+        self._failed_at: float | None = None
 
-@contextmanager
-def leased() -> Iterator[WriterProcess | None]:
-    """A writer process for one job: an idle one, or a new one; None when none can be started (the job's
-    batches are then written in the worker). It goes back to the pool after the job unless it died or was
-    left in the middle of a request."""
-    with _lock:
-        writer = _idle.pop() if _idle else None
-    if writer is not None and not writer.alive():
-        writer.close(timeout=0)
-        writer = None
-    if writer is None:
-        writer = _start()
-        if writer is None:
-            yield None
-            return
-    try:
-        yield writer
-    finally:
-        if writer.busy or not writer.alive():
+    @contextmanager
+    def leased(self) -> Iterator[WriterProcess | None]:
+        """A writer process for one job: an idle one, or a new one; None when none can be started (the job's
+        batches are then written in the worker). It goes back to the pool after the job unless it died or was
+        left in the middle of a request."""
+        with self._lock:
+            writer = self._idle.pop() if self._idle else None
+        if writer is not None and not writer.alive():
             writer.close(timeout=0)
-        else:
-            with _lock:
-                kept = len(_idle) < _MAX_IDLE
-                if kept:
-                    _idle.append(writer)
-            if not kept:
-                writer.close()
+            writer = None
+        if writer is None:
+            writer = self._start()
+            if writer is None:
+                yield None
+                return
+        try:
+            yield writer
+        finally:
+            if writer.busy or not writer.alive():
+                writer.close(timeout=0)
+            else:
+                self._keep(writer)
 
+    def prestart(self) -> None:
+        """Starts a writer process ahead of the first job (a worker that is about to poll)."""
+        with self._lock:
+            if self._idle:
+                return
+        writer = self._start()
+        if writer is not None:
+            self._keep(writer)  # another thread may have started one meanwhile
 
-def prestart() -> None:
-    """Starts a writer process ahead of the first job (a worker that is about to poll)."""
-    with _lock:
-        if _idle:
-            return
-    writer = _start()
-    if writer is not None:
-        with _lock:
-            kept = len(_idle) < _MAX_IDLE  # another thread may have started one meanwhile
+    def idle_pids(self) -> list[int]:
+        """The idle processes' pids (bench/worker_child.py adds their memory and CPU to the worker's)."""
+        with self._lock:
+            return [writer.pid for writer in self._idle]
+
+    def close(self) -> None:
+        """Ends the idle processes (leased ones end when their job gives them back)."""
+        with self._lock:
+            writers = list(self._idle)
+            self._idle.clear()
+        for writer in writers:
+            writer.close()
+
+    def _keep(self, writer: WriterProcess) -> None:
+        with self._lock:
+            kept = len(self._idle) < self.max_idle
             if kept:
-                _idle.append(writer)
+                self._idle.append(writer)
         if not kept:
             writer.close()
 
+    def _start(self) -> WriterProcess | None:
+        with self._lock:
+            failed_at = self._failed_at
+        if failed_at is not None and time.monotonic() - failed_at < _RETRY_SECONDS:
+            return None
+        try:
+            writer = self.start()
+        except OSError as exc:  # e.g. no process slots left: the worker writes its batches itself
+            with self._lock:
+                first, self._failed_at = self._failed_at is None, time.monotonic()
+            if first:
+                log.warning("the bulk writer process could not start (%s); batches are written in the worker", exc)
+            return None
+        with self._lock:
+            self._failed_at = None
+        return writer
 
-def idle_pids() -> list[int]:
-    """The pooled writer processes' pids (bench/worker_child.py adds their memory and CPU to the worker's)."""
-    with _lock:
-        return [writer.pid for writer in _idle]
 
-
-_failed_at: float | None = None
-
-
-def _start() -> WriterProcess | None:
-    global _failed_at
-    if _failed_at is not None and time.monotonic() - _failed_at < _RETRY_SECONDS:
-        return None
-    try:
-        writer = WriterProcess()
-    except OSError as exc:  # e.g. no process slots left: the worker writes its batches itself
-        if _failed_at is None:
-            log.warning("the bulk writer process could not start (%s); batches are written in the worker", exc)
-        _failed_at = time.monotonic()
-        return None
-    _failed_at = None
-    return writer
+# The worker process's pool (roster.bulk.sinks); its idle processes end with it.
+POOL = Pool()
+atexit.register(POOL.close)
 
 
 def _this_file() -> str:
     return str(Path(__file__).resolve())
-
-
-@atexit.register
-def close_all() -> None:
-    with _lock:
-        writers = list(_idle)
-        _idle.clear()
-    for writer in writers:
-        writer.close()
 
 
 def _main() -> None:
