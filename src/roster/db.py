@@ -86,6 +86,9 @@ class SessionLimits:
     statement_timeout: float  # PostgreSQL: the longest one statement may run
     idle_in_transaction: float  # PostgreSQL: the server ends a session idle this long inside a transaction
     pool_size: int  # connections kept; at most as many again are opened under load
+    # PostgreSQL: the server drops a TCP connection whose client has not taken its data for this long (0: the
+    # system's default). Neither timeout above ends a backend blocked sending to a client that stopped reading.
+    unread: float = 0.0
     pool_timeout: float = 10.0  # seconds to wait for a pooled connection before sqlalchemy's TimeoutError
 
     def postgres_settings(self, server_version: int) -> dict[str, str]:
@@ -94,6 +97,7 @@ class SessionLimits:
             "lock_timeout": f"{int(self.lock_timeout * 1000)}ms",
             "statement_timeout": f"{int(self.statement_timeout * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{int(self.idle_in_transaction * 1000)}ms",
+            "tcp_user_timeout": f"{int(self.unread * 1000)}ms",
         }
         if server_version >= 170000:  # the whole transaction, where the server knows the setting
             values["transaction_timeout"] = f"{int(max(self.statement_timeout, self.idle_in_transaction) * 1000)}ms"
@@ -110,15 +114,18 @@ def api_limits(concurrent_requests: int = 20) -> SessionLimits:
 def worker_limits(lease_seconds: int, threads: int = 1) -> SessionLimits:
     """Workers: no transaction outlives the lease. A frozen worker's open transaction is ended by the
     server within a third of it, so its study lock goes back to API writers and to the worker that takes
-    the job over; a worker that waits a third of a lease for a lock retries its batch (roster.bulk.importer)."""
+    the job over; a worker that waits a third of a lease for a lock retries its batch (roster.bulk.importer).
+    Frozen while its backend was sending it a result it no longer reads, the backend waits on the client
+    write, where PostgreSQL defers the statement and idle timeouts: tcp_user_timeout ends that one."""
     third = max(lease_seconds / 3, 1.0)
     return SessionLimits(
         "roster-worker",
         lock_timeout=third,
         statement_timeout=lease_seconds,
         idle_in_transaction=third,
-        pool_size=4 * max(threads, 1),
-    )  # planner, writer, lease, reader
+        pool_size=4 * max(threads, 1),  # planner, writer, lease, reader
+        unread=third,
+    )
 
 
 def is_busy(exc: BaseException) -> bool:

@@ -244,10 +244,26 @@ def backends_of(pid: int, db) -> list[dict]:
 
 
 def session_alive(db, backend_pid: int) -> bool:
+    return session_state(db, backend_pid) is not None
+
+
+def session_state(db, backend_pid: int) -> dict | None:
+    """What PostgreSQL says the session is doing (None once it has ended): the diagnosis when one outlives
+    its timeouts (e.g. `active` waiting on ClientWrite: blocked sending to the frozen client)."""
     with db.engine.connect() as conn:
-        return (
-            conn.execute(text("SELECT 1 FROM pg_stat_activity WHERE pid = :p"), {"p": backend_pid}).first() is not None
+        row = (
+            conn.execute(
+                text(
+                    "SELECT state, wait_event_type, wait_event, application_name, now() - xact_start AS xact_age,"
+                    " now() - state_change AS in_state, left(query, 200) AS query"
+                    " FROM pg_stat_activity WHERE pid = :p"
+                ),
+                {"p": backend_pid},
+            )
+            .mappings()
+            .first()
         )
+    return dict(row) if row is not None else None
 
 
 pg_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -273,7 +289,10 @@ def test_a_worker_frozen_inside_a_batch_holds_neither_the_study_nor_the_job(bulk
         probes = Probes(base, bulk.users["dm"]).start()
         # The server ends the frozen transaction (idle_in_transaction_session_timeout, a third of the lease).
         locker = next(s["pid"] for s in held if s["holds_study"])
-        wait_for(lambda: not session_alive(bulk.db, locker), 30, "PostgreSQL to end the frozen session")
+        try:
+            wait_for(lambda: not session_alive(bulk.db, locker), 30, "PostgreSQL to end the frozen session")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: {session_state(bulk.db, locker)}; at the freeze: {held}") from None
         ended_after = time.monotonic() - frozen_at
         assert ended_after < worker_limits(LEASE).idle_in_transaction + 3, ended_after
         # The other worker takes the job over once the lease runs out, and finishes it.
