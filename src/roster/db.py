@@ -100,7 +100,7 @@ class SessionLimits:
     """How long one connection may wait or hold: what keeps a stuck or frozen process (or a flood of
     requests) from holding everybody else. Chosen per process role (api_limits, worker_limits)."""
 
-    name: str  # PostgreSQL application_name: which role a session in pg_stat_activity belongs to
+    name: str  # role: with the process (session_name), a session's application_name in pg_stat_activity
     lock_timeout: float  # seconds a statement waits for a row or table lock (SQLite: for the database lock)
     statement_timeout: float  # PostgreSQL: the longest one statement may run
     idle_in_transaction: float  # PostgreSQL: the server ends a session idle this long inside a transaction
