@@ -30,6 +30,10 @@ FREEZE_AT = 2_000  # rows processed before the writer is frozen
 ANSWERED_WITHIN = api_limits().lock_timeout + 4
 HEALTHZ_WITHIN = 2.0
 WRITERS = 8  # concurrent API clients writing to the frozen job's study
+# Waiting for the rest of the job is a hang guard, not a bound: it runs at the machine's pace, which on a
+# shared, loaded machine ran out of a minute with no busy retry and no stall (either backend, before and after
+# the takeover fix). What must be quick is bounded above and by the takeover's own checks.
+JOB_FINISHES_WITHIN = 240
 
 
 def rows_csv() -> bytes:

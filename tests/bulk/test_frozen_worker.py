@@ -24,6 +24,7 @@ from roster.db import WORKER_ROLE, session_name, worker_limits
 from tests.bulk.conftest import bulk_url
 from tests.bulk.frozen import (
     FREEZE_AT,
+    JOB_FINISHES_WITHIN,
     LEASE,
     ROWS,
     Probes,
@@ -111,7 +112,7 @@ def test_a_worker_frozen_inside_a_batch_holds_neither_the_study_nor_the_job(bulk
         # The other worker takes the job over once the lease runs out, and finishes it.
         wait_for(
             lambda: ended(bulk.db, job_uuid),
-            60,
+            JOB_FINISHES_WITHIN,
             "the other worker to finish the job",
             lambda: progress(bulk.db, processes),
         )
@@ -210,7 +211,7 @@ def test_a_writer_process_frozen_inside_a_batch_is_killed_and_the_study_answers_
         # whose transaction dies with it, and carries on with a new one.
         wait_for(lambda: not psutil.pid_exists(writer.pid), LEASE + 10, "the worker to kill its frozen writer process")
         assert time.monotonic() - frozen_at < LEASE + 3
-        wait_for(lambda: ended(bulk.db, job_uuid), 60, "the job to finish")
+        wait_for(lambda: ended(bulk.db, job_uuid), JOB_FINISHES_WITHIN, "the job to finish")
         probes.finish()
         probes.check(frozen_at, time.monotonic())
         job = check_every_row_once(bulk.db, job_uuid, probes.applied())
