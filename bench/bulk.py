@@ -266,9 +266,13 @@ def pg_backend_cpu(url: str) -> float | None:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            # Roster names worker sessions itself (roster.db.worker_limits); older code kept the URL's name.
+            # Roster names worker sessions itself (roster.db.session_name: "roster-worker <process>", before
+            # that "roster-worker"); older code kept the URL's name.
             pids = conn.scalars(
-                sa.text("SELECT pid FROM pg_stat_activity WHERE application_name IN (:app, 'roster-worker')"),
+                sa.text(
+                    "SELECT pid FROM pg_stat_activity"
+                    " WHERE application_name IN (:app, 'roster-worker') OR application_name LIKE 'roster-worker %'"
+                ),
                 {"app": WORKER_APP},
             ).all()
     finally:

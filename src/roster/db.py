@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -76,24 +78,44 @@ def rowcount(result: Result[Any]) -> int:
     return cast(CursorResult[Any], result).rowcount
 
 
+WORKER_ROLE = "roster-worker"
+_process = [uuid.uuid4().hex[:8]]
+os.register_at_fork(after_in_child=lambda: _process.__setitem__(0, uuid.uuid4().hex[:8]))
+
+
+def process_tag() -> str:
+    """This process among all of Roster's: in its PostgreSQL sessions' names and its job leases, so that the
+    worker taking over a frozen one's job can end that one's sessions. Random, since a restarted container
+    runs its worker under the same host name and pid."""
+    return _process[0]
+
+
+def session_name(role: str, process: str) -> str:
+    """A session's application_name: its role (SessionLimits.name) and its process (process_tag)."""
+    return f"{role} {process}"
+
+
 @dataclass(frozen=True)
 class SessionLimits:
     """How long one connection may wait or hold: what keeps a stuck or frozen process (or a flood of
     requests) from holding everybody else. Chosen per process role (api_limits, worker_limits)."""
 
-    name: str  # PostgreSQL application_name: which role a session in pg_stat_activity belongs to
+    name: str  # role: with the process (session_name), a session's application_name in pg_stat_activity
     lock_timeout: float  # seconds a statement waits for a row or table lock (SQLite: for the database lock)
     statement_timeout: float  # PostgreSQL: the longest one statement may run
     idle_in_transaction: float  # PostgreSQL: the server ends a session idle this long inside a transaction
     pool_size: int  # connections kept; at most as many again are opened under load
+    # PostgreSQL: the server drops a TCP connection whose client has not taken its data for this long (0: the
+    # system's default). Neither timeout above ends a backend blocked sending to a client that stopped reading.
+    unread: float = 0.0
     pool_timeout: float = 10.0  # seconds to wait for a pooled connection before sqlalchemy's TimeoutError
 
     def postgres_settings(self, server_version: int) -> dict[str, str]:
         values = {
-            "application_name": self.name,
             "lock_timeout": f"{int(self.lock_timeout * 1000)}ms",
             "statement_timeout": f"{int(self.statement_timeout * 1000)}ms",
             "idle_in_transaction_session_timeout": f"{int(self.idle_in_transaction * 1000)}ms",
+            "tcp_user_timeout": f"{int(self.unread * 1000)}ms",
         }
         if server_version >= 170000:  # the whole transaction, where the server knows the setting
             values["transaction_timeout"] = f"{int(max(self.statement_timeout, self.idle_in_transaction) * 1000)}ms"
@@ -110,15 +132,18 @@ def api_limits(concurrent_requests: int = 20) -> SessionLimits:
 def worker_limits(lease_seconds: int, threads: int = 1) -> SessionLimits:
     """Workers: no transaction outlives the lease. A frozen worker's open transaction is ended by the
     server within a third of it, so its study lock goes back to API writers and to the worker that takes
-    the job over; a worker that waits a third of a lease for a lock retries its batch (roster.bulk.importer)."""
+    the job over; a worker that waits a third of a lease for a lock retries its batch (roster.bulk.importer).
+    Frozen while its backend was sending it a result it no longer reads, the backend waits on the client
+    write, where PostgreSQL defers the statement and idle timeouts: tcp_user_timeout ends that one."""
     third = max(lease_seconds / 3, 1.0)
     return SessionLimits(
-        "roster-worker",
+        WORKER_ROLE,
         lock_timeout=third,
         statement_timeout=lease_seconds,
         idle_in_transaction=third,
-        pool_size=4 * max(threads, 1),
-    )  # planner, writer, lease, reader
+        pool_size=4 * max(threads, 1),  # planner, writer, lease, reader
+        unread=third,
+    )
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -184,6 +209,11 @@ def make_engine(url: str, limits: SessionLimits | None = None) -> Engine:
     connect_args = {} if "connect_timeout" in parsed.query else {"connect_timeout": 10}
     engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args, **pool)
 
+    @event.listens_for(engine, "do_connect")
+    def _name(_dialect, _record, _cargs, cparams):
+        # Named from its first moment, when the settings below open its first transaction.
+        cparams["application_name"] = session_name(limits.name, process_tag())
+
     @event.listens_for(engine, "connect")
     def _session_limits(dbapi_conn, _record):
         settings = limits.postgres_settings(dbapi_conn.info.server_version)
@@ -236,6 +266,25 @@ class Database:
         transactions already do (WAL); PostgreSQL's default, READ COMMITTED, takes one per statement."""
         if self.dialect == "postgresql":
             session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+
+    def end_transactions_of(self, process: str) -> int:
+        """PostgreSQL: ends the sessions of worker process `process` (process_tag) that are inside a transaction,
+        rolling it back; returns how many. For a frozen worker whose job was taken over: a backend it left
+        between two messages of a statement, or blocked sending to it, waits where PostgreSQL applies none of the
+        session's timeouts, and would hold the study's lock until the worker resumed. Never this process's own
+        (it is not frozen: its stale claim meets its fence). SQLite: nothing to end."""
+        if self.dialect != "postgresql" or process == process_tag():
+            return 0
+        with self.engine.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = :name AND xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+                ),
+                {"name": session_name(WORKER_ROLE, process)},
+            ).scalar_one()
+            conn.commit()
+        return int(ended)
 
     def dispose(self) -> None:
         self.engine.dispose()

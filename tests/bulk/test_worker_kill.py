@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from sqlalchemy import func, select
 
 from roster.bulk.models import Job, LogEntry
 from roster.participants.models import AuditEvent, Participant
 from tests.bulk.conftest import csv_of
+from tests.bulk.frozen import wait_for
 
 ROWS = 8_000
 
@@ -42,16 +42,6 @@ def job_state(db, job_uuid: str) -> tuple[str, int, int]:
     with db.read_sessions() as s:
         job = s.scalar(select(Job).where(Job.uuid == job_uuid))
         return job.status, job.processed, job.attempts
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_a_killed_worker_s_job_is_finished_by_another_with_every_row_logged_once(bulk, settings, tmp_path):

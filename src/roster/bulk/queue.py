@@ -1,9 +1,10 @@
 """The job queue (SPEC §9): the `jobs` row is the queue entry.
 
 - enqueue: the job row and its stored upload are written in one transaction (the upload request's).
-- claim: one `UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING` takes the oldest
+- claim: `SELECT … FOR UPDATE SKIP LOCKED LIMIT 1`, then `UPDATE … RETURNING` of that row, takes the oldest
   queued job, or a running one whose lease has run out; it counts the attempt and sets a fresh lease
-  token (unique per claim, so a worker that lost a job can never write under a later claim's name).
+  token (unique per claim, so a worker that lost a job can never write under a later claim's name). Taking
+  a running job over ends the previous worker's open transactions (PostgreSQL: a frozen worker's).
 - every batch commit is fenced: the job row is updated only `WHERE lease_owner = :me AND status =
   'IN_PROGRESS'`; when that touches no row the job was taken over, cancelled or deleted, and the batch
   is rolled back.
@@ -28,7 +29,7 @@ from sqlalchemy.orm import Session
 from roster import codes
 from roster.bulk.job_warnings import bounded
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_BULK_ADD, Job, UploadChunk
-from roster.db import Database, rowcount, table_of, utcnow
+from roster.db import Database, process_tag, rowcount, table_of, utcnow
 
 log = logging.getLogger("roster.queue")
 
@@ -55,8 +56,15 @@ class Claim:
 
 
 def new_owner() -> str:
-    # host:pid:thread:random: readable in the jobs table, unique per claim.
-    return f"{_HOST}:{os.getpid()}:{threading.get_ident() % 100000}:{uuidlib.uuid4().hex[:12]}"
+    # host:pid:thread:process:random: readable in the jobs table, unique per claim; `process` names this
+    # process's database sessions (roster.db.process_tag).
+    return f"{_HOST}:{os.getpid()}:{threading.get_ident() % 100000}:{process_tag()}:{uuidlib.uuid4().hex[:8]}"
+
+
+def process_of(owner: str) -> str | None:
+    """The process_tag in a lease owner (None for an owner written before leases carried it)."""
+    parts = owner.split(":")
+    return parts[3] if len(parts) == 5 else None
 
 
 def enqueue(
@@ -121,22 +129,21 @@ def _clock(dialect: str, lease_seconds: int = 0) -> ColumnElement[Any]:
 
 
 def claim(db: Database, lease_seconds: int) -> Claim | None:
-    """Takes the oldest claimable job, or None. One statement, safe with any number of workers."""
+    """Takes the oldest claimable job, or None. Safe with any number of workers. Taking over a job whose lease
+    ran out ends its previous worker's open transactions (Database.end_transactions_of)."""
     now = utcnow()
     owner = new_owner()
     claimable = (
-        select(_J.c.id)
+        select(_J.c.id, _J.c.lease_owner)
         .where(
             or_(_J.c.status == IN_QUEUE, (_J.c.status == IN_PROGRESS) & (_J.c.lease_expires_at < _clock(db.dialect)))
         )
         .order_by(_J.c.id)
         .limit(1)
         .with_for_update(skip_locked=True)  # rendered on PostgreSQL; SQLite's BEGIN IMMEDIATE serialises claims
-        .scalar_subquery()
     )
     stmt = (
         update(_J)
-        .where(_J.c.id == claimable)
         .values(
             status=IN_PROGRESS,
             attempts=_J.c.attempts + 1,
@@ -147,9 +154,17 @@ def claim(db: Database, lease_seconds: int) -> Claim | None:
         .returning(_J.c.id, _J.c.uuid, _J.c.attempts, _J.c.processed, _J.c.rows_total, _J.c.cancel_requested, _J.c.type)
     )
     with db.transaction() as session:
-        row = session.execute(stmt).one_or_none()
-    if row is None:
+        found = session.execute(claimable).one_or_none()
+        row = None if found is None else session.execute(stmt.where(_J.c.id == found.id)).one()
+    if found is None or row is None:
         return None
+    previous = process_of(found.lease_owner or "")
+    if previous is not None:
+        try:
+            if ended := db.end_transactions_of(previous):
+                log.warning("job %s: taken over; ended %d open transaction(s) of its previous worker", row.uuid, ended)
+        except Exception as exc:  # e.g. no right to signal its sessions: the batches wait for their lock instead
+            log.warning("job %s: could not end its previous worker's transactions (%s)", row.uuid, type(exc).__name__)
     return Claim(
         row.id, row.uuid, owner, row.attempts, row.processed, row.rows_total, bool(row.cancel_requested), row.type
     )
