@@ -11,6 +11,7 @@ carried the same ID, instead of keeping a set of every ID in memory: the worker'
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 from roster import codes
 from roster.bulk.csvreader import ID_COLUMN, Header
@@ -20,6 +21,7 @@ from roster.bulk.rows import Row
 from roster.bulk.sink import BatchSink, RunningJob
 from roster.fastsql import Bulk, Payload, bulk_for, encode_json
 from roster.participants import writer
+from roster.participants.batch import RecordLike
 from roster.participants.rules import RuleError, rule_error
 
 LOG = LogEntry.__table__
@@ -41,7 +43,7 @@ _MAX_LOGGED_ID = 255
 class BatchPlan:
     rows: list[Row]
     keys: set[str]  # the rows' ID keys, for the next batch's in-file duplicate check
-    batch: writer.Plan
+    batch: writer.Plan | None  # None: the sink decides the batch itself (`BatchSink.decides`)
     duplicate: RuleError  # the error of a row whose ID an earlier row had
     entries: Payload | None = None  # the log entries' insert payload
     counts: dict[str, int] | None = None
@@ -50,6 +52,12 @@ class BatchPlan:
     @property
     def last_row(self) -> int:
         return self.rows[-1].entry.row
+
+    @property
+    def records(self) -> list[RecordLike]:
+        """The rows that go to the participant writer: no field error, no earlier row with their ID."""
+        # A row without errors has its fields (Row.fields is None only for a refused row).
+        return cast("list[RecordLike]", [r for r in self.rows if not r.errors and not r.duplicate])
 
 
 class Planner:
@@ -79,25 +87,24 @@ class Planner:
                     }
             if previous is not None:
                 seen |= previous.keys & keys
-            records = []
             for r in rows:
                 if r.key is not None:
                     r.duplicate = r.key in seen and r.fields is not None
                     seen.add(r.key)
-                if not r.errors and not r.duplicate:
-                    records.append(r)
-            batch = writer.plan_batch(
+            plan = BatchPlan(rows, keys, None, rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written))
+            if self.sink.decides:
+                return plan
+            plan.batch = batch = writer.plan_batch(
                 session,
                 run.study,
                 run.site,
-                records,
+                plan.records,
                 after=previous.batch if previous is not None else None,
                 register=job.register,
                 username=job.created_by,
                 source=job.uuid,
                 id_column=id_written,
             )
-            plan = BatchPlan(rows, keys, batch, rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written))
             if not batch.stale:
                 plan.entries, plan.counts = log_entries(plan, batch.results, bulk)
                 self.sink.prepare(plan, session)

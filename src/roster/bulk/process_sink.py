@@ -24,6 +24,7 @@ from roster.participants import writer
 
 class WriterProcessSink:
     overlaps = True
+    decides = False
 
     def __init__(self, job: RunningJob, process: WriterProcess, inline: InlineSink) -> None:
         self.job, self.process, self.inline = job, process, inline
@@ -33,6 +34,7 @@ class WriterProcessSink:
         job = self.job
         bulk = bulk_for(reads)
         assert plan.entries is not None and plan.counts is not None and job.db.sqlite_file is not None
+        assert plan.batch is not None
         checkpoint = queue.checkpoint_statement(
             job.db.dialect, job.claim, job.settings.job_lease_seconds, processed=plan.last_row, counts=plan.counts
         )
