@@ -336,3 +336,12 @@ def test_revert_a_finished_job_after_confirming_what_it_will_do(page, server, we
     expect(revert).to_have_attribute("data-status", "COMPLETED", timeout=30_000)
     expect(revert).to_contain_text("2 deleted")
     expect(revert.get_by_role("button", name="Revert to-revert.csv")).to_have_count(0)
+
+
+def test_validate_only_runs_a_dry_run_that_cannot_be_reverted(page, server, web_setup, tmp_path: Path) -> None:
+    sign_in(page, server)
+    upload(page, write_csv(tmp_path, "to-check.csv", GOOD_AND_BAD[:3]), dry_run=True)
+    row = wait_for_status(page, "to-check.csv", "COMPLETED")
+    expect(row.locator("td[data-label='Source file'] .tag")).to_have_text(["dry run"])
+    expect(row.locator("td[data-label=Progress]")).to_contain_text("2 of 2 rows · 2 created")
+    expect(row.get_by_role("button", name="Revert to-check.csv")).to_have_count(0)
