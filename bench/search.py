@@ -10,7 +10,7 @@ data manager (personal data everywhere), a monitor (none) and a mixed user (moni
 at site 2), with the statements the list endpoint runs: the count and the first page of 50, oldest first.
 
 "old" is the query before migration 0008 (substring LIKE over ID, OID and the personal fields, kept below
-as the baseline); "new" is roster.participants.search through service.list_filters. Timings are per search
+as the baseline); "new" is roster.participants.search through reads.list_filters. Timings are per search
 (count + page), in ms.
 See bench/README.md for the figures.
 """
@@ -38,7 +38,7 @@ from bulk import PG_URL, create_pg_database, pg_reachable  # noqa: E402  (siblin
 from roster.auth.permissions import Action, Grant, Role, StudyAccess  # noqa: E402
 from roster.db import Database  # noqa: E402
 from roster.migrate import upgrade  # noqa: E402
-from roster.participants import service  # noqa: E402
+from roster.participants import reads  # noqa: E402
 from roster.participants.models import Participant, ParticipantMrn  # noqa: E402
 from roster.schemas import PageParams  # noqa: E402
 from roster.studies.models import Study  # noqa: E402
@@ -226,7 +226,7 @@ def old_filters(session: Session, study: Study, access: StudyAccess, q: str) -> 
 
 
 def new_filters(session: Session, study: Study, access: StudyAccess, q: str) -> list[ColumnElement[bool]]:
-    return service.list_filters(session, study, access, q=q)
+    return reads.list_filters(session, study, access, q=q)
 
 
 Filters = Callable[[Session, Study, StudyAccess, str], list[ColumnElement[bool]]]
@@ -234,9 +234,9 @@ PAGE = PageParams(page=1, page_size=50)
 
 
 def statements(session: Session, q: str, access: StudyAccess, filters: Filters) -> tuple[sa.Select, sa.Select]:
-    """The list endpoint's two statements (roster.participants.service.list_participants)."""
+    """The list endpoint's two statements (roster.participants.reads.list_participants)."""
     where = filters(session, session.get(Study, 1), access, q)
-    return select(func.count(Participant.id)).where(*where), service.page_of(where, PAGE)
+    return select(func.count(Participant.id)).where(*where), reads.page_of(where, PAGE)
 
 
 def one_search(session: Session, q: str, access: StudyAccess, filters: Filters) -> tuple[float, int]:

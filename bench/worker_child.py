@@ -38,7 +38,7 @@ def cpu_seconds() -> float:
 def writer_pids() -> list[int]:
     from roster.bulk import writer_process
 
-    return [w.pid for w in writer_process._idle]
+    return writer_process.idle_pids()
 
 
 def writer_cpu_seconds(pids: list[int]) -> float:
@@ -53,20 +53,18 @@ def writer_cpu_seconds(pids: list[int]) -> float:
 def without_audit() -> None:
     """bench/bulk.py --without-audit: the writer decides as usual but writes no audit events, so the
     run shows what the audit trail costs (the events are still collected and encoded; that is cheap)."""
-    from roster.participants.batch import Batch
+    from roster.participants import batch
 
-    real = Batch._rows
+    def no_audit_events(_decision, _db):
+        return iter(())
 
-    def rows(batch, db):
-        batch.audit = None
-        return real(batch, db)
-
-    Batch._rows = rows
+    batch.audit_statements = no_audit_events
 
 
 def main() -> None:
     if os.environ.get("ROSTER_BENCH_WITHOUT_AUDIT"):
         without_audit()
+    from roster.bulk.tuning import prepare_process
     from roster.bulk.worker import drain
     from roster.config import Settings
     from roster.db import Database
@@ -75,8 +73,9 @@ def main() -> None:
     db = Database(settings.database_url)
     with db.engine.connect():
         pass
-    # A deployed worker polls before its first job arrives; its first poll does the process's one-time
-    # preparation (roster.bulk.worker._prepare_process), so that is not part of a job's time here either.
+    # As `roster worker` does before its first poll (roster.bulk.tuning); a deployed worker also polls
+    # before its first job arrives, which starts its SQLite writer process, so neither is timed here.
+    prepare_process()
     drain(db, settings)
     writers = writer_pids()
     print("ready", status_kib("VmRSS") + sum(status_kib("VmRSS", pid) for pid in writers), flush=True)

@@ -143,7 +143,7 @@ MESSAGES: dict[str, str] = {
     JOB_NOT_FINISHED: "The job has not finished yet (only a completed, cancelled or failed job can be reverted or its "
     "file downloaded).",
     EXTRACT_NOT_COMPLETED: "The extract did not complete (it failed or was cancelled), so it has no file.",
-    JOB_HAS_NO_UPLOAD: "This job has no uploaded file (it is an extract).",
+    JOB_HAS_NO_UPLOAD: "This job has no uploaded file (it is an extract or a revert).",
     MALFORMED_ROW: "The row has a different number of cells than the header, or broken quoting.",
     MISSING_PARTICIPANT_ID: "Participant ID is empty.",
     PARTICIPANT_ID_TOO_LONG: "Participant ID exceeds 30 characters limit.",

@@ -173,8 +173,6 @@ def make_engine(url: str, limits: SessionLimits | None = None) -> Engine:
         def _busy_timeout(dbapi_conn, _record):  # after the pragmas, which set the writer process's default
             dbapi_conn.execute(f"PRAGMA busy_timeout={int(limits.lock_timeout * 1000)}")
 
-        sqliteconn.bind_none_cheaply()
-
         # pysqlite's own BEGIN handling is off so that we issue BEGIN IMMEDIATE ourselves.
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn, _record):

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from roster import codes
+from roster.bulk.models import DryRunCreation
 from roster.bulk.worker import drain
 from roster.participants.models import AuditEvent, Participant
 from roster.studies.models import Study
@@ -31,12 +32,13 @@ def decided(log: list[dict[str, Any]]) -> list[tuple[int, str, list[str]]]:
 
 def written(bulk) -> dict[str, Any]:
     """Everything a dry run must leave as it is: the participants (access codes included), the audit
-    trail, and the study's ID counter."""
+    trail, the study's ID counter, and (once it has ended) no would-be participants of its own."""
     with bulk.db.read_sessions() as s:
         return {
             "participants": sorted(tuple(r) for r in s.execute(select(Participant.__table__))),
             "audit events": s.scalar(select(func.count()).select_from(AuditEvent)),
             "id counter": s.scalar(select(Study.id_counter).where(Study.oid == STUDY)),
+            "would-be participants": s.scalar(select(func.count()).select_from(DryRunCreation)),
         }
 
 
@@ -190,6 +192,33 @@ def test_a_dry_run_resumed_after_its_worker_died_still_counts_its_creations(bulk
     _real, real_log = bulk.run(data)
     assert decided(resumed) == decided(real_log)
     assert outcomes(resumed) == ["created", "created", "created", "failed", "failed"]
+
+
+def test_a_resumed_dry_run_of_a_system_id_study_still_meets_the_ids_it_would_have_generated(bulk):
+    small(bulk)
+    bulk.set_study(participantIdMethod="system", participantIdTemplate="JU-#")
+    data = csv_of(
+        ",A,,,,",  # JU-1
+        "JU-3,B,,,,",  # given
+        ",C,,,,",  # JU-2
+        ",D,,,,",  # JU-4 (JU-3 given)
+        "JU-2,C,,,,",  # unchanged: row 3's, decided by the second worker
+        "JU-4,D2,,,,",  # updated: row 4's
+        ",E,,,,",  # JU-5
+    )
+    before = written(bulk)
+    job = bulk.upload(data, dry_run="y")
+    with pytest.raises(Crash):
+        drain(bulk.db, bulk.settings, failing_after(2, Crash)[0])
+    assert bulk.job(job)["counts"]["processed"] == 2 * SMALL
+    expire_lease(bulk, job)
+    assert drain(bulk.db, bulk.settings) == 1
+    resumed = bulk.log(job)
+    assert written(bulk) == before
+    _real, real_log = bulk.run(data)
+    assert decided(resumed) == decided(real_log)
+    assert outcomes(resumed) == ["created", "created", "created", "created", "unchanged", "updated", "created"]
+    assert [e["participantId"] for e in real_log] == ["JU-1", "JU-3", "JU-2", "JU-4", "JU-2", "JU-4", "JU-5"]
 
 
 def test_a_dry_run_job_shows_dry_run_and_cannot_be_reverted(bulk):

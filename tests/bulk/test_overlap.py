@@ -205,7 +205,7 @@ def a_plan_whose_access_code_another_study_took(bulk):
         )
     with bulk.db.read_sessions() as reads:
         plan, study, site = _plan(bulk, reads, [writer.Record("N-1", {})], register=True)
-    [planned] = plan.issued
+    [planned] = plan.decision.issued
     with bulk.db.transaction() as session:
         session.execute(update(Participant).where(Participant.participant_id == "O-1").values(access_code=planned))
     return plan, study, site, planned

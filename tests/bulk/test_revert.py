@@ -78,6 +78,9 @@ def test_reverting_creations_deletes_the_participants_and_frees_ids_and_cap_plac
     csv_text = bulk.client.get(f"{P}/jobs/{done['uuid']}/downloadFile", headers=bulk.users["dm"]).content.decode()
     rows = list(csv.reader(io.StringIO(csv_text)))
     assert rows[0][4] == "Status" and [r[4] for r in rows[1:]] == ["Deleted", "Deleted"]
+    # A revert has no upload: no rows to fix.
+    r = bulk.client.get(f"{P}/jobs/{done['uuid']}/failedRows", headers=bulk.users["dm"])
+    assert r.status_code == 409 and r.json()["message"] == codes.JOB_HAS_NO_UPLOAD
 
 
 def test_reverting_updates_and_a_registration_restores_the_values(bulk):

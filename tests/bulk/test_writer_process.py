@@ -253,7 +253,7 @@ def test_a_plan_the_writer_process_runs_is_written_as_decided_while_nothing_chan
         plan, study, site = _plan(bulk, reads, [writer.Record("R-1", {"firstName": "Anna"}), writer.Record("R-2", {})])
     assert _send(bulk, plan, study, site) == (WRITTEN, [])
     stored = bulk.participants()
-    assert stored["R-1"]["first_name"] == "Anna" and stored["R-2"]["oid"] == plan.states[1].oid
+    assert stored["R-1"]["first_name"] == "Anna" and stored["R-2"]["oid"] == plan.decision.states[1].oid
 
 
 @sqlite_only

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from roster.app import create_app
 from roster.bulk.models import CANCELLED, COMPLETED, FAILED, IN_PROGRESS
+from roster.bulk.worker import drain
 from tests.bulk.conftest import csv_of
 from tests.ops.conftest import settings_with
 from tests.support import P, wait_until_listening
@@ -80,6 +81,24 @@ def test_bulk_rows_and_job_durations_are_counted_by_the_worker(client, bulk):
         before.get("roster_job_duration_seconds", []), count, type="BULK_ADD_PARTICIPANTS"
     )
     assert finished == 2
+
+
+def test_a_revert_counts_its_deleted_rows(client, bulk):
+    job, _ = bulk.run(csv_of("PR-1,Ann,Lee,,,", "PR-2,Bob,Ray,,,"))
+    before = scrape(client)
+    r = bulk.client.post(f"{P}/jobs/{job['uuid']}/revert", headers=bulk.users["dm"])
+    assert r.status_code == 201, r.text
+    drain(bulk.db, bulk.settings)
+    after = scrape(client)
+    deleted = value(after["roster_bulk_rows"], "roster_bulk_rows_total", outcome="deleted") - value(
+        before.get("roster_bulk_rows", []), "roster_bulk_rows_total", outcome="deleted"
+    )
+    assert deleted == 2
+    count = "roster_job_duration_seconds_count"
+    reverts = value(after["roster_job_duration_seconds"], count, type="REVERT_BULK_ADD_PARTICIPANTS") - value(
+        before.get("roster_job_duration_seconds", []), count, type="REVERT_BULK_ADD_PARTICIPANTS"
+    )
+    assert reverts == 1
 
 
 def test_metrics_can_be_turned_off(settings, db):

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from roster import codes
-from roster.participants import profile, service
+from roster.participants import fields, service
 from roster.studies.models import Study, oid_key
 from tests.participants.conftest import SITE_A, SITE_B, STUDY, World, codes_of
 
@@ -123,12 +123,12 @@ def test_contact_fields_follow_the_bulk_rules(p1: World):
 @pytest.mark.parametrize(
     ("field", "values", "many"),
     [
-        ("gender", profile.GENDERS, False),
-        ("vitalStatus", profile.VITAL_STATUSES, False),
-        ("sexGenotype", profile.SEX_GENOTYPES, False),
-        ("activityStatus", profile.ACTIVITY_STATUSES, False),
-        ("race", profile.RACES, True),
-        ("ethnicities", profile.ETHNICITIES, True),
+        ("gender", fields.GENDERS, False),
+        ("vitalStatus", fields.VITAL_STATUSES, False),
+        ("sexGenotype", fields.SEX_GENOTYPES, False),
+        ("activityStatus", fields.ACTIVITY_STATUSES, False),
+        ("race", fields.RACES, True),
+        ("ethnicities", fields.ETHNICITIES, True),
     ],
 )
 def test_every_permissible_value_is_accepted(p1: World, field, values, many):
@@ -140,8 +140,8 @@ def test_every_permissible_value_is_accepted(p1: World, field, values, many):
 
 
 def test_the_permissible_value_lists_are_exactly_the_specs():
-    assert profile.GENDERS == ("Male Gender", "Female Gender", "Unknown", "Unspecified")
-    assert profile.RACES == (
+    assert fields.GENDERS == ("Male Gender", "Female Gender", "Unknown", "Unspecified")
+    assert fields.RACES == (
         "American Indian or Alaska Native",
         "Asian",
         "Black or African American",
@@ -150,8 +150,8 @@ def test_the_permissible_value_lists_are_exactly_the_specs():
         "Unknown",
         "White",
     )
-    assert profile.ETHNICITIES == ("Hispanic or Latino", "Not Hispanic or Latino", "Not Reported", "Unknown")
-    assert profile.SEX_GENOTYPES == (
+    assert fields.ETHNICITIES == ("Hispanic or Latino", "Not Hispanic or Latino", "Not Reported", "Unknown")
+    assert fields.SEX_GENOTYPES == (
         "XX Genotype",
         "XY Genotype",
         "XXX",
@@ -161,8 +161,8 @@ def test_the_permissible_value_lists_are_exactly_the_specs():
         "Mosaic including XXXXY",
         "Penta X syndrome",
     )
-    assert profile.VITAL_STATUSES == ("Alive", "Dead", "Unknown")
-    assert profile.ACTIVITY_STATUSES == ("Active", "Disabled")
+    assert fields.VITAL_STATUSES == ("Alive", "Dead", "Unknown")
+    assert fields.ACTIVITY_STATUSES == ("Active", "Disabled")
 
 
 def test_the_seeds_typographic_apostrophe_means_the_same_genotype(p1: World):

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from roster.auth.models import User
 from roster.auth.permissions import study_access
-from roster.participants import service
+from roster.participants import reads
 from roster.participants.models import Participant
 from roster.schemas import PageParams
 from roster.studies.models import Study, oid_key
@@ -164,7 +164,7 @@ def _plans(world: World, username: str, q: str) -> list[str]:
         access = study_access(session, session.scalar(sa.select(User).where(User.username_key == username)), study)
         sa.event.listen(session.connection().engine, "before_cursor_execute", capture)
         try:
-            service.list_participants(session, study, access, PageParams(page=1, page_size=50), q=q)
+            reads.list_participants(session, study, access, PageParams(page=1, page_size=50), q=q)
         finally:
             sa.event.remove(session.connection().engine, "before_cursor_execute", capture)
     return plans

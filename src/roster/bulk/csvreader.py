@@ -29,10 +29,12 @@ from roster import codes
 from roster.bulk.job_warnings import listing
 from roster.csvout import unescape_cell
 from roster.errors import DomainError
+from roster.participants import fields
 
-ID_COLUMN = "ParticipantID"
-CANONICAL = (ID_COLUMN, "firstName", "lastName", "emailAddress", "mobileNumber", "identifier")
-_CANONICAL_BY_KEY = {name.casefold(): name for name in CANONICAL}
+ID_COLUMN = fields.PARTICIPANT_ID.name
+CANONICAL = tuple(f.name for f in fields.BULK)
+# header name, case-folded -> canonical name (roster.participants.fields)
+_CANONICAL_BY_KEY = {header.casefold(): f.name for f in fields.BULK for header in f.headers}
 
 # Read from the csv module, never changed: it is process-wide state.
 MAX_FIELD_CHARS = csv.field_size_limit()
@@ -142,7 +144,7 @@ def build_header(cells: list[str], delimiter: str) -> Header:
         key = name.casefold()
         if key in seen:
             duplicate = duplicate or name
-            if key == ID_COLUMN.casefold():
+            if _CANONICAL_BY_KEY.get(key) == ID_COLUMN:
                 id_count += 1
             continue
         seen[key] = name

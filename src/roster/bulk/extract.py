@@ -43,20 +43,23 @@ from roster.config import Settings
 from roster.csvout import CsvWriter
 from roster.db import Database, table_of, utcnow
 from roster.errors import Conflict, DomainError
+from roster.participants import fields
 from roster.participants.models import AVAILABLE, Participant
 from roster.studies.models import Site, Study
 
 log = logging.getLogger("roster.extract")
 
 BASE_COLUMNS = ("ParticipantID", "Participant OID", "Status", "Participate Status")
-PII_COLUMNS = ("First Name", "Last Name", "Email", "Mobile", "Identifier")
+_P = Participant
+# The contact fields the file carries (roster.participants.fields): header and column, in the table's order.
+_PII = tuple((f.extract, _P.__table__.c[f.column]) for f in fields.CONTACT if f.extract is not None)
+PII_COLUMNS = tuple(header for header, _ in _PII)
 ACCESS_CODE_COLUMN = "Access Code"
 # Participants per keyset page (one short read transaction each).
 PAGE_ROWS = 2000
 
-_P = Participant
 _BASE_FIELDS = (_P.participant_id, _P.oid, _P.status, _P.participate_status)
-_PII_FIELDS = (_P.first_name, _P.last_name, _P.email_address, _P.mobile_number, _P.identifier)
+_PII_FIELDS = tuple(column for _, column in _PII)
 _CHUNKS = table_of(UploadChunk)
 
 
@@ -188,9 +191,9 @@ class Extractor:
             total = session.scalar(
                 select(func.count()).select_from(_P).where(_P.site_id == job.site_id, _P.status == AVAILABLE)
             )
-            cancel = queue.checkpoint(
-                session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=total or 0
-            )
+            cancel = queue.Checkpoint(
+                self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=total or 0
+            ).run(session)
             session.execute(delete(UploadChunk).where(UploadChunk.job_id == job.id))
             session.execute(
                 update(Job).where(Job.id == job.id).values(file_pii=columns.pii, upload_size=0, upload_sha256=None)
@@ -227,8 +230,8 @@ class Extractor:
         if self.stop.is_set():
             raise Stopped
         with self.db.transaction() as session:
-            cancel = queue.checkpoint(
-                session, self.claim, self.settings.job_lease_seconds, processed=written, counts={}
+            cancel = queue.Checkpoint(self.claim, self.settings.job_lease_seconds, processed=written, counts={}).run(
+                session
             )
             session.execute(_CHUNKS.insert().values(job_id=job.id, seq=seq, data=data))
             if size is not None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy import select
 
@@ -28,16 +29,18 @@ from roster.bulk.sink import BatchOutcome, BatchSink, RunningJob, Stopped
 from roster.bulk.sinks import SinkFactory, open_sink
 from roster.bulk.source import read_upload
 from roster.config import Settings
-from roster.db import Database
+from roster.db import Database, table_of
 from roster.errors import DomainError
 from roster.studies.models import Site, Study
 from roster.studies.service import require_available
 
 log = logging.getLogger("roster.importer")
 
-_CHUNKS = UploadChunk.__table__
+_CHUNKS = table_of(UploadChunk)
 _UNAVAILABLE = (codes.STUDY_NOT_AVAILABLE, codes.SITE_NOT_AVAILABLE)
 __all__ = ["Importer", "Stopped", "UploadUnreadable", "stored_chunks"]
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
 
 
 class UploadUnreadable(Exception):
@@ -131,14 +134,10 @@ class Importer:
         if size != self.job.upload_size or (self.job.upload_sha256 and digest.hexdigest() != self.job.upload_sha256):
             raise UploadUnreadable
         with self.db.transaction() as session:
-            return queue.checkpoint(
-                session,
-                self.claim,
-                self.settings.job_lease_seconds,
-                processed=self.processed,
-                counts={},
-                rows_total=rows,
+            checkpoint = queue.Checkpoint(
+                self.claim, self.settings.job_lease_seconds, processed=self.processed, counts={}, rows_total=rows
             )
+            return checkpoint.run(session)
 
     def _check_stop(self) -> None:
         if self.lost.is_set():
@@ -222,8 +221,8 @@ def _readable(rows: Iterator[list[Row]]) -> Iterator[list[Row]]:
 class _Now(Executor):
     """Runs what is submitted at once, in the caller's thread (a sink that does not overlap)."""
 
-    def submit(self, fn, /, *args, **kwargs):  # type: ignore[override]
-        future: Future = Future()
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
         future.set_result(fn(*args, **kwargs))  # a failure is raised here, before the next batch is planned
         return future
 

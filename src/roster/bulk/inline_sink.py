@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from roster.bulk import queue
 from roster.bulk.planner import LOG, LOG_COLUMNS, BatchPlan, log_entries
 from roster.bulk.sink import BatchOutcome, RunningJob, retrying
 from roster.fastsql import bulk_for
@@ -45,6 +44,4 @@ def log_and_checkpoint(session: Session, job: RunningJob, plan: BatchPlan) -> bo
     a cancel was requested."""
     assert plan.entries is not None and plan.counts is not None
     bulk_for(session).insert(LOG, LOG_COLUMNS, plan.entries, {"job_id": job.job.id})
-    return queue.checkpoint(
-        session, job.claim, job.settings.job_lease_seconds, processed=plan.last_row, counts=plan.counts
-    )
+    return job.checkpoint(plan.last_row, plan.counts).run(session)

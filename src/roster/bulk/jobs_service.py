@@ -25,7 +25,18 @@ from roster.auth.permissions import Action, study_access
 from roster.bulk.csvreader import Header
 from roster.bulk.job_warnings import bounded
 from roster.bulk.jobs_schemas import OUTCOME_LABELS, JobCounts, JobOut, LogEntryOut
-from roster.bulk.models import CANCELLED, COMPLETED, IN_PROGRESS, IN_QUEUE, JOB_TYPE_EXTRACT, Job, LogEntry, UploadChunk
+from roster.bulk.models import (
+    CANCELLED,
+    COMPLETED,
+    IN_PROGRESS,
+    IN_QUEUE,
+    JOB_TYPE_BULK_ADD,
+    JOB_TYPE_EXTRACT,
+    DryRunCreation,
+    Job,
+    LogEntry,
+    UploadChunk,
+)
 from roster.bulk.source import read_upload
 from roster.db import Database, rowcount, utcnow
 from roster.errors import Conflict, DomainError, Forbidden, NotFound
@@ -250,8 +261,8 @@ def upload_chunks(session: Session, job_id: int) -> Iterator[bytes]:
 
 
 def require_upload(job: Job) -> None:
-    """An extract's stored file is its output, not an upload: it has no rows to fix (409)."""
-    if job.type == JOB_TYPE_EXTRACT:
+    """Only an upload has rows to fix: an extract's stored file is its output, a revert has none (409)."""
+    if job.type != JOB_TYPE_BULK_ADD:
         raise Conflict(codes.JOB_HAS_NO_UPLOAD, {"uuid": job.uuid})
 
 
@@ -340,6 +351,7 @@ def delete_job(session: Session, user: User, value: str) -> None:
         delete(Job).where(Job.id == job.id),
         delete(LogEntry).where(LogEntry.job_id == job.id),
         delete(UploadChunk).where(UploadChunk.job_id == job.id),
+        delete(DryRunCreation).where(DryRunCreation.job_id == job.id),
     ):
         session.execute(stmt.execution_options(synchronize_session=False))
     session.expunge(job)

@@ -21,7 +21,8 @@ from roster.db import Database
 
 log = logging.getLogger("roster.worker")
 
-OUTCOMES = ("created", "updated", "unchanged", "failed")
+# A revert job counts deleted and restored rows (SPEC §11.2); the other outcomes are every job type's.
+OUTCOMES = ("created", "updated", "unchanged", "failed", "deleted", "restored")
 STATUSES = (IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED)
 
 
@@ -45,6 +46,8 @@ def _state(db: Database, job_id: int) -> _State | None:
                 Job.updated,
                 Job.unchanged,
                 Job.failed,
+                Job.deleted,
+                Job.restored,
                 Job.date_started,
                 Job.date_completed,
             ).where(Job.id == job_id)
@@ -117,7 +120,7 @@ class JobRun:
         c = after.counts
         log.info(
             "job %s ended %s: %s, attempt %d, %d rows in %.2fs (%.0f rows/s); job totals: %d processed, %d created, "
-            "%d updated, %d unchanged, %d failed",
+            "%d updated, %d unchanged, %d failed, %d deleted, %d restored",
             self.claim.uuid,
             after.status,
             after.type,
@@ -130,6 +133,8 @@ class JobRun:
             c["updated"],
             c["unchanged"],
             c["failed"],
+            c["deleted"],
+            c["restored"],
             extra={
                 "job": {
                     "uuid": self.claim.uuid,

@@ -3,18 +3,15 @@
 The job's log entries are the record of earlier rows' IDs (roster.bulk.importer), and asking them about a
 batch's 1,000 keys costs a lookup per key on the path that decides the next batch. A Bloom filter of fixed
 size, fed every key this worker has decided, answers "certainly not" for almost every new key, so only the
-others are asked. In a file without repeated IDs: no query at all in most of the first 100k rows' batches,
-a handful of keys per batch towards 1M rows. The filter only ever errs towards "maybe", which the log then
-answers, so a duplicate is never missed; its size does not grow with the file.
+others are asked. The filter only ever errs towards "maybe", which the log then answers, so a duplicate is
+never missed; its size does not grow with the file (its false "maybe" rates: bench/HISTORY.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-# 2**24 bits (2 MiB) and two probes per key: a key never seen passes for "maybe" with odds of about 1 in
-# 7,000 once 100k keys are in and 1 in 80 once 1M are (over whole files: 4-7 such keys in 100k rows, about
-# 4,300 in 1M).
+# 2**24 bits (2 MiB) and two probes per key: false "maybe"s stay rare up to a million keys.
 _BITS = 24
 _MASK = (1 << _BITS) - 1
 

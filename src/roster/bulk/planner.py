@@ -3,15 +3,16 @@ duplicate check, the participant writer's decisions and the log entries — read
 the batch before it, which may still be being written. The sink (roster.bulk.sink) writes the plan.
 
 The in-file duplicate check asks the job's own log entries (indexed by the ID key) whether an earlier row
-carried the same ID, instead of keeping a set of every ID in memory: the worker's memory stays flat from
-10k rows to 1M, and a resumed job sees exactly what the first worker saw. A fixed-size filter
+carried the same ID, instead of keeping a set of every ID in memory: the worker's memory does not grow
+with the file, and a resumed job sees exactly what the first worker saw. A fixed-size filter
 (roster.bulk.keyfilter) spares the question for IDs that cannot have occurred before.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 from roster import codes
 from roster.bulk.csvreader import ID_COLUMN, Header
@@ -19,24 +20,31 @@ from roster.bulk.keyfilter import KeyFilter
 from roster.bulk.models import LogEntry
 from roster.bulk.rows import Row
 from roster.bulk.sink import BatchSink, RunningJob
+from roster.db import table_of
 from roster.fastsql import Bulk, Payload, bulk_for, encode_json
 from roster.participants import writer
-from roster.participants.batch import RecordLike
+from roster.participants.records import RecordLike
 from roster.participants.rules import RuleError, rule_error
 
-LOG = LogEntry.__table__
-LOG_COLUMNS = (
-    "row",
-    "line",
-    "participant_id",
-    "participant_key",
-    "participant_oid",
-    "outcome",
-    "participate_status",
-    "errors",
-    "cells",
-)
+LOG = table_of(LogEntry)
 _MAX_LOGGED_ID = 255
+
+
+class LogRow(NamedTuple):
+    """One log entry as its INSERT takes it: the fields are the columns (the job's id goes once per batch)."""
+
+    row: int
+    line: int
+    participant_id: str | None
+    participant_key: str | None
+    participant_oid: str | None
+    outcome: str
+    participate_status: str | None
+    errors: str  # JSON
+    cells: str | None  # JSON, kept for failed rows only (failedRows rebuilds them)
+
+
+LOG_COLUMNS = LogRow._fields
 
 
 @dataclass(slots=True)
@@ -57,7 +65,7 @@ class BatchPlan:
     def records(self) -> list[RecordLike]:
         """The rows that go to the participant writer: no field error, no earlier row with their ID."""
         # A row without errors has its fields (Row.fields is None only for a refused row).
-        return cast("list[RecordLike]", [r for r in self.rows if not r.errors and not r.duplicate])
+        return cast(list[RecordLike], [r for r in self.rows if not r.errors and not r.duplicate])
 
 
 class Planner:
@@ -111,14 +119,16 @@ class Planner:
         return plan
 
 
-def log_entries(plan: BatchPlan, results: list[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
+def log_entries(plan: BatchPlan, results: Sequence[writer.Result], bulk: Bulk) -> tuple[Payload, dict[str, int]]:
     """The batch's log entries as an insert payload (roster.fastsql), and its counts."""
     duplicate = plan.duplicate
-    encode = encode_json
     outcomes = iter(results)
     counts = {"created": 0, "updated": 0, "unchanged": 0, "failed": 0}
     entries = []
     for r in plan.rows:
+        pid: str | None
+        oid: str | None
+        status: str | None
         if r.errors or r.duplicate:
             errors = [*r.errors, duplicate] if r.duplicate else r.errors
             outcome, pid, oid, status = writer.FAILED, r.participant_id, None, None
@@ -133,12 +143,11 @@ def log_entries(plan: BatchPlan, results: list[writer.Result], bulk: Bulk) -> tu
             )
         counts[outcome] += 1
         if outcome == writer.FAILED:
-            # failedRows rebuilds the rows to fix from the cells; other rows' cells are not needed.
-            logged_errors, cells = encode([e.as_dict() for e in errors]), encode(r.entry.cells)
+            logged_errors, cells = encode_json([e.as_dict() for e in errors]), encode_json(r.entry.cells)
         else:
             logged_errors, cells = "[]", None
         entries.append(
-            (
+            LogRow(
                 r.entry.row,
                 r.entry.line,
                 pid[:_MAX_LOGGED_ID] if pid else None,

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from roster.bulk import queue, writer_process
+from roster.bulk import writer_process
 from roster.bulk.inline_sink import InlineSink
 from roster.bulk.planner import LOG, LOG_COLUMNS, BatchPlan
 from roster.bulk.queue import LeaseLost
 from roster.bulk.sink import BatchOutcome, RunningJob, retrying
 from roster.bulk.writer_process import ROW, Step, WriterProcess
 from roster.fastsql import Bulk, bulk_for
-from roster.participants import writer
+from roster.participants import batch, writer
 
 
 class WriterProcessSink:
@@ -35,9 +35,7 @@ class WriterProcessSink:
         bulk = bulk_for(reads)
         assert plan.entries is not None and plan.counts is not None and job.db.sqlite_file is not None
         assert plan.batch is not None
-        checkpoint = queue.checkpoint_statement(
-            job.db.dialect, job.claim, job.settings.job_lease_seconds, processed=plan.last_row, counts=plan.counts
-        )
+        checkpoint = job.checkpoint(plan.last_row, plan.counts).statement(job.db.dialect)
         steps = [
             *planned_steps(bulk, plan.batch, job.study.id, job.site.id),
             *(
@@ -56,7 +54,8 @@ class WriterProcessSink:
             request, plan.request = plan.request, None
             outcome, detail = self.process.call(request, timeout=self.job.settings.job_lease_seconds)
             if outcome == writer_process.WRITTEN:
-                return BatchOutcome(queue.checkpointed(self.job.claim, detail[0]), False, plan.last_row)
+                cancel = self.job.checkpoint(plan.last_row, {}).cancel_requested(detail[0])
+                return BatchOutcome(cancel, False, plan.last_row)
             if outcome == writer_process.MISSING:  # the checkpoint's fence: the job is no longer ours
                 raise LeaseLost(self.job.claim.uuid)
             # STALE or CONFLICT: rolled back there; written here, decided again under the lock.
@@ -75,7 +74,9 @@ def planned_steps(bulk: Bulk, plan: writer.Plan, study_id: int, site_id: int) ->
     ]
     if not plan.records:
         return steps
-    ids_check = plan.ids_free_check(bulk)
+    decision = plan.decision
+    assert decision is not None, "a plan that is not stale has its decision"
+    ids_check = batch.ids_free_check(decision, bulk)
     if ids_check is not None:
         steps.append((*ids_check, (1,)))
-    return steps + [(sql, params, None) for sql, params in plan.statements(bulk)]
+    return steps + [(sql, params, None) for sql, params in batch.statements(decision, bulk)]

@@ -18,7 +18,7 @@ import os
 import socket
 import threading
 import uuid as uuidlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,47 +170,38 @@ def renew(db: Database, job: Claim, lease_seconds: int) -> bool:
     return rowcount(result) == 1
 
 
-def checkpoint(
-    session: Session,
-    job: Claim,
-    lease_seconds: int,
-    *,
-    processed: int,
-    counts: dict[str, int],
-    rows_total: int | None = None,
-) -> bool:
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
     """The fence of a batch, in the batch's transaction: moves the checkpoint, adds the batch's counts
-    and renews the lease. Raises LeaseLost when the job is no longer ours (the caller rolls back).
-    Returns whether a cancel was requested."""
-    statement = checkpoint_statement(
-        session.get_bind().dialect.name, job, lease_seconds, processed=processed, counts=counts, rows_total=rows_total
-    )
-    return checkpointed(job, session.execute(statement).one_or_none())
+    and renews the lease. Run here (`run`) or elsewhere (the SQLite writer process runs `statement`;
+    `cancel_requested` reads the row it returned)."""
 
+    claim: Claim
+    lease_seconds: int
+    processed: int
+    counts: Mapping[str, int]
+    rows_total: int | None = None
 
-def checkpoint_statement(
-    dialect: str,
-    job: Claim,
-    lease_seconds: int,
-    *,
-    processed: int,
-    counts: dict[str, int],
-    rows_total: int | None = None,
-) -> Update:
-    """`checkpoint`'s statement, which returns one row (`checkpointed`) while the job is ours, else none."""
-    values = {name: getattr(_J.c, name) + n for name, n in counts.items() if n}
-    values["processed"] = processed
-    values["lease_expires_at"] = _clock(dialect, lease_seconds)
-    if rows_total is not None:
-        values["rows_total"] = rows_total
-    return update(_J).where(_fenced(job)).values(**values).returning(_J.c.cancel_requested)
+    def run(self, session: Session) -> bool:
+        """Returns whether a cancel was requested; raises LeaseLost when the job is no longer ours (the
+        caller rolls back)."""
+        statement = self.statement(session.get_bind().dialect.name)
+        return self.cancel_requested(session.execute(statement).one_or_none())
 
+    def statement(self, dialect: str) -> Update:
+        """Returns one row (the cancel flag) while the job is ours, else none."""
+        values = {name: getattr(_J.c, name) + n for name, n in self.counts.items() if n}
+        values["processed"] = self.processed
+        # The database's clock when the statement runs: a statement built ahead renews from its commit.
+        values["lease_expires_at"] = _clock(dialect, self.lease_seconds)
+        if self.rows_total is not None:
+            values["rows_total"] = self.rows_total
+        return update(_J).where(_fenced(self.claim)).values(**values).returning(_J.c.cancel_requested)
 
-def checkpointed(job: Claim, row: Row[Any] | None) -> bool:
-    """What the checkpoint's row says: whether a cancel was requested (LeaseLost without a row)."""
-    if row is None:
-        raise LeaseLost(job.uuid)
-    return bool(row[0])
+    def cancel_requested(self, row: Row[Any] | None) -> bool:
+        if row is None:
+            raise LeaseLost(self.claim.uuid)
+        return bool(row[0])
 
 
 def finish(db: Database, job: Claim, status: str, error: str | None = None) -> bool:

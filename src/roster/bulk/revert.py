@@ -2,7 +2,7 @@
 the reverted job's `created` and `updated` rows in its row order.
 
 Resumable as the importer is: each batch is one transaction holding the study lock, the participants'
-changes, the batch's log entries and the fenced checkpoint (roster.bulk.queue.checkpoint). A reclaimed
+changes, the batch's log entries and the fenced checkpoint (roster.bulk.queue.Checkpoint). A reclaimed
 revert starts after the last row its own log holds, so no row is undone twice.
 """
 
@@ -133,9 +133,9 @@ class Reverter:
         if self.claim.rows_total is None:
             with self.db.transaction() as session:
                 rows = self._count(session)
-                cancel = queue.checkpoint(
-                    session, self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=rows
-                )
+                cancel = queue.Checkpoint(
+                    self.claim, self.settings.job_lease_seconds, processed=0, counts={}, rows_total=rows
+                ).run(session)
             if cancel:
                 return CANCELLED if queue.cancel(self.db, self.claim) else ""
         processed = self.claim.processed
@@ -198,8 +198,8 @@ class Reverter:
             )
         session.execute(insert(_LOG), entries)
         processed += len(rows)
-        cancel = queue.checkpoint(
-            session, self.claim, self.settings.job_lease_seconds, processed=processed, counts=counts
+        cancel = queue.Checkpoint(self.claim, self.settings.job_lease_seconds, processed=processed, counts=counts).run(
+            session
         )
         if self.on_batch is not None:
             self.on_batch(processed)

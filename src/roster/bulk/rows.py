@@ -17,7 +17,7 @@ from roster.participants.rules import RuleError, check_record, rule_error
 @dataclass(slots=True)
 class Row:
     """One data row, read and checked. A row that passed the checks goes to the writer as it is
-    (participants.batch.RecordLike): one object less per row than building a Record."""
+    (participants.records.RecordLike): one object less per row than building a Record."""
 
     entry: Entry
     participant_id: str  # trimmed; "" when the cell is empty or missing

@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from sqlalchemy.orm import Session
 
-from roster.bulk.queue import Claim, LeaseLost
+from roster.bulk.queue import Checkpoint, Claim, LeaseLost
 from roster.config import Settings
 from roster.db import Database, is_busy
 
@@ -53,6 +53,10 @@ class RunningJob:
     site: Site
     stop: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
+
+    def checkpoint(self, processed: int, counts: Mapping[str, int]) -> Checkpoint:
+        """The fence of the batch that ends at row `processed` (roster.bulk.queue)."""
+        return Checkpoint(self.claim, self.settings.job_lease_seconds, processed, counts)
 
     def check_stop(self) -> None:
         if self.lost.is_set():

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from roster.bulk import writer_process
-from roster.bulk.dry_run import DryRunSink
+from roster.bulk.dry_run import dry_run_sink
 from roster.bulk.inline_sink import InlineSink
 from roster.bulk.process_sink import WriterProcessSink
 from roster.bulk.sink import BatchSink, RunningJob
@@ -31,7 +31,8 @@ def uses_writer_process(db: Database, settings: Settings) -> bool:
 @contextmanager
 def open_sink(job: RunningJob) -> Iterator[BatchSink]:
     if job.job.dry_run:
-        yield DryRunSink(job)
+        with dry_run_sink(job) as sink:
+            yield sink
         return
     inline = InlineSink(job, overlaps=job.settings.bulk_overlap and job.db.dialect == "postgresql")
     if not uses_writer_process(job.db, job.settings):

@@ -7,11 +7,8 @@ Log lines name the job and the exception type only: rows carry personal data.
 
 from __future__ import annotations
 
-import ctypes
-import gc
 import logging
 import signal
-import sys
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
@@ -19,7 +16,7 @@ from types import FrameType
 from fastapi import FastAPI
 
 from roster import codes
-from roster.bulk import heartbeat, queue, retention, sinks
+from roster.bulk import heartbeat, queue, retention, sinks, tuning
 from roster.bulk.extract import Extractor
 from roster.bulk.importer import Importer
 from roster.bulk.jobstats import JobRun
@@ -64,57 +61,11 @@ class _Heartbeat:
                 log.warning("job %s: lease renewal failed (%s)", self.claim.uuid, type(exc).__name__)
 
 
-_prepared = threading.Event()
-# Seconds (CPython default 0.005); measured with bench/bulk.py.
-SWITCH_INTERVAL = 0.0002
-_M_MMAP_THRESHOLD = -3  # mallopt parameter (malloc.h)
-_MMAP_THRESHOLD = 128 * 1024  # glibc's initial value
-# Allocations between two collections of the youngest generation (CPython default 700). A job allocates
-# millions of short-lived containers, nearly all freed by reference counting before a collection could
-# find them (a 10k-row job leaves about 300 objects of cyclic garbage in all). Instructions per row
-# (bench/bulk.py --instructions, 10k rows, SQLite): 248k at 700, 244k at 10,000, 237k at 50,000. At
-# 50,000 the worker's peak RSS for 1M rows came out 11-12 % over its 10k peak in two runs, against 4-8 % at
-# 10,000 and 700: the memory target weighs more than the last 3 %.
-GC_THRESHOLDS = (10_000, 10, 10)
-
-
-def _prepare_process() -> None:
-    """Once per process, before its first job: tuning measured with bench/bulk.py."""
-    if _prepared.is_set():
-        return
-    _prepared.set()
-    # What the process holds before its first job (modules, SQLAlchemy's caches, the app) goes out of
-    # the garbage collector's sight. A job allocates millions of short-lived objects, and each collection
-    # of the oldest generation would otherwise walk that whole heap again: about a quarter of a job's
-    # time. After a collection, so that no garbage is frozen with it.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-    # The batch writer thread wakes for every database reply; by default it waits up to 5 ms for the
-    # GIL each time, longer than the database took (roster.bulk.importer).
-    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
-    _fixed_mmap_threshold()
-
-
-def _fixed_mmap_threshold() -> None:
-    """glibc raises its mmap threshold every time a large block is freed (up to 32 MiB), after which a
-    batch's payloads and result sets, hundreds of KiB each, come from the heap, fragment it, and the
-    worker's RSS creeps up over a long job. A fixed threshold keeps them mapped and unmapped on free. The
-    bench measured peak RSS from 10k to 100k rows at +11 % without, +5 % with (PostgreSQL)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt): its allocator, its behaviour
-        pass
-
-
 def run_one(
     db: Database, settings: Settings, stop: threading.Event | None = None, batch_sinks: SinkFactory = open_sink
 ) -> bool:
     """Claims and runs one job; False when there was nothing to claim. `batch_sinks`: how its batches are
     written (roster.bulk.sinks)."""
-    _prepare_process()
     sinks.prestart(db, settings)
     claim = queue.claim(db, settings.job_lease_seconds)
     if claim is None:
@@ -209,6 +160,7 @@ class Workers:
 
 def run_forever(settings: Settings, db: Database, concurrency: int = 1) -> None:
     """`roster worker`: runs until SIGTERM/SIGINT, then finishes the current batches and exits."""
+    tuning.prepare_process()  # a process of its own: the interpreter-wide tunings are the worker's alone
     workers = Workers(db, settings, max(1, concurrency))
 
     def _stop(signum: int, _frame: FrameType | None) -> None:

@@ -2,8 +2,8 @@
 core while the worker decides the next batch (roster.bulk.importer).
 
 On PostgreSQL the server does the writing, and the worker's writer thread holds no GIL while it waits. SQLite
-does its work inside the process that asks, under that process's GIL: a writer thread there measured slower
-than none. So the worker sends each batch, as the very statements it would have run (SQL text and driver
+does its work inside the process that asks, under that process's GIL: a writer thread there gains nothing
+(bench/HISTORY.md). So the worker sends each batch, as the very statements it would have run (SQL text and driver
 parameters, built by roster.fastsql and SQLAlchemy in the worker), to this process, which runs them in one
 transaction and answers.
 
@@ -56,8 +56,8 @@ Step = tuple[str, Sequence[Any], Any]
 # Answers: (WRITTEN, [rows of the ROW steps]) | (STALE, step index) | (MISSING, step index) | (CONFLICT, message)
 WRITTEN, STALE, MISSING, CONFLICT, ERROR = "written", "stale", "missing", "conflict", "error"
 
-# A batch of 1000 rows is about 650 KB pickled. A pipe of 1 MiB (Linux's limit without privileges) takes
-# it in one piece instead of 64 KiB at a time, each waiting for the other process to be scheduled.
+# A pipe of 1 MiB (Linux's limit without privileges) takes a batch's request in one piece instead of
+# 64 KiB at a time, each waiting for the other process to be scheduled.
 _PIPE_BYTES = 1 << 20
 # Writer processes kept idle for later jobs, per worker process (a busy worker thread gets one of its own).
 _MAX_IDLE = 1
@@ -273,6 +273,12 @@ def prestart() -> None:
                 _idle.append(writer)
         if not kept:
             writer.close()
+
+
+def idle_pids() -> list[int]:
+    """The pooled writer processes' pids (bench/worker_child.py adds their memory and CPU to the worker's)."""
+    with _lock:
+        return [writer.pid for writer in _idle]
 
 
 _failed_at: float | None = None

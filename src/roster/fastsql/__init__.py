@@ -16,15 +16,17 @@ import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Column, Executable, Table
+from sqlalchemy import Column, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.types import TypeEngine
 
 # A batch's rows: one JSON text (PostgreSQL) or the tuples (SQLite).
-Payload = str | Sequence[Sequence]
+Payload = str | Sequence[Sequence[Any]]
 # A statement as the driver takes it: SQL text and its parameters.
 Statement = tuple[str, Sequence[Any]]
 
@@ -58,19 +60,33 @@ class Bulk(ABC):
         methods off for them; SQLite plans so by itself). docs/bulk.md, invariant 5."""
         yield
 
-    @abstractmethod
     def by_keys(
         self, columns: str, table: str, key: str, keys: Iterable[str], scope: tuple[str, int] | None = None
-    ) -> list[tuple]:
+    ) -> list[tuple[Any, ...]]:
         """Rows of `table` (aliased `t`) whose `key` column is one of `keys` (and whose `scope` column has
-        the given value), looked up through an index that `key` leads.
+        the given value), looked up through an index that `key` leads. The keys travel as one JSON text,
+        encoded in C.
 
         The scope is compared as `column + 0`, which no index can serve: with the statistics of a new
         study or job (nothing there yet) the planner would otherwise read "study_id = 7" as a handful of
         rows and scan all of them for every batch — an import that slows down with every batch."""
+        keys = list(keys)
+        if not keys:
+            return []
+        sql = self._by_keys_sql(columns, table, key, scope[0] if scope else None)
+        params = (encode_json(keys), scope[1]) if scope else (encode_json(keys),)
+        return self._fetch(sql, params)
 
     @abstractmethod
-    def payload(self, rows: Sequence[Sequence]) -> Payload:
+    def _by_keys_sql(self, columns: str, table: str, key: str, scope: str | None) -> str:
+        """by_keys' statement: its parameters are the keys' JSON, then the scope's value if any."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """All rows of a query, on the driver's connection."""
+
+    @abstractmethod
+    def payload(self, rows: Sequence[Sequence[Any]]) -> Payload:
         """A batch's rows as `inserts` and `updates` take them."""
 
     @abstractmethod
@@ -98,12 +114,12 @@ class Bulk(ABC):
         check = self.ids_free_check(table, first)
         return check is None or self.raw.execute(*check).fetchone()[0] == 1
 
-    def bind(self, column: Column, value: Any) -> Any:
+    def bind(self, column: Column[Any], value: Any) -> Any:
         """`value` as the driver should get it for `column` (e.g. a UTC datetime as SQLite's text)."""
         processor = _bind_processor(column.type, self.dialect)
         return processor(value) if processor else value
 
-    def stamp(self, column: Column, value: Any) -> Any:
+    def stamp(self, column: Column[Any], value: Any) -> Any:
         """`value` as a batch payload carries it for `column` (a timestamp as text on both backends)."""
         value = self.bind(column, value)
         return value.isoformat() if isinstance(value, dt.datetime) else value
@@ -121,10 +137,10 @@ class Bulk(ABC):
     def update(self, table: Table, columns: Sequence[str], payload: Payload) -> None:
         self.run(self.updates(table, columns, payload))
 
-    def driver(self, statement: Executable) -> Statement:
+    def driver(self, statement: ClauseElement) -> Statement:
         """A SQLAlchemy Core statement as the driver takes it (SQL text, positional parameters processed by
         their types), as this connection would have run it. SQLite only: its parameters are positional."""
-        compiled = statement.compile(dialect=self.dialect)
+        compiled = cast(SQLCompiler, statement.compile(dialect=self.dialect))
         if compiled.positiontup is None or "POSTCOMPILE" in compiled.string:
             raise ValueError(f"{self.dialect.name}: not a statement with plain positional parameters")
         params = compiled.params
@@ -135,7 +151,7 @@ class Bulk(ABC):
         return compiled.string, tuple(values)
 
 
-def _bind_processor(kind: TypeEngine, dialect: Dialect) -> Callable[[Any], Any] | None:
+def _bind_processor(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
     """The type's bind processor for the dialect, through the public API (the type adapted to the dialect,
     then asked), cached per type object while it lives: a batch asks for the same few types."""
     per_dialect = _PROCESSORS.setdefault(kind, {})
@@ -144,4 +160,6 @@ def _bind_processor(kind: TypeEngine, dialect: Dialect) -> Callable[[Any], Any] 
     return per_dialect[dialect.name]
 
 
-_PROCESSORS: weakref.WeakKeyDictionary[TypeEngine, dict[str, Callable[[Any], Any] | None]] = weakref.WeakKeyDictionary()
+_PROCESSORS: weakref.WeakKeyDictionary[TypeEngine[Any], dict[str, Callable[[Any], Any] | None]] = (
+    weakref.WeakKeyDictionary()
+)

@@ -6,11 +6,12 @@ stay when it has grown a thousandfold."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Column, DateTime, Integer, Table, TypeDecorator
+from sqlalchemy.types import TypeEngine
 
 from roster.fastsql import Bulk, Payload, Statement, encode_json
 
@@ -34,22 +35,19 @@ class PostgresBulk(Bulk):
         yield
         self.raw.execute(
             "SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _PLANNER),
-            [x for pair in zip(_PLANNER, saved) for x in pair],
+            [x for pair in zip(_PLANNER, saved, strict=True) for x in pair],
         )
 
-    def by_keys(
-        self, columns: str, table: str, key: str, keys: Iterable[str], scope: tuple[str, int] | None = None
-    ) -> list[tuple]:
-        keys = list(keys)
-        if not keys:
-            return []
-        scoped = f" AND t.{scope[0]} + 0 = %s" if scope else ""
-        # The keys as one JSON text, encoded in C: psycopg dumps a list parameter element by element in Python.
-        sql = f"SELECT {columns} FROM {table} t WHERE t.{key} = ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb))){scoped}"
-        params = (encode_json(keys), scope[1]) if scope else (encode_json(keys),)
-        return self.raw.execute(sql, params, prepare=False).fetchall()
+    def _by_keys_sql(self, columns: str, table: str, key: str, scope: str | None) -> str:
+        # psycopg would dump a list parameter element by element in Python: the keys come as one JSON text.
+        keys = "ANY(ARRAY(SELECT jsonb_array_elements_text(%s::jsonb)))"
+        return f"SELECT {columns} FROM {table} t WHERE t.{key} = {keys}" + (f" AND t.{scope} + 0 = %s" if scope else "")
 
-    def payload(self, rows: Sequence[Sequence]) -> Payload:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.raw.execute(sql, params, prepare=False).fetchall()
+        return rows
+
+    def payload(self, rows: Sequence[Sequence[Any]]) -> Payload:
         return encode_json(rows)
 
     def inserts(
@@ -64,7 +62,8 @@ class PostgresBulk(Bulk):
         sets = ", ".join(f"{name} = v.{name}" for name in columns)
         yield (
             (
-                f"UPDATE {table.name} SET {sets} FROM (SELECT {_elements(table, ('id', *columns))} FROM {_SOURCE}) AS v "
+                f"UPDATE {table.name} SET {sets} "
+                f"FROM (SELECT {_elements(table, ('id', *columns))} FROM {_SOURCE}) AS v "
                 f"WHERE {table.name}.id = v.id"
             ),
             (payload,),
@@ -74,7 +73,7 @@ class PostgresBulk(Bulk):
         if count <= 0:
             return []
         # The sequence is looked up once. OFFSET 0 keeps the planner from pulling the subquery up into
-        # the select list, where pg_get_serial_sequence() would run once per id (ten times the cost).
+        # the select list, where pg_get_serial_sequence() would run once per id.
         rows = self.raw.execute(
             f"SELECT nextval(s.seq) FROM (SELECT pg_get_serial_sequence('{table}', 'id')::regclass AS seq OFFSET 0) s, "
             "generate_series(1, %s)",
@@ -91,11 +90,11 @@ def _elements(table: Table, columns: Sequence[str]) -> str:
     return ", ".join(f"(value->>{i})::{_pg_type(table.c[name])} AS {name}" for i, name in enumerate(columns))
 
 
-def _pg_type(column: Column) -> str:
+def _pg_type(column: Column[Any]) -> str:
     """The cast for a payload element: text for strings (the column's own length check still applies)."""
-    kind = column.type
+    kind: TypeEngine[Any] = column.type
     if isinstance(kind, TypeDecorator):
-        kind = kind.impl
+        kind = kind.impl_instance
     if isinstance(kind, Integer):
         return "bigint"
     if isinstance(kind, DateTime):

@@ -1,37 +1,34 @@
 """SQLite's bulk SQL (roster.fastsql): a batch's rows as multi-row statements, as many rows each as the
 limit on bound variables allows (one step per statement, not one per row as with executemany). Taking
-the rows apart from JSON, as on PostgreSQL, costs three times as much here; lists of keys still travel
-as one JSON parameter (`json_each`). The statements may run elsewhere: the SQLite writer process
+the rows apart from JSON, as on PostgreSQL, costs more than it saves here (bench/HISTORY.md); lists of
+keys still travel as one JSON parameter (`json_each`). The statements may run elsewhere: the SQLite writer process
 (roster.bulk.process_sink) gets them as they are."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from functools import lru_cache
 from itertools import chain
 from typing import Any
 
 from sqlalchemy import Table
 
-from roster.fastsql import Bulk, Payload, Statement, encode_json
+from roster.fastsql import Bulk, Payload, Statement
 
 _ROWS = 64
 
 
 class SqliteBulk(Bulk):
-    def by_keys(
-        self, columns: str, table: str, key: str, keys: Iterable[str], scope: tuple[str, int] | None = None
-    ) -> list[tuple]:
-        keys = list(keys)
-        if not keys:
-            return []
-        scoped = f" AND t.{scope[0]} + 0 = ?" if scope else ""
-        sql = f"SELECT {columns} FROM {table} t WHERE t.{key} IN (SELECT value FROM json_each(?)){scoped}"
-        params = (encode_json(keys), scope[1]) if scope else (encode_json(keys),)
-        return self.raw.execute(sql, params).fetchall()
+    def _by_keys_sql(self, columns: str, table: str, key: str, scope: str | None) -> str:
+        keys = "(SELECT value FROM json_each(?))"
+        return f"SELECT {columns} FROM {table} t WHERE t.{key} IN {keys}" + (f" AND t.{scope} + 0 = ?" if scope else "")
 
-    def payload(self, rows: Sequence[Sequence]) -> Payload:
+    def _fetch(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self.raw.execute(sql, params).fetchall()
+        return rows
+
+    def payload(self, rows: Sequence[Sequence[Any]]) -> Payload:
         return rows
 
     def inserts(
@@ -58,7 +55,7 @@ class SqliteBulk(Bulk):
     def ids_free_check(self, table: str, first: int) -> Statement | None:
         return f"SELECT coalesce(max(id), 0) < ? FROM {table}", (first,)
 
-    def _chunks(self, rows: Payload, width: int) -> Iterator[tuple[tuple, int]]:
+    def _chunks(self, rows: Payload, width: int) -> Iterator[tuple[tuple[Any, ...], int]]:
         """The rows as flat parameter tuples for multi-row statements: statements of 64 rows (fewer if the
         variable limit says so), then the rest in halving sizes: a handful of statement shapes per table,
         so sqlite3's statement cache stays small whatever the batches' sizes."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from json.encoder import encode_basestring as _json_str
 from typing import Any
 
@@ -56,7 +56,7 @@ def write(session: Session, events: Iterable[dict[str, Any]]) -> None:
         session.execute(insert(AuditEvent), rows)
 
 
-def changes_json(changes: list[tuple[str, str | None, str | None]]) -> str:
+def changes_json(changes: Sequence[tuple[str, str | None, str | None]]) -> str:
     """`[{"field", "old", "new"}, …]` as JSON (diff's shape), built directly: at bulk rates the
     general encoder costs more than the rest of the row. Field names are fixed identifiers."""
     return (

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 
-from roster.fastsql import Bulk
 from roster.participants.models import participant_key
+from roster.participants.rules import PARTICIPANT_ID_MAX
 
 # No 0/O, 1/I/L, and no lower case: codes are read aloud and typed from paper.
 ACCESS_CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 ACCESS_CODE_LENGTH = 9
-MAX_ID_LENGTH = 30
+# A generated ID is held to the ID's limit (roster.participants.fields) as a given one is.
+MAX_ID_LENGTH = PARTICIPANT_ID_MAX
 OID_PREFIX = "SS_"
 # Leaves room for a "_NNN" suffix within the 80-character column.
 OID_BASE_LENGTH = 70
@@ -26,12 +27,11 @@ class IdGenerator:
 
     PREFETCH = 64
 
-    def __init__(self, db: Bulk, study_id: int, template: str, counter: int):
+    def __init__(self, existing_keys: Callable[[Collection[str]], set[str]], template: str, counter: int) -> None:
         run = re.search("#+", template)
         assert run is not None, "a template has a run of #"
         self.prefix, self.suffix, self.width = template[: run.start()], template[run.end() :], run.end() - run.start()
-        self.db = db
-        self.study_id = study_id
+        self.existing_keys = existing_keys  # which of some ID keys the study has
         self.counter = counter  # the last number used; the first ID is number 1
         self.checked_to = counter  # numbers up to here have been looked up in the database
         self.existing: set[str] = set()
@@ -60,10 +60,7 @@ class IdGenerator:
 
     def _prefetch(self, start: int, count: int) -> None:
         keys = [participant_key(self.format(n)) for n in range(start, start + count)]
-        rows = self.db.by_keys(
-            "t.participant_key", "participants", "participant_key", keys, scope=("study_id", self.study_id)
-        )
-        self.existing.update(r[0] for r in rows)
+        self.existing.update(self.existing_keys(keys))
         self.checked_to = start + count - 1
 
 

@@ -13,14 +13,14 @@ AVAILABLE = "available"
 REMOVED = "removed"
 
 
-# Keys past this length are stored as a digest: same equality, bounded column (docs/bulk.md, "ID keys").
+# Keys past this are stored as a digest: the same equality in a bounded column. Only a too-long ID (a
+# failed row in a job's log) comes near it: a valid ID's key is at most 3 × 30 characters.
 _MAX_KEY = 200
 
 
 def participant_key(participant_id: str) -> str:
-    """The one ID key: participant IDs are unique within a study regardless of case. Only an ID the rules
-    refuse (past 30 characters, whose casefold is at most 90) can reach the digest; a job's log and its
-    in-file duplicate check still key it."""
+    """The one ID key, of participants and of job log entries: IDs are unique within a study regardless
+    of case."""
     key = participant_id.casefold()
     return key if len(key) <= _MAX_KEY else "#" + hashlib.sha256(key.encode()).hexdigest()
 

@@ -28,7 +28,7 @@ from roster.auth.permissions import Action, StudyAccess, study_access
 from roster.deps import CurrentUser, SessionDep, TokenFirstRoute
 from roster.errors import DomainError, NotFound
 from roster.openapi import errors, json_body
-from roster.participants import schemas, service
+from roster.participants import reads, schemas, service
 from roster.participants.models import Participant
 from roster.participants.router import RawBody
 from roster.schemas import MAX_INT32
@@ -104,7 +104,7 @@ def _participant(session: Session, user: User, value: str) -> tuple[Participant,
 
 
 def _answer(session: Session, study: Study, participant: Participant, access: StudyAccess) -> dict[str, Any]:
-    record = service.Records(session, study).one(participant, access)
+    record = reads.Records(session, study).one(participant, access)
     return {"id": str(participant.id), **{name: record[name] for name in schemas.OPENSPECIMEN_FIELDS}}
 
 

@@ -17,61 +17,24 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from roster import codes
-from roster.participants import rules
+from roster.participants import fields, rules
+from roster.participants.fields import Kind
 from roster.participants.models import Participant, ParticipantMrn
-from roster.participants.schemas import CONTACT_FIELDS
 from roster.studies.models import Site, Study, oid_key
 
-GENDERS = ("Male Gender", "Female Gender", "Unknown", "Unspecified")
-RACES = (
-    "American Indian or Alaska Native",
-    "Asian",
-    "Black or African American",
-    "Native Hawaiian or other Pacific Islander",
-    "Not Reported",
-    "Unknown",
-    "White",
-)
-ETHNICITIES = ("Hispanic or Latino", "Not Hispanic or Latino", "Not Reported", "Unknown")
-SEX_GENOTYPES = (
-    "XX Genotype",
-    "XY Genotype",
-    "XXX",
-    "Klinefelter's Syndrome",
-    "XXXY syndrome",
-    "XXYY syndrome",
-    "Mosaic including XXXXY",
-    "Penta X syndrome",
-)
-VITAL_STATUSES = ("Alive", "Dead", "Unknown")
-ACTIVITY_STATUSES = ("Active", "Disabled")
 DEFAULT_ACTIVITY_STATUS = "Active"
 DEAD = "Dead"
 # The seed (OpenSpecimen's page) writes a typographic apostrophe; SPEC §7 a plain one. Both mean the same value.
 _SPELLINGS = {"Klinefelter\u2019s Syndrome": "Klinefelter's Syndrome"}
 
-# Lengths of the profile's free-text fields (the columns' sizes), in characters.
-MIDDLE_NAME_MAX = 255
-UID_MAX = 255
-EMPI_MAX = 255
+# The length of an MRN (a row of participant_mrns, not a field of the table), in characters.
 MRN_MAX = 100
 
-_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
-    "gender": (GENDERS, codes.INVALID_GENDER),
-    "vitalStatus": (VITAL_STATUSES, codes.INVALID_VITAL_STATUS),
-    "sexGenotype": (SEX_GENOTYPES, codes.INVALID_SEX_GENOTYPE),
-    "activityStatus": (ACTIVITY_STATUSES, codes.INVALID_ACTIVITY_STATUS),
-}
-_LISTS: dict[str, tuple[tuple[str, ...], str]] = {
-    "race": (RACES, codes.INVALID_RACE),
-    "ethnicities": (ETHNICITIES, codes.INVALID_ETHNICITIES),
-}
-_TEXTS: dict[str, tuple[int, str]] = {
-    "middleName": (MIDDLE_NAME_MAX, codes.MIDDLE_NAME_TOO_LONG),
-    "uid": (UID_MAX, codes.UID_TOO_LONG),
-    "empi": (EMPI_MAX, codes.EMPI_TOO_LONG),
-}
-_DATES = {"birthDate": codes.INVALID_BIRTH_DATE, "deathDate": codes.INVALID_DEATH_DATE}
+# The profile fields by kind (roster.participants.fields): name -> what its rule needs.
+_CHOICES = {f.name: (f.choices, f.invalid) for f in fields.PROFILE if f.kind is Kind.CHOICE and f.invalid}
+_LISTS = {f.name: (f.choices, f.invalid) for f in fields.PROFILE if f.kind is Kind.CHOICES and f.invalid}
+_TEXTS = {f.name: (f.max_length, f.too_long) for f in fields.PROFILE if f.max_length and f.too_long}
+_DATES = {f.name: f.invalid for f in fields.PROFILE if f.kind is Kind.DATE and f.invalid}
 
 
 def error(code: str, column: str) -> dict[str, str]:
@@ -130,7 +93,7 @@ def clean(session: Session, study: Study, participant: Participant, sent: Mappin
     """Field-by-field rules on what was sent: at most one error per field (its first rule that fails)."""
     values: dict[str, Any] = {}
     errors: list[dict[str, str]] = []
-    contact = {name: _text(sent[name]) for name in CONTACT_FIELDS if name in sent}
+    contact = {name: _text(sent[name]) for name in fields.CONTACT_NAMES if name in sent}
     errors += _contact_errors(study, participant, contact)
     values.update(contact)
     for name, raw in sent.items():

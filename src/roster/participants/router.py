@@ -28,7 +28,7 @@ from roster.auth.permissions import Action, require_site_action, study_access
 from roster.deps import CurrentUser, SessionDep, SettingsDep, TokenFirstRoute
 from roster.errors import DomainError
 from roster.openapi import errors, json_body
-from roster.participants import schemas, service
+from roster.participants import reads, schemas, service
 from roster.participants.models import Participant
 from roster.schemas import YES_NO_SCHEMA, Page, PageParams, page_params, parse_yes_no
 from roster.studies.models import Study
@@ -169,7 +169,7 @@ def list_study_participants(
     if site_oid:
         site = get_site(session, study, site_oid)
         access.require(Action.READ, site.id)
-    return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(
+    return reads.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(
         by_alias=True
     )
 
@@ -187,7 +187,7 @@ def list_site_participants(
     study = get_study(session, study_oid)
     site = get_site(session, study, site_oid)
     access = require_site_action(session, user, study, site, Action.READ)
-    return service.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(
+    return reads.list_participants(session, study, access, page, site=site, status=status, q=q).model_dump(
         by_alias=True
     )
 
@@ -213,7 +213,7 @@ def access_link(
     participant, access = service.visible(session, user, study, participant_id)
     access.require(Action.READ_PII, participant.site_id)
     include = parse_yes_no(include_access_code, codes.INVALID_INCLUDE_ACCESS_CODE)
-    return service.access_link(settings.public_base_url, study, participant, include)
+    return reads.access_link(settings.public_base_url, study, participant, include)
 
 
 @subresource("GET", "/participants/{participantID:path}/audit", responses={**_AUDIT, **errors(403)})
@@ -224,7 +224,7 @@ def participant_audit(
     study = get_study(session, study_oid)
     participant, access = service.visible(session, user, study, participant_id)
     pii = access.can(Action.READ_PII, participant.site_id)
-    return service.audit_page(session, participant, pii, page).model_dump(by_alias=True)
+    return reads.audit_page(session, participant, pii, page).model_dump(by_alias=True)
 
 
 @subresource("POST", "/participants/{participantID:path}/remove", responses={**_RECORD, **errors(400, 403)})
@@ -254,7 +254,7 @@ def get_participant(
 ) -> dict[str, Any]:
     study = get_study(session, study_oid)
     participant, access = service.visible(session, user, study, participant_id)
-    return service.Records(session, study).one(participant, access)
+    return reads.Records(session, study).one(participant, access)
 
 
 @subresource(
@@ -298,4 +298,4 @@ def _update(
 
 
 def _record(session: Session, user: User, study: Study, participant: Participant) -> dict[str, Any]:
-    return service.Records(session, study).one(participant, study_access(session, user, study))
+    return reads.Records(session, study).one(participant, study_access(session, user, study))

@@ -9,8 +9,8 @@ Decisions (where the spec is silent):
   line/paragraph separators U+2028/U+2029 (they break lines like LF does) and lone surrogates U+D800–U+DFFF
   (JSON can carry them; they cannot be stored as UTF-8). Bidi and zero-width format characters are allowed:
   right-to-left names legitimately contain marks such as U+200F.
-- The control-character rule applies to every value given (also to fields outside the table, such as
-  `middleName`); length and format rules only to the fields of the table.
+- The control-character rule applies to every value given (also to fields a bulk row does not have, such
+  as `middleName`); length and format rules only to a bulk row's fields (`fields.BULK`, with their limits).
 - Lengths count code points (`len(str)`), not bytes or grapheme clusters.
 - Email: email-validator's syntax check with its defaults and no network — internationalized addresses are
   accepted; quoted local parts, IP-address domains, display names (`Ann <a@x.org>`), single-label and
@@ -23,51 +23,41 @@ Decisions (where the spec is silent):
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from email_validator import EmailNotValidError, validate_email
-
 from roster import codes
+from roster.participants import fields
+from roster.participants.formats import has_control_character as has_control_character  # for callers
+from roster.participants.formats import is_valid_email as is_valid_email  # for callers
 
-PARTICIPANT_ID = "ParticipantID"
-FIRST_NAME = "firstName"
-LAST_NAME = "lastName"
-EMAIL = "emailAddress"
-MOBILE = "mobileNumber"
-IDENTIFIER = "identifier"
+# The canonical keys of a record's values (roster.participants.fields).
+PARTICIPANT_ID = fields.PARTICIPANT_ID.name
+FIRST_NAME = fields.FIRST_NAME.name
+LAST_NAME = fields.LAST_NAME.name
+EMAIL = fields.EMAIL.name
+MOBILE = fields.MOBILE.name
+IDENTIFIER = fields.IDENTIFIER.name
 
-PARTICIPANT_ID_MAX = 30
-FIRST_NAME_MAX = 35
-LAST_NAME_MAX = 35
-IDENTIFIER_MAX = 35
-EMAIL_MAX = 255
-MOBILE_MAX = 17
-
-# field -> (max characters, code when longer)
+# field -> (max characters, code when longer), for the fields of a bulk row
 LIMITS: dict[str, tuple[int, str]] = {
-    PARTICIPANT_ID: (PARTICIPANT_ID_MAX, codes.PARTICIPANT_ID_TOO_LONG),
-    FIRST_NAME: (FIRST_NAME_MAX, codes.FIRST_NAME_TOO_LONG),
-    LAST_NAME: (LAST_NAME_MAX, codes.LAST_NAME_TOO_LONG),
-    IDENTIFIER: (IDENTIFIER_MAX, codes.IDENTIFIER_TOO_LONG),
-    EMAIL: (EMAIL_MAX, codes.EMAIL_TOO_LONG),
-    MOBILE: (MOBILE_MAX, codes.MOBILE_TOO_LONG),
+    f.name: (f.max_length, f.too_long) for f in fields.BULK if f.max_length is not None and f.too_long is not None
 }
+PARTICIPANT_ID_MAX = LIMITS[PARTICIPANT_ID][0]
+FIRST_NAME_MAX = LIMITS[FIRST_NAME][0]
+LAST_NAME_MAX = LIMITS[LAST_NAME][0]
+IDENTIFIER_MAX = LIMITS[IDENTIFIER][0]
+EMAIL_MAX = LIMITS[EMAIL][0]
+MOBILE_MAX = LIMITS[MOBILE][0]
 
-_TEXT_LIMITS = ((FIRST_NAME, FIRST_NAME_MAX), (LAST_NAME, LAST_NAME_MAX), (IDENTIFIER, IDENTIFIER_MAX))
-
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-# '+', 1–3 ASCII digits, one space, 1–14 ASCII digits ([0-9], not \d: \d matches every script's digits).
-MOBILE_PATTERN = re.compile(r"\+[0-9]{1,3} [0-9]{1,14}")
-_mobile = MOBILE_PATTERN.fullmatch
-# The email check's fast path: an RFC 5322 dot-atom local part of ASCII characters (email-validator's own
-# pattern) and an ASCII host name, whose verdict is cached per domain. Anything else goes to email-validator.
-_ATEXT = r"[a-zA-Z0-9_!#$%&'*+\-/=?^`{|}~]"
-_PLAIN_LOCAL = re.compile(rf"{_ATEXT}+(?:\.{_ATEXT}+)*")
-_PLAIN_DOMAIN = re.compile(r"[A-Za-z0-9.\-]+")
-_EMAIL_MAX_OCTETS = 254  # email-validator's limit on the whole address (RFC 3696 errata 1690)
-_DOMAIN_CACHE_SIZE = 4096
+# field -> (format check, code when it fails), for the fields of a bulk row that have one
+FORMATS: dict[str, tuple[Callable[[str], bool], str]] = {
+    f.name: (f.valid, f.invalid) for f in fields.BULK if f.valid is not None and f.invalid is not None
+}
+# The screen's view of the contact fields: (name, limit) without a format check, (name, limit, check) with one.
+_PLAIN = tuple((f.name, LIMITS[f.name][0]) for f in fields.CONTACT if f.name not in FORMATS)
+_FORMATTED = tuple((f.name, LIMITS[f.name][0], FORMATS[f.name][0]) for f in fields.CONTACT if f.name in FORMATS)
+_id_valid = FORMATS[PARTICIPANT_ID][0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,78 +74,28 @@ def rule_error(code: str, column: str) -> RuleError:
     return RuleError(code, column, codes.message_for(code))
 
 
-def has_control_character(value: str) -> bool:
-    # isprintable() is a C fast path: every character we reject is non-printable.
-    return not value.isprintable() and CONTROL_CHARACTERS.search(value) is not None
-
-
-_domain_octets_cache: dict[str, int] = {}
-
-
-def _domain_octets(domain: str) -> int:
-    """For a plain ASCII host name: the UTF-8 octets of its longest form (as given, normalized, IDNA) when
-    email-validator accepts it, else 0. -1 for any other domain (the full check decides). Cached."""
-    octets = _domain_octets_cache.get(domain)
-    if octets is None:
-        if _PLAIN_DOMAIN.fullmatch(domain) is None:
-            octets = -1
-        else:
-            try:
-                info = validate_email("a@" + domain, check_deliverability=False)
-                octets = max(len(domain), len(info.domain.encode()), len(info.ascii_domain))
-            except EmailNotValidError:
-                octets = 0
-        if len(_domain_octets_cache) >= _DOMAIN_CACHE_SIZE:
-            _domain_octets_cache.clear()  # bounded; a file rarely has more than a few hundred domains
-        _domain_octets_cache[domain] = octets
-    return octets
-
-
-def is_valid_email(value: str) -> bool:
-    """email-validator's verdict (syntax only, no network). Its full run costs ~70 µs, mostly on the domain,
-    so plain addresses take a fast path with the domain's verdict cached; the outcome is the same."""
-    local, at, domain = value.rpartition("@")
-    if at and _PLAIN_LOCAL.fullmatch(local) is not None:
-        octets = _domain_octets(domain)
-        if octets >= 0:
-            return octets > 0 and len(local) + 1 + octets <= _EMAIL_MAX_OCTETS
-    try:
-        validate_email(value, check_deliverability=False)
-    except EmailNotValidError:
-        return False
-    return True
-
-
-def is_valid_mobile(value: str) -> bool:
-    return MOBILE_PATTERN.fullmatch(value) is not None
-
-
 def check_field(field: str, value: str, column: str) -> RuleError | None:
     """The one error (or None) of one non-ID field's trimmed value; empty means no value given."""
-    if not value:
-        return None
-    limit = LIMITS.get(field)
-    if limit is not None and len(value) > limit[0]:
-        return rule_error(limit[1], column)
-    if has_control_character(value):
-        return rule_error(codes.UNSUPPORTED_CHARACTER, column)
-    if field == EMAIL and not is_valid_email(value):
-        return rule_error(codes.INVALID_EMAIL, column)
-    if field == MOBILE and not is_valid_mobile(value):
-        return rule_error(codes.INVALID_MOBILE, column)
-    return None
+    return _check(field, value, column) if value else None
 
 
 def check_participant_id(value: str, column: str, *, id_method: str) -> RuleError | None:
     """The one error (or None) of a trimmed ParticipantID; empty is fine only for the `system` method."""
     if not value:
         return None if id_method == "system" else rule_error(codes.MISSING_PARTICIPANT_ID, column)
-    if len(value) > PARTICIPANT_ID_MAX:
-        return rule_error(codes.PARTICIPANT_ID_TOO_LONG, column)
+    return _check(PARTICIPANT_ID, value, column)
+
+
+def _check(field: str, value: str, column: str) -> RuleError | None:
+    """Length, then control characters, then the field's format: the first rule that fails."""
+    limit = LIMITS.get(field)
+    if limit is not None and len(value) > limit[0]:
+        return rule_error(limit[1], column)
     if has_control_character(value):
         return rule_error(codes.UNSUPPORTED_CHARACTER, column)
-    if "<" in value or ">" in value:
-        return rule_error(codes.PARTICIPANT_ID_HTML, column)
+    form = FORMATS.get(field)
+    if form is not None and not form[0](value):
+        return rule_error(form[1], column)
     return None
 
 
@@ -170,8 +110,8 @@ def check_record(values: Mapping[str, str], written: Mapping[str, str], *, id_me
 
 
 def _looks_valid(values: Mapping[str, str], id_method: str) -> bool:
-    """A cheap screen, unrolled for speed (the bulk worker calls this per row): True only when no rule can
-    fail. False sends the record to record_errors, which decides."""
+    """A cheap screen (the bulk worker calls this per row): True only when no rule can fail. False sends the
+    record to record_errors, which decides."""
     get = values.get
     seen = 0
     value = get(PARTICIPANT_ID)
@@ -180,26 +120,22 @@ def _looks_valid(values: Mapping[str, str], id_method: str) -> bool:
         if not value:
             if id_method != "system":
                 return False
-        elif len(value) > PARTICIPANT_ID_MAX or not value.isprintable() or "<" in value or ">" in value:
+        elif len(value) > PARTICIPANT_ID_MAX or not value.isprintable() or not _id_valid(value):
             return False
     elif id_method != "system":
         return False
-    for field, limit in _TEXT_LIMITS:
+    for field, limit in _PLAIN:
         value = get(field)
         if value is not None:
             seen += 1
             if len(value) > limit or not value.isprintable():
                 return False
-    value = get(EMAIL)
-    if value is not None:
-        seen += 1
-        if value and (len(value) > EMAIL_MAX or not value.isprintable() or not is_valid_email(value)):
-            return False
-    value = get(MOBILE)
-    if value is not None:
-        seen += 1
-        if value and (len(value) > MOBILE_MAX or not value.isprintable() or _mobile(value) is None):
-            return False
+    for field, limit, valid in _FORMATTED:
+        value = get(field)
+        if value is not None:
+            seen += 1
+            if value and (len(value) > limit or not value.isprintable() or not valid(value)):
+                return False
     if seen != len(values):  # fields outside the table: only the control-character rule applies
         return all(field in LIMITS or value.isprintable() for field, value in values.items())
     return True

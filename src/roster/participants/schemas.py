@@ -2,7 +2,8 @@
 
 Request bodies are parsed after the request-level checks (see router), so these models only say what
 a well-formed body looks like; the field rules (lengths, permissible values, dates, uniqueness) live in
-`rules.py` (contact fields) and `profile.py` (profile fields), where every error is collected.
+`rules.py` (contact fields) and `profile.py` (profile fields), where every error is collected, each with
+its code: limits here would answer a 422 without them. The fields themselves are `fields.py`'s table.
 """
 
 from __future__ import annotations
@@ -22,25 +23,14 @@ from pydantic import (
 
 from roster import codes
 from roster.errors import DomainError
+from roster.participants import fields
 from roster.schemas import ApiModel, OutModel
 
-CONTACT_FIELDS = ("firstName", "lastName", "emailAddress", "mobileNumber", "identifier")
-PROFILE_FIELDS = (
-    "middleName",
-    "uid",
-    "empi",
-    "birthDate",
-    "deathDate",
-    "vitalStatus",
-    "gender",
-    "race",
-    "ethnicities",
-    "sexGenotype",
-    "pmis",
-    "activityStatus",
-)
+# The models below spell the fields out, typed; tests/participants/test_fields.py holds them to the table.
+CONTACT_FIELDS = fields.CONTACT_NAMES
+PROFILE_FIELDS = fields.PROFILE_NAMES
 # What OpenSpecimen's participant resource carries (seed 004): the OS path reads and replaces only these.
-OPENSPECIMEN_FIELDS = ("firstName", "middleName", "lastName", *PROFILE_FIELDS[1:])
+OPENSPECIMEN_FIELDS = (fields.FIRST_NAME.name, fields.LAST_NAME.name, *PROFILE_FIELDS)
 # Monitors and viewers see only these keys of a participant (SPEC §1): ID, OID, site, status, timestamps.
 NON_PII_KEYS = frozenset(
     {

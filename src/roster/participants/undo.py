@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 
 from roster.db import table_of, utcnow
 from roster.participants import audit
-from roster.participants.batch import CONTACT_FIELDS
+from roster.participants.fields import CONTACT_COLUMNS
 from roster.participants.models import AuditEvent, Participant, ParticipantMrn, participant_key
 
 ACTION_DELETE = "delete"
 ACTION_REVERT = "revert"
 _REGISTER = "register"
 # Audit field name -> column, for what a bulk row may change (the batch writer's names).
-_COLUMNS = {**CONTACT_FIELDS, "participateStatus": "participate_status"}
+_COLUMNS = {**CONTACT_COLUMNS, "participateStatus": "participate_status"}
 _T = table_of(Participant)
 
 

@@ -3,13 +3,15 @@ single-participant endpoint both come through here, so both follow the same data
 
 `apply_batch` decides and writes a batch under the study lock. The bulk importer may instead decide a
 batch ahead of its transaction (`plan_batch`) and write it later (`write_planned`), which writes it as
-decided only if nobody else wrote to the study in between (`studies.revision`). The deciding and writing
-themselves are `roster.participants.batch`. Flushes, never commits: the caller owns the transaction.
+decided only if nobody else wrote to the study in between (`studies.revision`). The deciding is
+`roster.participants.decision`, the writing `roster.participants.batch`. Flushes, never commits: the
+caller owns the transaction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Row, Select, select, update
@@ -17,28 +19,51 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from roster.db import table_of
-from roster.participants.batch import (
-    CONTACT_FIELDS,
+from roster.db import table_of, utcnow
+from roster.participants import batch
+from roster.participants.batch_reads import SessionBatchReads
+from roster.participants.decision import Decision, decide
+from roster.participants.records import (
     CREATED,
     FAILED,
     PARTICIPATE_CREATED,
     UNCHANGED,
     UPDATED,
-    Batch,
+    BatchContext,
     Record,
     RecordLike,
     Result,
+    StudyLike,
 )
 from roster.studies.models import Site, Study
 from roster.studies.service import check_available
 
 # The writer's vocabulary, for its callers.
-__all__ = ["CONTACT_FIELDS", "CREATED", "FAILED", "PARTICIPATE_CREATED", "UNCHANGED", "UPDATED", "Record", "Result"]
+__all__ = ["CREATED", "FAILED", "PARTICIPATE_CREATED", "UNCHANGED", "UPDATED", "Record", "Result"]
 
 _STUDIES = table_of(Study)
-# What plan_batch returns and write_planned takes.
-Plan = Batch
+# The study's and the site's settings (_STUDY_SETTINGS, _SITE_SETTINGS) as a plan was decided with them.
+Settings = tuple[tuple[Any, ...], tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A batch decided ahead of its transaction (`plan_batch`), for `write_planned`."""
+
+    context: BatchContext
+    records: Sequence[RecordLike]
+    base: int  # the study's revision expected before this batch takes the lock
+    settings: Settings  # the study's and site's settings it was decided with
+    decision: Decision | None  # None: stale, the snapshot was not the state the batch before left
+
+    @property
+    def stale(self) -> bool:
+        return self.decision is None
+
+    @property
+    def results(self) -> Sequence[Result]:
+        return self.decision.results if self.decision is not None else ()
+
 
 _SITES = table_of(Site)
 # What a batch is decided with (`Plan.settings`): a change to any of them means deciding it again.
@@ -86,7 +111,7 @@ def _open_site(session: Session, study: Study, site: Site, row: Row[*tuple[Any, 
     return settings
 
 
-def _settings(row: Row[*tuple[Any, ...]], site_settings: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+def _settings(row: Row[*tuple[Any, ...]], site_settings: tuple[Any, ...]) -> Settings:
     # _STUDY_ROW is (revision, *_STUDY_SETTINGS, …): the writer process checks the locked row's start against these.
     return tuple(row)[1 : 1 + len(_STUDY_SETTINGS)], site_settings
 
@@ -109,11 +134,25 @@ def apply_batch(
     """
     if not records:
         return []
-    batch = Batch(study.id, site.id, register, username, source, id_column)
+    context = BatchContext(study.id, site.id, register, username, source, id_column)
     row = lock_study(session, study.id)
-    batch.decide(session, records, row, _open_site(session, study, site, row)[0], None)
-    batch.write(session)
-    return batch.results
+    site_cap = _open_site(session, study, site, row)[0]
+    decision = _decide(session, context, records, row, site_cap, None)
+    batch.write(session, decision)
+    return list(decision.results)
+
+
+def _decide(
+    session: Session,
+    context: BatchContext,
+    records: Sequence[RecordLike],
+    study: StudyLike,
+    site_cap: int | None,
+    after: Decision | None,
+) -> Decision:
+    reads = SessionBatchReads(session, context.study_id, context.site_id)
+    with reads.index_lookups_only():
+        return decide(records, context=context, study=study, site_cap=site_cap, reads=reads, after=after, now=utcnow())
 
 
 def plan_batch(
@@ -131,49 +170,52 @@ def plan_batch(
     """Decides a batch ahead of its transaction, from a read snapshot (`reads`, REPEATABLE READ) and the
     batch before it (`after`), which may still be being written. `write_planned` writes it if nobody
     else wrote to the study in between, or decides it again under the lock (`apply_batch`) if someone did."""
-    batch = Batch(study.id, site.id, register, username, source, id_column)
+    context = BatchContext(study.id, site.id, register, username, source, id_column)
     row = reads.execute(select(*_STUDY_ROW).where(_STUDIES.c.id == study.id)).one()
     site_settings = _open_site(reads, study, site, row)
-    batch.settings = _settings(row, site_settings)
+    settings = _settings(row, site_settings)
     if after is None:
-        batch.base = row.revision
+        base, stale = row.revision, False
     else:
-        batch.base = after.base + 1
+        base = after.base + 1
         # The snapshot must be the state before `after` or after it, with nothing else in between.
-        batch.stale = row.revision not in (after.base, after.base + 1) or batch.settings != after.settings
-    if not batch.stale:
-        batch.decide(reads, records, row, site_settings[0], after)
-    batch.records = records
-    return batch
+        stale = row.revision not in (after.base, after.base + 1) or settings != after.settings
+    decision = None
+    if not stale:
+        earlier = after.decision if after is not None else None
+        decision = _decide(reads, context, records, row, site_settings[0], earlier)
+    return Plan(context, records, base, settings, decision)
 
 
-def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tuple[list[Result], bool]:
+def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tuple[Sequence[Result], bool]:
     """Writes a planned batch in the caller's transaction. Returns its results and whether it had to be
     decided again because the study changed after the plan's snapshot."""
     # Locked even for a batch without records: the next batch's plan counts on this batch's revision.
     row = lock_study(session, study.id)
     # Checked first, so that even a batch with nothing to write stops once the study or site is locked.
     settings = _settings(row, _open_site(session, study, site, row))
-    current = not plan.stale and row.revision == plan.base + 1 and settings == plan.settings
+    decision = plan.decision
+    current = decision is not None and row.revision == plan.base + 1 and settings == plan.settings
     if not plan.records:
         return [], not current
-    if current and plan.ids_free(session):
+    if current and decision is not None and batch.ids_free(session, decision):
         try:
             with session.begin_nested():
-                plan.write(session)
-            return plan.results, False
+                batch.write(session, decision)
+            return decision.results, False
         except (IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError):
             # An access code drawn in another study meanwhile (codes are unique across studies). The
             # statements run on the driver's connection, so the driver's own exception arrives.
             pass
+    context = plan.context
     redone = apply_batch(
         session,
         study,
         site,
         plan.records,
-        register=plan.register,
-        username=plan.username,
-        source=plan.source,
-        id_column=plan.id_column,
+        register=context.register,
+        username=context.username,
+        source=context.source,
+        id_column=context.id_column,
     )
     return redone, True
