@@ -137,6 +137,7 @@ class DryRunCreation(Base):
 
     __tablename__ = "dry_run_creations"
     # Key first, job second, like the log's key index: looked up by key with the job as scope (roster.fastsql).
+    # Deleting a job's rows reads the table, which holds only the rows of dry runs not yet ended.
     __table_args__ = ({"sqlite_with_rowid": False},)
 
     participant_key: Mapped[str] = mapped_column(String(100), primary_key=True)
