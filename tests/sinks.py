@@ -20,7 +20,7 @@ class Hooked:
     def __init__(self, sink: BatchSink, job: RunningJob, before, after, planned) -> None:
         self.sink, self.job = sink, job
         self.before, self.after, self.planned = before, after, planned
-        self.overlaps = sink.overlaps
+        self.overlaps, self.decides = sink.overlaps, sink.decides
 
     def prepare(self, plan: BatchPlan, reads: Any) -> None:
         if self.planned is not None:

@@ -10,6 +10,7 @@ SITE_NOT_AVAILABLE = "errorCode.siteNotAvailable"
 NO_ROLE_SET_UP = "errorCode.noRoleSetUp"
 NO_SUFFICIENT_PRIVILEGES = "errorCode.noSufficientPrivileges"
 INVALID_REGISTER_PARAMETER = "errorCode.invalidRegisterParameter"
+INVALID_DRY_RUN_PARAMETER = "errorCode.invalidDryRunParameter"
 PARTICIPATE_INACTIVE = "errorCode.participateInactive"
 MISSING_FILE = "errorCode.missingFile"
 FILE_TOO_LARGE = "errorCode.fileTooLarge"
@@ -110,6 +111,7 @@ MESSAGES: dict[str, str] = {
     NO_ROLE_SET_UP: "The user has no role assigned for the given study/site.",
     NO_SUFFICIENT_PRIVILEGES: "The user does not have sufficient privileges to perform this operation.",
     INVALID_REGISTER_PARAMETER: "The register parameter must be y or n.",
+    INVALID_DRY_RUN_PARAMETER: "The dryRun parameter must be y or n.",
     PARTICIPATE_INACTIVE: "The Participate module is not active for this study, so register=y is not allowed.",
     MISSING_FILE: "The request has no file part named 'file'.",
     FILE_TOO_LARGE: "The file is larger than the configured upload limit.",

@@ -62,6 +62,7 @@ class Bulk:
         *,
         name: str = "p.csv",
         register: str | None = None,
+        dry_run: str | None = None,
         site: str = SITE_A,
         study: str = STUDY,
         user: str = "dm",
@@ -69,6 +70,8 @@ class Bulk:
         **kwargs: Any,
     ):
         params = {"register": register} if register is not None else {}
+        if dry_run is not None:
+            params["dryRun"] = dry_run
         files = {"file": (name, data, "text/csv")} if data is not None else None
         return self.client.post(
             bulk_url(study, site),

@@ -158,6 +158,22 @@ def test_7_the_register_value_is_checked_before_the_file(bulk):
     refused(bulk, bulk.post(None, register="maybe"), 400, codes.INVALID_REGISTER_PARAMETER)
 
 
+@pytest.mark.parametrize("value", ["maybe", "", "1", "true"])
+def test_an_invalid_dry_run_value_is_400_right_after_check_7(bulk, value):
+    refused(bulk, bulk.post(GOOD, dry_run=value), 400, codes.INVALID_DRY_RUN_PARAMETER)
+    # After the register value, before participateActive and the file.
+    refused(bulk, bulk.post(GOOD, register="maybe", dry_run=value), 400, codes.INVALID_REGISTER_PARAMETER)
+    refused(bulk, bulk.post(None, dry_run=value), 400, codes.INVALID_DRY_RUN_PARAMETER)
+    bulk.set_study(participateActive=False)
+    refused(bulk, bulk.post(GOOD, register="y", dry_run=value), 400, codes.INVALID_DRY_RUN_PARAMETER)
+
+
+@pytest.mark.parametrize(("value", "dry_run"), [(" Y ", True), ("yes", True), ("N", False), ("no", False)])
+def test_dry_run_takes_y_or_n_in_any_case(bulk, value, dry_run):
+    job = bulk.job(bulk.upload(GOOD, dry_run=value))
+    assert (job["dryRun"], job["type"], job["status"]) == (dry_run, "BULK_ADD_PARTICIPANTS", "IN_QUEUE")
+
+
 def test_8_register_needs_participate_active(bulk):
     bulk.set_study(participateActive=False)
     refused(bulk, bulk.post(GOOD, register="y"), 400, codes.PARTICIPATE_INACTIVE)

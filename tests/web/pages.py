@@ -36,10 +36,12 @@ def write_csv(directory: Path, name: str, lines: list[str]) -> Path:
     return path
 
 
-def upload(page: Page, path: Path, register: bool = False) -> None:
+def upload(page: Page, path: Path, register: bool = False, dry_run: bool = False) -> None:
     page.get_by_label("CSV or Excel file").set_input_files(str(path))
     if register:
         page.get_by_label("Register for Participate").check()
+    if dry_run:
+        page.get_by_label("Validate only").check()
     page.get_by_role("button", name="Upload", exact=True).click()
 
 

@@ -336,3 +336,25 @@ def test_revert_a_finished_job_after_confirming_what_it_will_do(page, server, we
     expect(revert).to_have_attribute("data-status", "COMPLETED", timeout=30_000)
     expect(revert).to_contain_text("2 deleted")
     expect(revert.get_by_role("button", name="Revert to-revert.csv")).to_have_count(0)
+
+
+def test_validate_only_runs_a_dry_run_that_changes_nothing_and_cannot_be_reverted(
+    page, server, web_setup, api, tmp_path: Path
+) -> None:
+    sign_in(page, server)
+    upload(page, write_csv(tmp_path, "to-check.csv", GOOD_AND_BAD[:3]), dry_run=True)
+    row = wait_for_status(page, "to-check.csv", "COMPLETED")
+    expect(row.locator("td[data-label='Source file'] .tag")).to_have_text(["dry run"])
+    expect(row.locator("td[data-label=Progress]")).to_contain_text("2 of 2 rows · 2 created")
+    expect(row.get_by_role("button", name="Revert to-check.csv")).to_have_count(0)
+    # The log says what each row would do; a participant it would create has no OID, none having been taken.
+    row.get_by_role("button", name="View log of to-check.csv").click()
+    expect(log_rows(page)).to_have_count(2)
+    assert log_outcomes(page) == ["created", "created"]
+    expect(log_rows(page).locator("td[data-label='Participant ID']")).to_have_text(["WEB-001", "WEB-002"])
+    expect(log_rows(page).locator("td[data-label='Participant OID']")).to_have_text(["", ""])
+    listed = api.client.get(
+        f"{P}/clinicaldata/studies/{STUDY}/sites/{SITE_A}/participants", headers=api.headers(COORDINATOR)
+    )
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["total"] == 0

@@ -13,6 +13,8 @@ from roster.participants import writer
 
 
 class InlineSink:
+    decides = False
+
     def __init__(self, job: RunningJob, *, overlaps: bool) -> None:
         self.job = job
         self.overlaps = overlaps
@@ -28,12 +30,18 @@ class InlineSink:
         last = plan.last_row
         # A batch lands with its checkpoint or not at all, so a batch lost in a crash of the machine is
         # simply done again: its commit need not wait for the disk (the job's end does, as usual).
+        assert plan.batch is not None
         with job.db.transaction(relaxed=True) as session:
-            bulk = bulk_for(session)
             results, redone = writer.write_planned(session, plan.batch, job.study, job.site)
             if redone or plan.entries is None:
-                plan.entries, plan.counts = log_entries(plan, results, bulk)
-            assert plan.counts is not None
-            bulk.insert(LOG, LOG_COLUMNS, plan.entries, {"job_id": job.job.id})
-            cancel = job.checkpoint(last, plan.counts).run(session)
+                plan.entries, plan.counts = log_entries(plan, results, bulk_for(session))
+            cancel = log_and_checkpoint(session, job, plan)
         return BatchOutcome(cancel, redone, last)
+
+
+def log_and_checkpoint(session: Session, job: RunningJob, plan: BatchPlan) -> bool:
+    """The batch's log entries and the job's fenced checkpoint, in the batch's transaction. Returns whether
+    a cancel was requested."""
+    assert plan.entries is not None and plan.counts is not None
+    bulk_for(session).insert(LOG, LOG_COLUMNS, plan.entries, {"job_id": job.job.id})
+    return job.checkpoint(plan.last_row, plan.counts).run(session)

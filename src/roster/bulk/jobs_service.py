@@ -32,6 +32,7 @@ from roster.bulk.models import (
     IN_QUEUE,
     JOB_TYPE_BULK_ADD,
     JOB_TYPE_EXTRACT,
+    DryRunCreation,
     Job,
     LogEntry,
     UploadChunk,
@@ -350,6 +351,7 @@ def delete_job(session: Session, user: User, value: str) -> None:
         delete(Job).where(Job.id == job.id),
         delete(LogEntry).where(LogEntry.job_id == job.id),
         delete(UploadChunk).where(UploadChunk.job_id == job.id),
+        delete(DryRunCreation).where(DryRunCreation.job_id == job.id),
     ):
         session.execute(stmt.execution_options(synchronize_session=False))
     session.expunge(job)

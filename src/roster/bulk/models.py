@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     false,
 )
@@ -125,6 +126,24 @@ class LogEntry(Base):
     errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # The row's own cells, for failedRows (kept for failed rows only).
     cells: Mapped[list[str] | None] = mapped_column(JSON)
+
+
+class DryRunCreation(Base):
+    """A participant a dry run (SPEC §11.1) would have created, in a study that generates IDs: its later
+    batches must meet it as the real import would (a later row may name a generated ID; the generator skips
+    IDs taken before), and the database does not hold it. Written with the batch's log entries and checkpoint,
+    so a resumed dry run finds exactly its earlier batches' creations; deleted when the dry run ends
+    (roster.bulk.dry_run) or with its job."""
+
+    __tablename__ = "dry_run_creations"
+    # Key first, job second, like the log's key index: looked up by key with the job as scope (roster.fastsql).
+    # Deleting a job's rows reads the table, which holds only the rows of dry runs not yet ended.
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    participant_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    job_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    participant_id: Mapped[str] = mapped_column(String(30))
+    contact_values: Mapped[str] = mapped_column(Text)  # JSON: the contact columns as the creation sets them
 
 
 class WorkerHeartbeat(Base):

@@ -51,7 +51,7 @@ LOG_COLUMNS = LogRow._fields
 class BatchPlan:
     rows: list[Row]
     keys: set[str]  # the rows' ID keys, for the next batch's in-file duplicate check
-    batch: writer.Plan
+    batch: writer.Plan | None  # None: the sink decides the batch itself (`BatchSink.decides`)
     duplicate: RuleError  # the error of a row whose ID an earlier row had
     asked: Collection[str]  # the keys the job's log was asked about (the filter's "maybe"s; every key of a resumed job)
     entries: Payload | None = None  # the log entries' insert payload
@@ -61,6 +61,12 @@ class BatchPlan:
     @property
     def last_row(self) -> int:
         return self.rows[-1].entry.row
+
+    @property
+    def records(self) -> list[RecordLike]:
+        """The rows that go to the participant writer: no field error, no earlier row with their ID."""
+        # A row without errors has its fields (Row.fields is None only for a refused row).
+        return cast(list[RecordLike], [r for r in self.rows if not r.errors and not r.duplicate])
 
 
 class Planner:
@@ -90,26 +96,25 @@ class Planner:
                     }
             if previous is not None:
                 seen |= previous.keys & keys
-            records = []
             for r in rows:
                 if r.key is not None:
                     r.duplicate = r.key in seen and r.fields is not None
                     seen.add(r.key)
-                if not r.errors and not r.duplicate:
-                    records.append(r)
-            batch = writer.plan_batch(
+            duplicate = rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written)
+            plan = BatchPlan(rows, keys, None, duplicate, asked)
+            if self.sink.decides:
+                return plan
+            plan.batch = batch = writer.plan_batch(
                 session,
                 run.study,
                 run.site,
-                cast(list[RecordLike], records),  # rows that passed the rules carry their fields
+                plan.records,
                 after=previous.batch if previous is not None else None,
                 register=job.register,
                 username=job.created_by,
                 source=job.uuid,
                 id_column=id_written,
             )
-            duplicate = rule_error(codes.PARTICIPANT_ID_DUPLICATED_IN_FILE, id_written)
-            plan = BatchPlan(rows, keys, batch, duplicate, asked)
             if not batch.stale:
                 plan.entries, plan.counts = log_entries(plan, batch.results, bulk)
                 self.sink.prepare(plan, session)

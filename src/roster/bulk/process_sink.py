@@ -24,6 +24,7 @@ from roster.participants import batch, writer
 
 class WriterProcessSink:
     overlaps = True
+    decides = False
 
     def __init__(self, job: RunningJob, process: WriterProcess, inline: InlineSink) -> None:
         self.job, self.process, self.inline = job, process, inline
@@ -33,6 +34,7 @@ class WriterProcessSink:
         job = self.job
         bulk = bulk_for(reads)
         assert plan.entries is not None and plan.counts is not None and job.db.sqlite_file is not None
+        assert plan.batch is not None
         checkpoint = job.checkpoint(plan.last_row, plan.counts).statement(job.db.dialect)
         steps = [
             *planned_steps(bulk, plan.batch, job.study.id, job.site.id),

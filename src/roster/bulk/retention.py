@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, delete, func, select, text, update
 
-from roster.bulk.models import FINISHED, Job, LogEntry, UploadChunk, WorkerHeartbeat
+from roster.bulk.models import FINISHED, DryRunCreation, Job, LogEntry, UploadChunk, WorkerHeartbeat
 from roster.config import Settings
 from roster.db import Database, utcnow
 
@@ -137,6 +137,7 @@ def _purge_jobs(conn: Connection, cutoff: dt.datetime, result: PurgeResult, per_
                 ).rowcount
         with conn.begin():
             conn.execute(delete(UploadChunk).where(UploadChunk.job_id == job_id))
+            conn.execute(delete(DryRunCreation).where(DryRunCreation.job_id == job_id))
             result.jobs += conn.execute(delete(Job).where(Job.id == job_id, *_finished_before(cutoff))).rowcount
 
 

@@ -53,9 +53,11 @@ def parse_register(value: str | None) -> bool:
     return parse_yes_no(value, codes.INVALID_REGISTER_PARAMETER)
 
 
-def _authorize(request: Request, token: str, study_oid: str, site_oid: str, register: str | None) -> dict[str, Any]:
-    """Checks 1–8, in order, on a read session (on SQLite a write session would lock the database
-    for as long as the client takes to send the body)."""
+def _authorize(
+    request: Request, token: str, study_oid: str, site_oid: str, register: str | None, dry_run: str | None
+) -> dict[str, Any]:
+    """Checks 1–8 (and `dryRun`'s right after check 7), in order, on a read session (on SQLite a write
+    session would lock the database for as long as the client takes to send the body)."""
     db: Database = request.app.state.db
     with db.read_sessions() as session, session.begin():
         user = load_user(session, request.app.state.tokens, token)
@@ -64,12 +66,14 @@ def _authorize(request: Request, token: str, study_oid: str, site_oid: str, regi
         require_available(study, site)
         require_site_action(session, user, study, site, Action.WRITE)
         wants_register = parse_register(register)
+        wants_dry_run = parse_yes_no(dry_run, codes.INVALID_DRY_RUN_PARAMETER)
         if wants_register and not study.participate_active:
             raise DomainError(codes.PARTICIPATE_INACTIVE, 400, {"studyOID": study.oid})
         return {
             "study_id": study.id,
             "site_id": site.id,
             "register": wants_register,
+            "dry_run": wants_dry_run,
             "username": user.username,
             "user_id": user.id,
         }
@@ -82,6 +86,7 @@ def _store(session: Session, checked: dict[str, Any], upload: ReceivedUpload) ->
         study_id=checked["study_id"],
         site_id=checked["site_id"],
         register=checked["register"],
+        dry_run=checked["dry_run"],
         file_name=upload.file_name,
         username=checked["username"],
         user_id=checked["user_id"],
@@ -105,7 +110,7 @@ def _wants_json(request: Request) -> bool:
     response_class=PlainTextResponse,
     responses={200: ACCEPTED, **errors(400, 403, 413)},
     openapi_extra=UPLOAD_BODY,
-    summary="Upload a CSV of participants; answers with the job's UUID at once",
+    summary="Upload a CSV of participants (or only validate it, dryRun=y); answers with the job's UUID at once",
 )
 async def upload_participants(
     request: Request,
@@ -117,8 +122,16 @@ async def upload_participants(
     register: Annotated[
         str | None, Query(description="y|yes|n|no, any case; absent = n", json_schema_extra=YES_NO_SCHEMA)
     ] = None,
+    dryRun: Annotated[
+        str | None,
+        Query(
+            description="y|yes|n|no, any case; absent = n. y: only validate — the job logs what each row would "
+            "do and changes nothing (SPEC §11.1)",
+            json_schema_extra=YES_NO_SCHEMA,
+        ),
+    ] = None,
 ) -> Response:
-    checked = await run_in_threadpool(_authorize, request, token, studyOID, siteOID, register)
+    checked = await run_in_threadpool(_authorize, request, token, studyOID, siteOID, register, dryRun)
     upload = await receive_upload(request, request.app.state.settings.max_upload_bytes)
     try:
         job_uuid = await run_in_threadpool(_store, session, checked, upload)

@@ -69,6 +69,9 @@ class BatchSink(Protocol):
     # Whether `write` may run in a writer thread while the importer plans the next batch: only where the
     # database's work runs outside this process's GIL (PostgreSQL's server, the SQLite writer process).
     overlaps: bool
+    # Whether `write` decides the batch itself, under the study lock (a dry run): the planner then only
+    # reads, checks and keys the rows, and leaves `BatchPlan.batch` empty.
+    decides: bool
 
     def prepare(self, plan: BatchPlan, reads: Session) -> None:
         """In the planning thread, with the plan's snapshot session: work a sink can do ahead (e.g. encode

@@ -1,5 +1,6 @@
 """Chooses how a job's batches are written (roster.bulk.sink), in this one place:
 
+- a dry run (SPEC §11.1): decided under the lock and only logged (roster.bulk.dry_run);
 - SQLite file with the overlap on, on POSIX: the writer process (roster.bulk.process_sink), when one
   can start; otherwise
 - PostgreSQL with the overlap on: in the worker's transaction, from a writer thread (InlineSink);
@@ -13,6 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from roster.bulk import writer_process
+from roster.bulk.dry_run import dry_run_sink
 from roster.bulk.inline_sink import InlineSink
 from roster.bulk.process_sink import WriterProcessSink
 from roster.bulk.sink import BatchSink, RunningJob
@@ -41,6 +43,10 @@ class Sinks:
 
     @contextmanager
     def __call__(self, job: RunningJob) -> Iterator[BatchSink]:
+        if job.job.dry_run:
+            with dry_run_sink(job) as sink:
+                yield sink
+            return
         inline = InlineSink(job, overlaps=job.settings.bulk_overlap and job.db.dialect == "postgresql")
         if not uses_writer_process(job.db, job.settings):
             yield inline

@@ -243,6 +243,7 @@ export class JobsTable {
         "Source file",
         h("span", { class: "file-name", title: `Job ${job.uuid}` }, name),
         job.register ? h("span", { class: "tag" }, "register") : null,
+        job.dryRun ? h("span", { class: "tag", title: "Validated only: nothing was changed" }, "dry run") : null,
         extract ? h("span", { class: "tag" }, "extract") : null,
         extract && job.includeParticipateInfo ? h("span", { class: "tag" }, "access codes") : null,
         job.type === REVERT ? h("span", { class: "tag", title: `Reverts job ${job.revertOf}` }, "revert") : null,

@@ -1,5 +1,5 @@
-// The upload form: a CSV or .xlsx file (chosen or dropped anywhere on the page), the register flag, the
-// bulk endpoint. The server decides every check; the page only explains its answers.
+// The upload form: a CSV or .xlsx file (chosen or dropped anywhere on the page), the register and
+// validate-only flags, the bulk endpoint. The server decides every check; the page only explains its answers.
 
 import { ApiError, P, seg, upload } from "./api.js";
 import { $, errorNode, formatBytes, h, notice } from "./dom.js";
@@ -11,6 +11,7 @@ export class UploadForm {
     this.file = $("file");
     this.register = $("register");
     this.registerHint = $("register-hint");
+    this.dryRun = $("dry-run");
     this.button = $("upload-button");
     this.progress = $("upload-progress");
     this.message = $("upload-message");
@@ -62,7 +63,7 @@ export class UploadForm {
     }
     const { study, site } = this.target;
     const register = this.register.checked && !this.register.disabled ? "y" : "n";
-    const path = `${P}/clinicaldata/studies/${seg(study)}/sites/${seg(site)}/participants/bulk?register=${register}`;
+    const path = `${P}/clinicaldata/studies/${seg(study)}/sites/${seg(site)}/participants/bulk?register=${register}&dryRun=${this.dryRun.checked ? "y" : "n"}`;
     const body = new FormData();
     body.append("file", file, file.name);
 
