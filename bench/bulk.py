@@ -271,7 +271,8 @@ def pg_backend_cpu(url: str) -> float | None:
             pids = conn.scalars(
                 sa.text(
                     "SELECT pid FROM pg_stat_activity"
-                    " WHERE application_name IN (:app, 'roster-worker') OR application_name LIKE 'roster-worker %'"
+                    " WHERE (application_name IN (:app, 'roster-worker') OR application_name LIKE 'roster-worker %')"
+                    " AND datname = current_database()"  # other workers may share the server
                 ),
                 {"app": WORKER_APP},
             ).all()

@@ -67,10 +67,11 @@ def main() -> None:
     from roster.bulk.tuning import prepare_process
     from roster.bulk.worker import drain
     from roster.config import Settings
-    from roster.db import Database
+    from roster.db import Database, worker_limits
 
     settings = Settings()
-    db = Database(settings.database_url)
+    # As `roster worker` connects: its sessions are named roster-worker, which bench/bulk.py's DB CPU looks for.
+    db = Database(settings.database_url, worker_limits(settings.job_lease_seconds))
     with db.engine.connect():
         pass
     # As `roster worker` does before its first poll (roster.bulk.tuning); a deployed worker also polls
