@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import uuid as uuidlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +40,7 @@ from roster.bulk.queue import Claim, LeaseLost
 from roster.bulk.upload import CHUNK_BYTES
 from roster.config import Settings
 from roster.csvout import CsvWriter
-from roster.db import Database, table_of, utcnow
+from roster.db import Database, table_of
 from roster.errors import Conflict, DomainError
 from roster.participants import fields
 from roster.participants.models import AVAILABLE, Participant
@@ -70,10 +69,8 @@ def file_name(site_oid: str) -> str:
 
 def enqueue(session: Session, user: User, study: Study, site: Site, include_participate_info: bool) -> Job:
     """The queued job, in the caller's transaction; the worker writes its file."""
-    job = Job(
-        uuid=str(uuidlib.uuid4()),
+    job = queue.new_job(
         type=JOB_TYPE_EXTRACT,
-        status=IN_QUEUE,
         study_id=study.id,
         site_id=site.id,
         register=False,
@@ -81,16 +78,6 @@ def enqueue(session: Session, user: User, study: Study, site: Site, include_part
         source_file_name=file_name(site.oid)[:255],
         created_by=user.username,
         created_by_id=user.id,
-        date_created=utcnow(),
-        processed=0,
-        created=0,
-        updated=0,
-        unchanged=0,
-        failed=0,
-        warnings=[],
-        attempts=0,
-        cancel_requested=False,
-        upload_size=0,
     )
     session.add(job)
     session.flush()

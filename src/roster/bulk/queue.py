@@ -67,6 +67,27 @@ def process_of(owner: str) -> str | None:
     return parts[3] if len(parts) == 5 else None
 
 
+def new_job(**fields: Any) -> Job:
+    """A job as it enters the queue (IN_QUEUE, nothing done yet), with `fields` for what it is."""
+    state: dict[str, Any] = {
+        "uuid": str(uuidlib.uuid4()),
+        "status": IN_QUEUE,
+        "date_created": utcnow(),
+        "processed": 0,
+        "created": 0,
+        "updated": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "deleted": 0,
+        "restored": 0,
+        "warnings": [],
+        "attempts": 0,
+        "cancel_requested": False,
+        "upload_size": 0,
+    }
+    return Job(**(state | fields))
+
+
 def enqueue(
     session: Session,
     *,
@@ -83,9 +104,7 @@ def enqueue(
     chunks: Iterable[bytes],
 ) -> Job:
     """Stores the upload chunk by chunk with its job (IN_QUEUE) in the caller's transaction."""
-    job = Job(
-        uuid=str(uuidlib.uuid4()),
-        status=IN_QUEUE,
+    job = new_job(
         study_id=study_id,
         site_id=site_id,
         register=register,
@@ -93,15 +112,7 @@ def enqueue(
         source_file_name=file_name[:255],
         created_by=username,
         created_by_id=user_id,
-        date_created=utcnow(),
-        processed=0,
-        created=0,
-        updated=0,
-        unchanged=0,
-        failed=0,
         warnings=bounded(warnings),
-        attempts=0,
-        cancel_requested=False,
         upload_size=size,
         upload_sha256=sha256,
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import uuid as uuidlib
 from collections.abc import Callable
 
 from sqlalchemy import func, insert, select
@@ -27,7 +26,6 @@ from roster.bulk.models import (
     CANCELLED,
     COMPLETED,
     FINISHED,
-    IN_QUEUE,
     JOB_TYPE_BULK_ADD,
     JOB_TYPE_REVERT,
     Job,
@@ -35,7 +33,7 @@ from roster.bulk.models import (
 )
 from roster.bulk.queue import Claim, LeaseLost
 from roster.config import Settings
-from roster.db import Database, table_of, utcnow
+from roster.db import Database, table_of
 from roster.errors import Conflict, NotFound
 from roster.participants import undo, writer
 
@@ -64,30 +62,16 @@ def queue_revert(session: Session, user: User, value: str) -> tuple[Job, str, st
     taken = session.scalar(select(Job.id).where(Job.revert_of == job.uuid))
     if job.type != JOB_TYPE_BULK_ADD or job.dry_run or taken is not None:
         raise Conflict(codes.JOB_NOT_REVERTIBLE, {"uuid": job.uuid})
-    revert = Job(
-        uuid=str(uuidlib.uuid4()),
+    revert = queue.new_job(
         type=JOB_TYPE_REVERT,
         revert_of=job.uuid,
-        status=IN_QUEUE,
         study_id=job.study_id,
         site_id=job.site_id,
         register=False,
         source_file_name=job.source_file_name,
         created_by=user.username,
         created_by_id=user.id,
-        date_created=utcnow(),
-        processed=0,
-        created=0,
-        updated=0,
-        unchanged=0,
-        failed=0,
-        deleted=0,
-        restored=0,
         dry_run=False,
-        warnings=[],
-        attempts=0,
-        cancel_requested=False,
-        upload_size=0,
     )
     try:
         with session.begin_nested():
