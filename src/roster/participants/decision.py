@@ -30,11 +30,9 @@ from roster.participants.records import (
 )
 from roster.participants.rules import rule_error
 
-
-class Change(NamedTuple):
-    field: str  # API name
-    old: str | None
-    new: str | None
+# (API field name, old value, new value). A plain tuple: deciding makes several per row, and a NamedTuple's
+# constructor stood out in the bulk worker's profile (bench/HISTORY.md).
+Change = tuple[str, str | None, str | None]
 
 
 class Event(NamedTuple):
@@ -210,11 +208,11 @@ class _Deciding:
 
     def _create(self, record: RecordLike, pid: str, key: str, states: list[State | None]) -> Result:
         values: dict[str, Any] = dict.fromkeys(WRITABLE_COLUMNS)
-        changes = [Change("participantId", None, pid), Change("status", None, AVAILABLE)]
+        changes: list[Change] = [("participantId", None, pid), ("status", None, AVAILABLE)]
         for name, value in record.fields.items():
             if value:
                 values[CONTACT_COLUMNS[name]] = value
-                changes.append(Change(name, None, value))
+                changes.append((name, None, value))
         state = State(None, self.context.site_id, pid, key, None, AVAILABLE, None, None, values, new=True)
         self.live[key] = state
         self.created.append(state)
@@ -227,13 +225,13 @@ class _Deciding:
         return Result(CREATED, pid, None, None)
 
     def _update(self, record: RecordLike, state: State, states: list[State | None]) -> Result:
-        changes = []
+        changes: list[Change] = []
         values = state.values
         for name, value in record.fields.items():
             column = CONTACT_COLUMNS[name]
             old = values[column]
             if value and old != value:
-                changes.append(Change(name, old, value))
+                changes.append((name, old, value))
                 values[column] = value
         if changes:
             state.dirty = True
@@ -251,7 +249,7 @@ class _Deciding:
         old = state.participate_status
         state.participate_status = PARTICIPATE_CREATED
         # The code itself stays out of the trail: it is a credential.
-        self.events.append(Event(state, "register", [Change("participateStatus", old, PARTICIPATE_CREATED)]))
+        self.events.append(Event(state, "register", [("participateStatus", old, PARTICIPATE_CREATED)]))
         return True
 
     # -- identifiers -----------------------------------------------------------------------------
