@@ -79,4 +79,4 @@ def planned_steps(bulk: Bulk, plan: writer.Plan, study_id: int, site_id: int) ->
     ids_check = batch.ids_free_check(decision, bulk)
     if ids_check is not None:
         steps.append((*ids_check, (1,)))
-    return steps + [(sql, params, None) for sql, params in batch.statements(decision, bulk)]
+    return steps + [(sql, params, None) for sql, params in batch.statements(decision, bulk, plan.statements)]

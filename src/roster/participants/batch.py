@@ -6,7 +6,7 @@ changed ones, one INSERT for their audit events (roster.fastsql) — run in the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from operator import attrgetter
 from typing import Any
 
@@ -43,23 +43,28 @@ _inserted = attrgetter(*_INSERTED.values())
 _updated = attrgetter("pk", *_UPDATED.values())
 
 
-def write(session: Session, decision: Decision) -> None:
-    """Writes the decision in `session`'s transaction (the study row already locked)."""
+def write(session: Session, decision: Decision, ready: Sequence[Statement] | None = None) -> None:
+    """Writes the decision in `session`'s transaction (the study row already locked). `ready`: its
+    `row_statements`, if built ahead."""
     if decision.counter_after != decision.counter_before:
         session.execute(_counter(decision))
     db = bulk_for(session)
     with db.index_lookups_only():
-        db.run(participant_statements(decision, db))
-        db.run(audit_statements(decision, db))
+        db.run(row_statements(decision, db) if ready is None else ready)
 
 
-def statements(decision: Decision, db: Bulk) -> Iterator[Statement]:
+def statements(decision: Decision, db: Bulk, ready: Sequence[Statement] | None = None) -> Iterator[Statement]:
     """What `write` runs, as driver statements for a caller that runs them elsewhere (SQLite only:
     `Bulk.driver` needs positional parameters)."""
     if decision.counter_after != decision.counter_before:
         yield db.driver(_counter(decision))
-    yield from participant_statements(decision, db)
-    yield from audit_statements(decision, db)
+    yield from row_statements(decision, db) if ready is None else ready
+
+
+def row_statements(decision: Decision, db: Bulk) -> tuple[Statement, ...]:
+    """The participants' and audit events' statements, payloads encoded: the Python part of writing, which
+    a planner builds ahead so that the writer, whose time the database waits on, only sends them."""
+    return (*participant_statements(decision, db), *audit_statements(decision, db))
 
 
 def ids_free_check(decision: Decision, db: Bulk) -> Statement | None:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from roster.db import table_of, utcnow
+from roster.fastsql import Statement, bulk_for
 from roster.participants import batch
 from roster.participants.batch_reads import SessionBatchReads
 from roster.participants.decision import Decision, decide
@@ -55,6 +56,7 @@ class Plan:
     base: int  # the study's revision expected before this batch takes the lock
     settings: Settings  # the study's and site's settings it was decided with
     decision: Decision | None  # None: stale, the snapshot was not the state the batch before left
+    statements: tuple[Statement, ...] = ()  # the decision's batch.row_statements, built with it
 
     @property
     def stale(self) -> bool:
@@ -180,11 +182,11 @@ def plan_batch(
         base = after.base + 1
         # The snapshot must be the state before `after` or after it, with nothing else in between.
         stale = row.revision not in (after.base, after.base + 1) or settings != after.settings
-    decision = None
-    if not stale:
-        earlier = after.decision if after is not None else None
-        decision = _decide(reads, context, records, row, site_settings[0], earlier)
-    return Plan(context, records, base, settings, decision)
+    if stale:
+        return Plan(context, records, base, settings, None)
+    earlier = after.decision if after is not None else None
+    decision = _decide(reads, context, records, row, site_settings[0], earlier)
+    return Plan(context, records, base, settings, decision, batch.row_statements(decision, bulk_for(reads)))
 
 
 def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tuple[Sequence[Result], bool]:
@@ -201,7 +203,7 @@ def write_planned(session: Session, plan: Plan, study: Study, site: Site) -> tup
     if current and decision is not None and batch.ids_free(session, decision):
         try:
             with session.begin_nested():
-                batch.write(session, decision)
+                batch.write(session, decision, plan.statements)
             return decision.results, False
         except (IntegrityError, session.get_bind().dialect.loaded_dbapi.IntegrityError):
             # An access code drawn in another study meanwhile (codes are unique across studies). The
